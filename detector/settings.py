@@ -1,0 +1,156 @@
+"""Configuration: one frozen ``Settings`` read from ``HASHGUARD_*`` environment variables.
+
+Every setting is declared once in ``SETTINGS`` with its default and help text, so the
+README table and the ``hashguard settings`` command are generated from the same place and
+a test can check the docs never fall behind the code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_data_dir
+
+
+class SettingsError(ValueError):
+    """A HASHGUARD_* environment variable has a value that cannot be used."""
+
+
+def _int(minimum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.replace("_", ""))
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def _float(minimum: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw)
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def _optional_str(raw: str) -> str | None:
+    return raw or None
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(sorted({part.strip() for part in raw.split(",") if part.strip()}))
+
+
+def _default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _setting(env: str, parse: Callable[[str], Any], default: Any, help: str) -> Any:
+    return field(default=default, metadata={"env": env, "parse": parse, "help": help})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Settings:
+    """The whole configuration of one hashguard process. Build it with ``Settings.from_env()``."""
+
+    database_url: str | None = _setting(
+        "HASHGUARD_DATABASE_URL",
+        _optional_str,
+        None,
+        "PostgreSQL URL (postgresql://user:pass@host/db). Unset: an embedded PostgreSQL in HASHGUARD_DATA_DIR.",
+    )
+    data_dir: Path = _setting(
+        "HASHGUARD_DATA_DIR",
+        Path,
+        Path(user_data_dir("hashguard")),
+        "Folder for the embedded PostgreSQL cluster (used only when HASHGUARD_DATABASE_URL is unset).",
+    )
+    max_upload_bytes: int = _setting(
+        "HASHGUARD_MAX_UPLOAD_BYTES",
+        _int(1),
+        50_000_000,
+        "Largest accepted /v1/scan body in bytes; larger uploads get 413 payload_too_large.",
+    )
+    max_pixels: int = _setting(
+        "HASHGUARD_MAX_PIXELS",
+        _int(1),
+        100_000_000,
+        "Largest accepted image in pixels (width x height), checked from the header before decoding;"
+        " larger images (decompression bombs) get 422 image_too_large.",
+    )
+    hash_workers: int = _setting(
+        "HASHGUARD_HASH_WORKERS",
+        _int(1),
+        _default_workers(),
+        "How many decode-and-hash jobs run at once, off the event loop (default: the CPUs this process may use).",
+    )
+    scan_timeout_s: float = _setting(
+        "HASHGUARD_SCAN_TIMEOUT_S",
+        _float(0.1),
+        30.0,
+        "How long a scan may wait for a hashing slot and run before it answers 503 scan_timeout.",
+    )
+    tools: tuple[str, ...] = _setting(
+        "HASHGUARD_TOOLS",
+        _names,
+        (),
+        "Comma-separated detection tools to use (default: every installed tool).",
+    )
+    db_pool_size: int = _setting(
+        "HASHGUARD_DB_POOL_SIZE",
+        _int(1),
+        10,
+        "Largest number of PostgreSQL connections this process holds.",
+    )
+    key_cache_s: float = _setting(
+        "HASHGUARD_KEY_CACHE_S",
+        _float(0.0),
+        5.0,
+        "Seconds a verified API key is cached in memory; a revoked key stops working within this time.",
+    )
+    log_level: str = _setting(
+        "HASHGUARD_LOG_LEVEL",
+        str.upper,
+        "INFO",
+        "Python logging level (DEBUG, INFO, WARNING, ERROR).",
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every HASHGUARD_* variable; ``overrides`` (e.g. from command-line flags) win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.metadata["env"]
+            raw = env.get(name)
+            if raw is None:
+                continue
+            try:
+                values[f.name] = f.metadata["parse"](raw.strip())
+            except ValueError as exc:
+                raise SettingsError(f"{name}={raw!r} is not valid: {exc}") from exc
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def documented_settings() -> list[tuple[str, str, str]]:
+    """(variable, default, help) for every setting, in declaration order — the docs' source."""
+    rows = []
+    for f in fields(Settings):
+        default = f.default
+        shown = "(unset)" if default is None else ",".join(default) if isinstance(default, tuple) else str(default)
+        if f.name == "data_dir":
+            shown = "the user data folder + /hashguard"
+        if f.name == "hash_workers":
+            shown = "CPUs available"
+        if f.name == "tools" and not default:
+            shown = "(all installed)"
+        rows.append((f.metadata["env"], shown, f.metadata["help"]))
+    return rows
