@@ -1,0 +1,30 @@
+"""The hashsets context's errors. Messages name line numbers, never hash values."""
+
+from __future__ import annotations
+
+
+class HashsetError(Exception):
+    """The hash list operation failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or (self.__doc__ or "").strip()
+        super().__init__(self.message)
+
+
+class InvalidListFile(HashsetError):
+    """The hash list file has invalid lines; nothing of it was imported."""
+
+    def __init__(self, problems: list[str], total: int) -> None:
+        self.problems = problems
+        self.total = total
+        shown = "\n  ".join(problems)
+        more = f"\n  ... and {total - len(problems)} more" if total > len(problems) else ""
+        super().__init__(f"{total} invalid line(s); nothing was imported:\n  {shown}{more}")
+
+
+class HashsetNotFound(HashsetError):
+    """No hash list has that name."""
+
+
+class ToolMismatch(HashsetError):
+    """The list exists for another tool."""
