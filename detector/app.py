@@ -1,0 +1,170 @@
+"""The composition root: the one place that wires the contexts (detector, hashsets) together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Hashable, Sequence
+
+import numpy as np
+from aiohttp import web
+
+from detector import http, pg
+from detector.appkeys import DB_URL, HASH_POOL, HOLDER, KEY_CACHE, METRICS, POOL, SCANNER, SETTINGS, TOOLS
+from detector.db import create_pool, migrate, resolve_url
+from detector.matcher import Hit, LoadedVersion, MatchSnapshot, ToolEntries, build_snapshot
+from detector.metrics import Metrics
+from detector.reload import Reloader
+from detector.scan import HashPool, MatchView, ScanContext, ScanService, SnapshotHolder
+from detector.settings import Settings
+from detector.tools.registry import ToolRegistry
+from hashsets import pg as hashsets_pg
+
+log = logging.getLogger(__name__)
+
+# Room for multipart framing and the small form fields beside the media itself.
+_MULTIPART_SLACK = 64 * 1024
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    url = await resolve_url(settings.database_url, settings.data_dir)
+    pool = await create_pool(url, settings.db_pool_size)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    app[DB_URL] = url
+    app[POOL] = pool
+    yield
+    await pool.close()
+
+
+async def _hash_pool(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[HASH_POOL] = HashPool(settings.hash_workers, settings.scan_timeout_s)
+    app[SCANNER] = ScanService(
+        tools=app[TOOLS],
+        holder=app[HOLDER],
+        pool=app[HASH_POOL],
+        max_pixels=settings.max_pixels,
+        resolve=lambda scan_id, context, hits: _resolve(app, scan_id, context, hits),
+    )
+    yield
+    await asyncio.get_running_loop().run_in_executor(None, app[HASH_POOL].close)
+
+
+async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContext, hits: Sequence[Hit]) -> list[MatchView]:
+    """Turn index hits into list details and keep the evidence, in one transaction."""
+    tools = app[TOOLS]
+    async with app[POOL].acquire() as conn, conn.transaction():
+        described = await hashsets_pg.describe_entries(conn, sorted({h.row_id for h in hits}))
+        views: list[MatchView] = []
+        records: list[pg.MatchRecord] = []
+        for hit in hits:
+            entry = described.get(hit.row_id)
+            if entry is None:  # the list version was deleted after this snapshot was built
+                continue
+            version = tools.get(hit.tool).version
+            views.append(
+                MatchView(
+                    hashset=entry.hashset,
+                    hashset_version=entry.hashset_version,
+                    entry_id=entry.entry_id,
+                    tool=hit.tool,
+                    tool_version=version,
+                    distance=hit.distance,
+                )
+            )
+            records.append(
+                pg.MatchRecord(
+                    scan_id=scan_id,
+                    content_id=context.content_id,
+                    content_url=context.content_url,
+                    hash_entry_id=hit.row_id,
+                    hashset=entry.hashset,
+                    hashset_version=entry.hashset_version,
+                    entry_id=entry.entry_id,
+                    tool=hit.tool,
+                    tool_version=version,
+                    distance=hit.distance,
+                    api_key_id=context.api_key_id,
+                )
+            )
+        await pg.record_matches(conn, records)
+    metrics = app[METRICS]
+    for view in views:
+        metrics.matches.labels(hashset=view.hashset, tool=view.tool).inc()
+    return views
+
+
+async def _active_fingerprint(app: web.Application) -> Hashable:
+    async with app[POOL].acquire() as conn:
+        return tuple(v.version_id for v in await hashsets_pg.active_versions(conn))
+
+
+async def _load_snapshot(app: web.Application) -> tuple[Hashable, MatchSnapshot]:
+    """Read every active list version in one consistent database snapshot and index it."""
+    tools = app[TOOLS]
+    ids: dict[str, list[np.ndarray]] = {}
+    codes: dict[str, list[bytes]] = {}
+    loaded: list[LoadedVersion] = []
+    async with app[POOL].acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        versions = await hashsets_pg.active_versions(conn)
+        for version in versions:
+            if version.tool not in tools.names():
+                log.warning("list %s holds %s hashes, but that tool is not enabled: not matched", version.name, version.tool)
+                continue
+            async for chunk in hashsets_pg.stream_entries(conn, version.version_id):
+                ids.setdefault(version.tool, []).append(np.fromiter((r[0] for r in chunk), dtype=np.int64, count=len(chunk)))
+                codes.setdefault(version.tool, []).append(b"".join(r[1] for r in chunk))
+            loaded.append(
+                LoadedVersion(hashset=version.name, version=version.version, tool=version.tool, entries=version.entry_count)
+            )
+    entries = {
+        name: ToolEntries(
+            ids=np.concatenate(ids[name]),
+            codes=np.frombuffer(b"".join(codes[name]), dtype=np.uint8).reshape(-1, tools.get(name).width),
+        )
+        for name in ids
+    }
+    snapshot = await asyncio.get_running_loop().run_in_executor(None, build_snapshot, list(tools), loaded, entries)
+    return tuple(v.version_id for v in versions), snapshot
+
+
+async def _index(app: web.Application) -> AsyncIterator[None]:
+    def install(snapshot: MatchSnapshot, seconds: float) -> None:
+        app[HOLDER].current = snapshot
+        app[METRICS].observe_snapshot(snapshot, seconds)
+
+    reloader = Reloader(
+        url=app[DB_URL],
+        fingerprint=lambda: _active_fingerprint(app),
+        load=lambda: _load_snapshot(app),
+        install=install,
+    )
+    await reloader.load_now()
+    task = asyncio.create_task(reloader.run(), name="hashguard-reload")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the service. Resources (database pool, hashing threads, index) start with the app."""
+    app = web.Application(
+        # Bodies are streamed with their own limits; this cap is a second line of defence.
+        client_max_size=settings.max_upload_bytes + _MULTIPART_SLACK,
+        middlewares=[http.errors_middleware],
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[TOOLS] = ToolRegistry.load(settings.tools)
+    app[HOLDER] = SnapshotHolder()
+    app[KEY_CACHE] = {}
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_hash_pool)
+    app.cleanup_ctx.append(_index)
+    http.setup_routes(app)
+    return app

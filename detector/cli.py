@@ -1,0 +1,213 @@
+"""The ``hashguard`` command line: serve, keys, hash, hashsets."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from detector import pg
+from detector.auth import Role, new_key
+from detector.db import DatabaseError, open_pool
+from detector.decode import Media
+from detector.errors import DetectorError
+from detector.settings import Settings, SettingsError
+from detector.tools.registry import ToolRegistry, ToolRegistryError
+from hashsets import pg as hashsets_pg
+from hashsets.errors import HashsetError
+from hashsets.parse import parse_lines
+
+
+class CommandError(Exception):
+    """A command failed in a way the user can fix; the message says how."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env()
+
+
+async def _with_pool(settings: Settings, work: Any) -> Any:
+    pool = await open_pool(settings.database_url, settings.data_dir, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            return await work(conn)
+    finally:
+        await pool.close()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from detector.app import create_app
+    from detector.demo import curl_command, seed
+
+    settings = _settings(args)
+    app = create_app(settings)
+    if args.demo:
+        demo = asyncio.run(_with_pool(settings, lambda conn: seed(conn, settings.data_dir)))
+
+        async def announce(_: web.Application) -> None:
+            print("\nDemo ready: a list of synthetic drawings (not real material) and a demo key.", flush=True)
+            print("Scan a resized, re-encoded copy of one drawing (expect \"verdict\": \"match\"):\n", flush=True)
+            print("  " + curl_command(demo, args.host, args.port) + "\n", flush=True)
+
+        app.on_startup.append(announce)
+    web.run_app(app, host=args.host, port=args.port, print=lambda text: print(text, flush=True), access_log=None if args.quiet else logging.getLogger("aiohttp.access"))
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    made = new_key()
+
+    async def work(conn: asyncpg.Connection) -> int:
+        return await pg.insert_key(conn, made, Role(args.role), args.label)
+
+    asyncio.run(_with_pool(_settings(args), work))
+    print(made.secret)
+    print(f"(role {args.role}, id {made.prefix}; shown once, only its hash is stored)", file=sys.stderr)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    keys = asyncio.run(_with_pool(_settings(args), pg.list_keys))
+    for key in keys:
+        state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        print(f"{key.prefix}\t{key.role}\t{state}\t{key.created_at:%Y-%m-%d %H:%M}\t{key.label}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    if not asyncio.run(_with_pool(_settings(args), lambda conn: pg.revoke_key(conn, args.prefix))):
+        raise CommandError(f"no active key starts with {args.prefix!r}")
+    print(f"revoked {args.prefix}")
+    return 0
+
+
+def cmd_hash(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    registry = ToolRegistry.load(args.tool or settings.tools)
+    failed = False
+    for name in args.files:
+        try:
+            data = Path(name).read_bytes()
+        except OSError as exc:
+            print(json.dumps({"file": name, "error": {"code": "unreadable", "message": exc.strerror or str(exc)}}), file=sys.stderr)
+            failed = True
+            continue
+        media = Media(data=data, max_pixels=settings.max_pixels)
+        try:
+            media.rgb()
+            for tool in registry:
+                result = tool.hash(media)
+                print(json.dumps({"file": name, "tool": tool.name, "hash": tool.format(result.value), "quality": result.quality}))
+        except DetectorError as exc:
+            print(json.dumps({"file": name, "error": {"code": exc.code, "message": exc.message}}), file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+def _read_lines(path: Path, digest: Any) -> Iterator[str]:
+    with path.open("rb") as handle:
+        for raw in handle:
+            digest.update(raw)
+            # A non-UTF-8 byte becomes U+FFFD and that line fails hash validation with its number.
+            yield raw.decode("utf-8", errors="replace")
+
+
+def cmd_hashsets_import(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    tool = ToolRegistry.load().get(args.tool)
+    path = Path(args.file)
+    if not path.is_file():
+        raise CommandError(f"{path} is not a readable file")
+    digest = hashlib.sha256()
+    entries = parse_lines(_read_lines(path, digest), tool.parse_hex)
+
+    async def work(conn: asyncpg.Connection) -> hashsets_pg.ImportResult:
+        return await hashsets_pg.import_entries(
+            conn, name=args.name, tool=tool.name, source=args.source, entries=entries, file_sha256=digest.digest()
+        )
+
+    result = asyncio.run(_with_pool(settings, work))
+    print(f"imported {result.entries} {tool.name} entries into {result.hashset!r} as version {result.version}")
+    return 0
+
+
+def cmd_hashsets_list(args: argparse.Namespace) -> int:
+    summaries = asyncio.run(_with_pool(_settings(args), hashsets_pg.list_hashsets))
+    print("name\ttool\tstatus\tversion\tentries\timported\tsource")
+    for s in summaries:
+        imported = f"{s.imported_at:%Y-%m-%d %H:%M}" if s.imported_at else "-"
+        print(f"{s.name}\t{s.tool}\t{s.status}\t{s.version or '-'}\t{s.entry_count}\t{imported}\t{s.source}")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    asyncio.run(_with_pool(_settings(args), lambda conn: asyncio.sleep(0)))
+    print("database schema is up to date")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hashguard", description="Hash-matching detection of known CSAM and takedown.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--demo", action="store_true", help="seed a synthetic demo list and key, and print a curl to try")
+    serve.add_argument("--quiet", action="store_true", help="no access log")
+    serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="create a key and print it (once)")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--label", default="", help="who or what the key is for")
+    create.set_defaults(func=cmd_keys_create)
+    keys.add_parser("list", help="list keys (prefixes only)").set_defaults(func=cmd_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by its printed prefix")
+    revoke.add_argument("prefix")
+    revoke.set_defaults(func=cmd_keys_revoke)
+
+    hash_ = sub.add_parser("hash", help="hash files with the detection tools; one JSON object per file and tool")
+    hash_.add_argument("--tool", action="append", help="tool to use (repeatable; default: all enabled)")
+    hash_.add_argument("files", nargs="+")
+    hash_.set_defaults(func=cmd_hash)
+
+    hashsets = sub.add_parser("hashsets", help="manage hash lists").add_subparsers(dest="hashsets_command", required=True)
+    imp = hashsets.add_parser("import", help="import a list: CSV with a 'hash' column (optional id, category) or one hex hash per line")
+    imp.add_argument("file")
+    imp.add_argument("--name", required=True)
+    imp.add_argument("--tool", required=True)
+    imp.add_argument("--source", default="", help="the issuing organisation")
+    imp.set_defaults(func=cmd_hashsets_import)
+    hashsets.add_parser("list", help="list hash lists with their current versions").set_defaults(func=cmd_hashsets_list)
+
+    sub.add_parser("migrate", help="create or update the database schema").set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # pgserver narrates every initdb and pg_ctl call at INFO; only its problems matter here.
+        logging.getLogger("pgserver").setLevel(max(logging.WARNING, logging.getLogger().level))
+        return int(args.func(args))
+    except (CommandError, SettingsError, DatabaseError, HashsetError, DetectorError, ToolRegistryError) as exc:
+        print(f"hashguard: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""``hashguard serve --demo``: a clearly labelled demo list made from drawn pictures, and a demo key."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+import pdqhash
+
+from detector import pg
+from detector.auth import Role, new_key
+from detector.synthetic import draw, encode, variant
+from hashsets import pg as hashsets_pg
+from hashsets.parse import ListEntry
+
+DEMO_LIST = "DEMO-synthetic-not-real"
+DEMO_SEEDS = range(1, 9)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Demo:
+    key: str
+    image: Path
+
+
+async def seed(conn: asyncpg.Connection, data_dir: Path) -> Demo:
+    """Create the demo list, images and key once; later runs reuse them."""
+    folder = data_dir / "demo"
+    folder.mkdir(parents=True, exist_ok=True)
+    if await conn.fetchval("SELECT 1 FROM hashsets WHERE name = $1", DEMO_LIST) is None:
+        entries = []
+        for seed_ in DEMO_SEEDS:
+            picture = draw(seed_)
+            (folder / f"demo-{seed_}.png").write_bytes(encode(picture))
+            vector, _ = pdqhash.compute(np.asarray(picture))
+            entries.append(
+                ListEntry(line=seed_, entry_id=f"demo-{seed_}", value=np.packbits(vector.astype(np.uint8)).tobytes(), category=None)
+            )
+        await hashsets_pg.import_entries(
+            conn,
+            name=DEMO_LIST,
+            tool="pdq",
+            source="hashguard demo (synthetic drawings, not real material)",
+            entries=entries,
+            file_sha256=hashlib.sha256(b"".join(e.value for e in entries)).digest(),
+            is_demo=True,
+        )
+    # The curl scans a smaller, re-encoded copy, to show that PDQ matches more than exact bytes.
+    upload = folder / "upload-resized-copy-of-demo-3.jpg"
+    if not upload.exists():
+        upload.write_bytes(variant(draw(3), scale=0.6, quality=75))
+    key_file = data_dir / "demo-key.txt"
+    if key_file.exists():
+        key = key_file.read_text().strip()
+    else:
+        made = new_key()
+        await pg.insert_key(conn, made, Role.PLATFORM, "demo")
+        key_file.write_text(made.secret + "\n")
+        os.chmod(key_file, 0o600)
+        key = made.secret
+    return Demo(key=key, image=upload)
+
+
+def curl_command(demo: Demo, host: str, port: int) -> str:
+    url = f"http://{host}:{port}/v1/scan?content_id=demo-upload-1"
+    return (
+        f"curl -sS -X POST {shlex.quote(url)} -H {shlex.quote('Authorization: Bearer ' + demo.key)}"
+        f" -H 'Content-Type: image/jpeg' --data-binary @{shlex.quote(str(demo.image))}"
+    )

@@ -1,0 +1,75 @@
+"""Prometheus metrics. Each app gets its own registry so several apps (tests, workers) never collide."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+from detector.matcher import MatchSnapshot
+
+# The *_created series double every counter's output and no dashboard of ours reads them.
+disable_created_metrics()
+
+# Upload-time latency buckets: tens of milliseconds matter, tens of seconds are a failure.
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def _registry() -> CollectorRegistry:
+    return CollectorRegistry(auto_describe=True)
+
+
+@dataclass(slots=True)
+class Metrics:
+    """Every metric hashguard exports; names documented in the README (a test checks)."""
+
+    registry: CollectorRegistry = field(default_factory=_registry)
+    scans: Counter = field(init=False)
+    scan_seconds: Histogram = field(init=False)
+    errors: Counter = field(init=False)
+    index_entries: Gauge = field(init=False)
+    index_loaded: Gauge = field(init=False)
+    index_load_seconds: Gauge = field(init=False)
+    matches: Counter = field(init=False)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.scans = Counter(
+            "hashguard_scans", "Verdicts given, by endpoint (scan, lookup) and verdict.", ["endpoint", "verdict"], registry=r
+        )
+        self.scan_seconds = Histogram(
+            "hashguard_scan_duration_seconds",
+            "Time from request to verdict, by endpoint.",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter("hashguard_errors", "Error responses, by error code.", ["code"], registry=r)
+        self.matches = Counter("hashguard_matches", "List entries matched, by list and tool.", ["hashset", "tool"], registry=r)
+        self.index_entries = Gauge(
+            "hashguard_index_entries", "Entries held in the in-memory index, by list and tool.", ["hashset", "tool"], registry=r
+        )
+        self.index_loaded = Gauge(
+            "hashguard_index_loaded_timestamp_seconds", "When the current index snapshot was built (Unix time).", registry=r
+        )
+        self.index_load_seconds = Gauge(
+            "hashguard_index_load_duration_seconds", "How long building the current index snapshot took.", registry=r
+        )
+
+    def observe_snapshot(self, snapshot: MatchSnapshot, seconds: float) -> None:
+        self.index_entries.clear()
+        for v in snapshot.versions:
+            self.index_entries.labels(hashset=v.hashset, tool=v.tool).set(v.entries)
+        self.index_loaded.set(snapshot.loaded_at.timestamp())
+        self.index_load_seconds.set(seconds)
+
+
+METRIC_NAMES: tuple[str, ...] = (
+    "hashguard_scans_total",
+    "hashguard_scan_duration_seconds",
+    "hashguard_errors_total",
+    "hashguard_matches_total",
+    "hashguard_index_entries",
+    "hashguard_index_loaded_timestamp_seconds",
+    "hashguard_index_load_duration_seconds",
+)

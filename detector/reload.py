@@ -1,0 +1,79 @@
+"""Keeping the in-memory snapshot in step with the database, without restarts.
+
+A change to any hash list fires a PostgreSQL NOTIFY (trigger in the hashsets migration). Each
+replica LISTENs and, on a notification or every ``interval_s`` as a fallback for a lost
+connection, compares the set of active list versions with what it holds; if they differ it
+builds a new snapshot beside the old one and swaps the reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Hashable
+
+import asyncpg
+
+from detector.matcher import MatchSnapshot
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "hashguard_hashsets"
+
+
+class Reloader:
+    def __init__(
+        self,
+        *,
+        url: str,
+        fingerprint: Callable[[], Awaitable[Hashable]],
+        load: Callable[[], Awaitable[tuple[Hashable, MatchSnapshot]]],
+        install: Callable[[MatchSnapshot, float], None],
+        interval_s: float = 30.0,
+    ) -> None:
+        self._url = url
+        self._fingerprint = fingerprint
+        self._load = load
+        self._install = install
+        self._interval_s = interval_s
+        self._wake = asyncio.Event()
+        self.current: Hashable = None
+
+    async def load_now(self) -> None:
+        started = time.perf_counter()
+        fingerprint, snapshot = await self._load()
+        self.current = fingerprint
+        self._install(snapshot, time.perf_counter() - started)
+
+    async def run(self) -> None:
+        """Runs until cancelled; every failure is logged and retried, the old snapshot keeps serving."""
+        listener: asyncpg.Connection | None = None
+        try:
+            while True:
+                if listener is None or listener.is_closed():
+                    listener = await self._listen()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._interval_s)
+                self._wake.clear()
+                try:
+                    if await self._fingerprint() != self.current:
+                        await self.load_now()
+                        log.info("hash lists changed; new index snapshot installed")
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    log.exception("could not reload the hash lists; the previous index keeps serving")
+        finally:
+            if listener is not None and not listener.is_closed():
+                await listener.close()
+
+    async def _listen(self) -> asyncpg.Connection | None:
+        try:
+            conn = await asyncpg.connect(self._url)
+            await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
+            # A notification may have been missed while not listening: check once now.
+            self._wake.set()
+            return conn
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("cannot LISTEN for hash list changes (%s); polling every %.0f s", exc, self._interval_s)
+            return None
