@@ -332,14 +332,19 @@ class _Segment:
         )
 
     @classmethod
-    def build(cls, words: U64Array, ids: I64Array, bits: int, design: int) -> _Segment:
+    def build(
+        cls, words: U64Array, ids: I64Array, bits: int, design: int, key_bits: int | None
+    ) -> _Segment:
         n, nwords = words.shape
         if n >= 2**31 - 1:
             raise ValueError("an index segment holds fewer than 2^31 entries")
         if n and np.iinfo(np.int32).min <= ids.min() and ids.max() <= np.iinfo(np.int32).max:
             # Halves the ids' memory; they are widened back to int64 on the way out.
             ids = ids.astype(np.int32)
-        k = _choose_key_bits(bits, n, nwords, ids.dtype.itemsize, design)
+        if key_bits is None:
+            k = _choose_key_bits(bits, n, nwords, ids.dtype.itemsize, design)
+        else:
+            k = key_bits if n else 0
         m = bits // k if k else 0
         sub_len = np.full(m, k, dtype=np.int64)
         sub_start = np.arange(m, dtype=np.int64) * k
@@ -474,37 +479,56 @@ class HammingIndex:
       N worker processes on a machine share one copy through the page cache.
     """
 
-    __slots__ = ("bits", "_nbytes", "_nwords", "_design", "_segments")
+    __slots__ = ("_design", "_key_bits", "_nbytes", "_nwords", "_segments", "bits")
 
     _KIND = "hashguard.hamming"
     _FORMAT = 1
 
     def __init__(
-        self, *, bits: int, nbytes: int, design: int, segments: tuple[_Segment, ...]
+        self,
+        *,
+        bits: int,
+        nbytes: int,
+        design: int,
+        key_bits: int | None,
+        segments: tuple[_Segment, ...],
     ) -> None:
         self.bits: int = bits
         self._nbytes = nbytes
         self._nwords = -(-nbytes // 8)
         self._design = design
+        self._key_bits = key_bits
         self._segments = segments
 
     # -- construction -------------------------------------------------------------------
 
     @classmethod
     def build(
-        cls, codes: Any, ids: Any = None, *, design_distance: int | None = None
+        cls,
+        codes: Any,
+        ids: Any = None,
+        *,
+        design_distance: int | None = None,
+        key_bits: int | None = None,
     ) -> HammingIndex:
         """Index ``codes`` (``(n, bits // 8)`` uint8) under ``ids`` (default ``arange(n)``).
 
         ``design_distance`` is the threshold the layout is tuned for (default
-        :func:`default_design_distance`); every threshold stays exact.
+        :func:`default_design_distance`); every threshold stays exact. ``key_bits`` forces
+        the substring width (tests and benchmarks use it to exercise or compare layouts).
         """
         array = as_codes(codes)
         bits = array.shape[1] * 8
         design = default_design_distance(bits) if design_distance is None else design_distance
+        if key_bits is not None and not 1 <= key_bits <= min(bits, _MAX_KEY_BITS):
+            raise ValueError(f"key_bits must be between 1 and {min(bits, _MAX_KEY_BITS)}")
         nwords = -(-array.shape[1] // 8)
-        segment = _Segment.build(_to_words(array, nwords), as_ids(ids, array.shape[0]), bits, design)
-        index = cls(bits=bits, nbytes=array.shape[1], design=design, segments=(segment,))
+        segment = _Segment.build(
+            _to_words(array, nwords), as_ids(ids, array.shape[0]), bits, design, key_bits
+        )
+        index = cls(
+            bits=bits, nbytes=array.shape[1], design=design, key_bits=key_bits, segments=(segment,)
+        )
         index._warm_up()
         return index
 
@@ -600,7 +624,11 @@ class HammingIndex:
         else:
             new_segments = (base, self._segment_from(delta_parts))
         index = HammingIndex(
-            bits=self.bits, nbytes=self._nbytes, design=self._design, segments=new_segments
+            bits=self.bits,
+            nbytes=self._nbytes,
+            design=self._design,
+            key_bits=self._key_bits,
+            segments=new_segments,
         )
         index._warm_up()
         return index
@@ -608,7 +636,9 @@ class HammingIndex:
     def _segment_from(self, parts: list[tuple[U64Array, I64Array]]) -> _Segment:
         words = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, self._nwords), np.uint64)
         ids = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
-        return _Segment.build(np.ascontiguousarray(words), ids, self.bits, self._design)
+        return _Segment.build(
+            np.ascontiguousarray(words), ids, self.bits, self._design, self._key_bits
+        )
 
     # -- files --------------------------------------------------------------------------
 
@@ -626,6 +656,7 @@ class HammingIndex:
                 "bits": self.bits,
                 "nbytes": self._nbytes,
                 "design": self._design,
+                "key_bits": self._key_bits,
                 "segments": len(self._segments),
                 "byteorder": sys.byteorder,
             },
@@ -650,6 +681,7 @@ class HammingIndex:
             bits=int(meta["bits"]),
             nbytes=int(meta["nbytes"]),
             design=int(meta["design"]),
+            key_bits=meta.get("key_bits"),
             segments=tuple(segments),
         )
         index._warm_up()
