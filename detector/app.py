@@ -142,6 +142,7 @@ async def _index(app: web.Application) -> AsyncIterator[None]:
         fingerprint=lambda: _active_fingerprint(app),
         load=lambda: _load_snapshot(app),
         install=install,
+        interval_s=app[SETTINGS].reload_interval_s,
     )
     await reloader.load_now()
     task = asyncio.create_task(reloader.run(), name="hashguard-reload")

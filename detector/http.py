@@ -38,26 +38,24 @@ def error_response(status: int, code: str, message: str) -> web.Response:
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes ``{"error": {"code", "message"}}`` and is counted; nothing leaks a traceback."""
     request_id = request.headers.get("X-Request-ID", "")[:128] or uuid.uuid4().hex
+    code: str | None = None
     try:
         response = await handler(request)
     except DetectorError as exc:
+        code = exc.code
         response = error_response(exc.status, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code = (exc.reason or "error").lower().replace(" ", "_")
-        response = error_response(exc.status, code, exc.text or exc.reason or code)
-        for name in ("Allow",):
-            if name in exc.headers:
-                response.headers[name] = exc.headers[name]
+        response = error_response(exc.status, code, exc.reason or code)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
     except Exception:
         log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)
-        response = error_response(500, "internal_error", "an internal error occurred; hold the upload and retry")
-    if response.status >= 400:
-        try:
-            code = json.loads(response.body)["error"]["code"] if isinstance(response, web.Response) and response.body else "unknown"  # type: ignore[arg-type]
-        except (ValueError, KeyError, TypeError):
-            code = "unknown"
+        code = "internal_error"
+        response = error_response(500, code, "an internal error occurred; hold the upload and retry")
+    if code is not None:
         request.app[METRICS].errors.labels(code=code).inc()
     response.headers["X-Request-ID"] = request_id
     return response
@@ -238,7 +236,9 @@ async def lookup(request: web.Request) -> web.Response:
         parsed = [_parse_lookup_item(request, item, f"items[{i}]") for i, item in enumerate(items)]
     else:
         parsed = [_parse_lookup_item(request, body, "the body")]
-    parsed = [(ScanContext(content_id=c.content_id, content_url=c.content_url, api_key_id=principal.key_id), h) for c, h in parsed]
+    parsed = [
+        (ScanContext(content_id=c.content_id, content_url=c.content_url, api_key_id=principal.key_id), h) for c, h in parsed
+    ]
     outcomes = await request.app[SCANNER].lookup(parsed)
     metrics = request.app[METRICS]
     for outcome in outcomes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
 import numpy as np
 
 from detector.exactset import ExactHashSet
@@ -54,10 +55,12 @@ class MatchSnapshot:
     @property
     def tools(self) -> frozenset[str]:
         """Tools with at least one entry loaded; only these need to hash an upload."""
-        return frozenset(name for name, s in {**self.hamming, **self.exact}.items() if len(s))
+        return frozenset(name for name, count in self.entries_by_tool().items() if count)
 
     def entries_by_tool(self) -> dict[str, int]:
-        return {name: len(s) for name, s in {**self.hamming, **self.exact}.items()}
+        counts = {name: len(index) for name, index in self.hamming.items()}
+        counts.update({name: len(exact) for name, exact in self.exact.items()})
+        return counts
 
     def match(self, hashes: Mapping[str, bytes], thresholds: Mapping[str, int]) -> list[Hit]:
         """Every stored entry within its tool's threshold of the given hashes, nearest first."""

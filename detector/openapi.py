@@ -30,7 +30,10 @@ _MATCH = {
         "entry_id": {"type": "string", "description": "The issuer's id of the matching entry (never its hash)."},
         "tool": {"type": "string", "description": "Detection tool, e.g. pdq, phash, md5."},
         "tool_version": {"type": "string"},
-        "distance": {"type": "integer", "description": "Hamming distance between the upload's hash and the entry (0 for exact tools)."},
+        "distance": {
+            "type": "integer",
+            "description": "Hamming distance between the upload's hash and the entry (0 for exact tools).",
+        },
     },
 }
 
@@ -42,7 +45,10 @@ _VERDICT = {
         "content_id": {"type": "string"},
         "verdict": {"type": "string", "enum": ["match", "no_match"]},
         "matches": {"type": "array", "items": {"$ref": "#/components/schemas/Match"}},
-        "ticket_id": {"type": ["string", "null"], "description": "The takedown ticket opened for a match (null until tickets exist)."},
+        "ticket_id": {
+            "type": ["string", "null"],
+            "description": "The takedown ticket opened for a match (null until tickets exist).",
+        },
         "elapsed_ms": {"type": "number"},
     },
 }
@@ -51,7 +57,7 @@ _HASHES = {
     "type": "object",
     "minProperties": 1,
     "additionalProperties": {"type": "string", "pattern": "^(0x)?[0-9a-fA-F]+$"},
-    "description": "Tool name to hex hash, e.g. {\"pdq\": \"<64 hex digits>\", \"md5\": \"<32 hex digits>\"}.",
+    "description": 'Tool name to hex hash, e.g. {"pdq": "<64 hex digits>", "md5": "<32 hex digits>"}.',
 }
 
 _LOOKUP_ITEM = {
@@ -82,7 +88,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
-    secured = [{"bearer": []}]
+    secured: list[dict[str, list[str]]] = [{"bearer": []}]
     return {
         "openapi": "3.1.0",
         "info": {
@@ -92,7 +98,9 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "Responses never contain a list entry's hash.",
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "A key from `hashguard keys create`."}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "A key from `hashguard keys create`."}
+            },
             "schemas": {"Error": _ERROR, "Match": _MATCH, "Verdict": _VERDICT, "LookupItem": _LOOKUP_ITEM},
         },
         "paths": {
@@ -103,8 +111,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     f"At most {settings.max_upload_bytes} bytes and {settings.max_pixels} pixels.",
                     "security": secured,
                     "parameters": [
-                        {"name": "content_id", "in": "query", "required": False, "schema": {"type": "string"},
-                         "description": "The platform's id of the item. Required, here or as a form field."},
+                        {
+                            "name": "content_id",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                            "description": "The platform's id of the item. Required, here or as a form field.",
+                        },
                         {"name": "content_url", "in": "query", "required": False, "schema": {"type": "string"}},
                     ],
                     "requestBody": {
@@ -126,7 +139,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "200": {"description": "The verdict.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Verdict"}}}},
+                        "200": {
+                            "description": "The verdict.",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Verdict"}}},
+                        },
                         **_errors(400, 401, 403, 413, 415, 422, 503),
                     },
                 }
@@ -134,7 +150,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "/v1/lookup": {
                 "post": {
                     "summary": "Look up hashes the platform computed itself (role: platform)",
-                    "description": "One item, or {\"items\": [...]} with up to 1000 items answered in order.",
+                    "description": 'One item, or {"items": [...]} with up to 1000 items answered in order.',
                     "security": secured,
                     "requestBody": {
                         "required": True,
@@ -147,8 +163,12 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                             "type": "object",
                                             "required": ["items"],
                                             "properties": {
-                                                "items": {"type": "array", "minItems": 1, "maxItems": 1000,
-                                                          "items": {"$ref": "#/components/schemas/LookupItem"}}
+                                                "items": {
+                                                    "type": "array",
+                                                    "minItems": 1,
+                                                    "maxItems": 1000,
+                                                    "items": {"$ref": "#/components/schemas/LookupItem"},
+                                                }
                                             },
                                         },
                                     ]
@@ -158,26 +178,42 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     },
                     "responses": {
                         "200": {
-                            "description": "A verdict, or {\"items\": [verdict, ...], \"elapsed_ms\"} for a batch.",
-                            "content": {"application/json": {"schema": {"oneOf": [
-                                {"$ref": "#/components/schemas/Verdict"},
-                                {"type": "object", "required": ["items"], "properties": {
-                                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/Verdict"}},
-                                    "elapsed_ms": {"type": "number"}}},
-                            ]}}},
+                            "description": 'A verdict, or {"items": [verdict, ...], "elapsed_ms"} for a batch.',
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "oneOf": [
+                                            {"$ref": "#/components/schemas/Verdict"},
+                                            {
+                                                "type": "object",
+                                                "required": ["items"],
+                                                "properties": {
+                                                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/Verdict"}},
+                                                    "elapsed_ms": {"type": "number"},
+                                                },
+                                            },
+                                        ]
+                                    }
+                                }
+                            },
                         },
                         **_errors(400, 401, 403, 413, 415, 503),
                     },
                 }
             },
-            "/healthz": {"get": {"summary": "The process is alive", "responses": {"200": {"description": "{\"status\": \"ok\"}"}}}},
+            "/healthz": {"get": {"summary": "The process is alive", "responses": {"200": {"description": '{"status": "ok"}'}}}},
             "/readyz": {
                 "get": {
                     "summary": "Database reachable and index loaded; reports the loaded list versions",
                     "responses": {"200": {"description": "Ready."}, "503": {"description": "Not ready; `problems` says why."}},
                 }
             },
-            "/metrics": {"get": {"summary": "Prometheus metrics (names prefixed hashguard_)", "responses": {"200": {"description": "Prometheus text format."}}}},
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (names prefixed hashguard_)",
+                    "responses": {"200": {"description": "Prometheus text format."}},
+                }
+            },
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1."}}}},
         },
     }

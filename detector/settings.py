@@ -70,7 +70,7 @@ class Settings:
         "HASHGUARD_DATA_DIR",
         Path,
         Path(user_data_dir("hashguard")),
-        "Folder for the embedded PostgreSQL cluster (used only when HASHGUARD_DATABASE_URL is unset).",
+        "Folder for the embedded PostgreSQL cluster (postgres/, used only when HASHGUARD_DATABASE_URL is unset) and the demo files.",
     )
     max_upload_bytes: int = _setting(
         "HASHGUARD_MAX_UPLOAD_BYTES",
@@ -114,6 +114,12 @@ class Settings:
         _float(0.0),
         5.0,
         "Seconds a verified API key is cached in memory; a revoked key stops working within this time.",
+    )
+    reload_interval_s: float = _setting(
+        "HASHGUARD_RELOAD_INTERVAL_S",
+        _float(0.5),
+        30.0,
+        "Fallback check for changed hash lists, in seconds; changes normally arrive at once through PostgreSQL NOTIFY.",
     )
     log_level: str = _setting(
         "HASHGUARD_LOG_LEVEL",

@@ -8,7 +8,6 @@ from typing import ClassVar
 
 import imagehash
 import numpy as np
-from PIL import Image
 
 from detector.decode import Media
 from detector.tools.base import HashResult, HashTool, ToolKind
@@ -17,7 +16,7 @@ from detector.tools.base import HashResult, HashTool, ToolKind
 class _ImageHashTool(HashTool):
     kind: ClassVar[ToolKind] = ToolKind.PERCEPTUAL
     bits: ClassVar[int] = 64
-    function: ClassVar[Callable[[Image.Image], imagehash.ImageHash]]
+    function: ClassVar[Callable[..., imagehash.ImageHash]]
 
     def hash(self, media: Media) -> HashResult:
         bits = type(self).function(media.rgb()).hash.flatten()
