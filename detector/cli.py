@@ -55,11 +55,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         async def announce(_: web.Application) -> None:
             print("\nDemo ready: a list of synthetic drawings (not real material) and a demo key.", flush=True)
-            print("Scan a resized, re-encoded copy of one drawing (expect \"verdict\": \"match\"):\n", flush=True)
+            print('Scan a resized, re-encoded copy of one drawing (expect "verdict": "match"):\n', flush=True)
             print("  " + curl_command(demo, args.host, args.port) + "\n", flush=True)
 
         app.on_startup.append(announce)
-    web.run_app(app, host=args.host, port=args.port, print=lambda text: print(text, flush=True), access_log=None if args.quiet else logging.getLogger("aiohttp.access"))
+    web.run_app(
+        app,
+        host=args.host,
+        port=args.port,
+        print=lambda text: print(text, flush=True),
+        access_log=None if args.quiet else logging.getLogger("aiohttp.access"),
+    )
     return 0
 
 
@@ -98,7 +104,9 @@ def cmd_hash(args: argparse.Namespace) -> int:
         try:
             data = Path(name).read_bytes()
         except OSError as exc:
-            print(json.dumps({"file": name, "error": {"code": "unreadable", "message": exc.strerror or str(exc)}}), file=sys.stderr)
+            print(
+                json.dumps({"file": name, "error": {"code": "unreadable", "message": exc.strerror or str(exc)}}), file=sys.stderr
+            )
             failed = True
             continue
         media = Media(data=data, max_pixels=settings.max_pixels)
@@ -182,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     hash_.set_defaults(func=cmd_hash)
 
     hashsets = sub.add_parser("hashsets", help="manage hash lists").add_subparsers(dest="hashsets_command", required=True)
-    imp = hashsets.add_parser("import", help="import a list: CSV with a 'hash' column (optional id, category) or one hex hash per line")
+    imp = hashsets.add_parser(
+        "import", help="import a list: CSV with a 'hash' column (optional id, category) or one hex hash per line"
+    )
     imp.add_argument("file")
     imp.add_argument("--name", required=True)
     imp.add_argument("--tool", required=True)

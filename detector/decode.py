@@ -48,9 +48,7 @@ def open_checked(data: bytes, max_pixels: int) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
     except UnidentifiedImageError as exc:
-        raise UnsupportedMedia(
-            f"the upload is not an image in a supported format ({', '.join(SUPPORTED_FORMATS)})"
-        ) from exc
+        raise UnsupportedMedia(f"the upload is not an image in a supported format ({', '.join(SUPPORTED_FORMATS)})") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise CorruptMedia("the image header is corrupt") from exc
     width, height = image.size

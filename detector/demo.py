@@ -39,7 +39,9 @@ async def seed(conn: asyncpg.Connection, data_dir: Path) -> Demo:
             (folder / f"demo-{seed_}.png").write_bytes(encode(picture))
             vector, _ = pdqhash.compute(np.asarray(picture))
             entries.append(
-                ListEntry(line=seed_, entry_id=f"demo-{seed_}", value=np.packbits(vector.astype(np.uint8)).tobytes(), category=None)
+                ListEntry(
+                    line=seed_, entry_id=f"demo-{seed_}", value=np.packbits(vector.astype(np.uint8)).tobytes(), category=None
+                )
             )
         await hashsets_pg.import_entries(
             conn,

@@ -127,7 +127,9 @@ async def active_versions(conn: asyncpg.Connection) -> list[ActiveVersion]:
     return [ActiveVersion(**dict(r)) for r in await conn.fetch(Q.active_versions)]
 
 
-async def stream_entries(conn: asyncpg.Connection, version_id: int, chunk: int = 100_000) -> AsyncIterator[list[tuple[int, bytes]]]:
+async def stream_entries(
+    conn: asyncpg.Connection, version_id: int, chunk: int = 100_000
+) -> AsyncIterator[list[tuple[int, bytes]]]:
     """Yield (row id, hash) chunks of one version. Must run inside a transaction (server-side cursor)."""
     buffer: list[tuple[int, bytes]] = []
     async for record in conn.cursor(Q.version_entries, version_id, prefetch=chunk):
