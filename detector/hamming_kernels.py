@@ -150,6 +150,8 @@ def mih_search(
     inline: Any,
     offsets: Any,
     off_base: Any,
+    blocks: Any,
+    block_base: Any,
     sub_start: Any,
     sub_len: Any,
     radii: Any,
@@ -173,6 +175,12 @@ def mih_search(
     sequential. For one-word codes, ``inline`` holds each table's codes in table order, so
     verification never leaves the bucket.
 
+    Bucket bounds are two-level to halve their memory: bucket ``key`` of table ``i`` starts
+    at ``blocks[block_base[i] + (key >> 8)] + offsets[off_base[i] + key]``, where
+    ``offsets`` is uint16 relative to its block of 256 buckets (uint32 if a block ever
+    holds 65536+ entries). ``blocks`` is small enough to stay in cache, so a probe still
+    costs one miss for its bounds.
+
     A match is reported only by the first used table that can see it, so results need no
     deduplication pass: that check runs only for verified matches, which are rare.
     Output as in :func:`scan_search`.
@@ -194,6 +202,7 @@ def mih_search(
                 continue
             k = sub_len[i]
             base = off_base[i]
+            bbase = block_base[i]
             qk = qkeys[i]
             for rr in range(radius + 1):
                 for a in range(rr):
@@ -202,8 +211,8 @@ def mih_search(
                     key = qk
                     for a in range(rr):
                         key ^= np.int64(1) << combo[a]
-                    lo = np.int64(offsets[base + key])
-                    hi = np.int64(offsets[base + key + 1])
+                    lo = np.int64(blocks[bbase + (key >> 8)]) + np.int64(offsets[base + key])
+                    hi = np.int64(blocks[bbase + ((key + 1) >> 8)]) + np.int64(offsets[base + key + 1])
                     for j in range(lo, hi):
                         if use_inline:
                             if i == 0:
