@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -23,13 +25,23 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from detector.db import embedded_url, migrate
+from detector.db import embedded_url, migrate, stop_embedded
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """URL of the session's embedded PostgreSQL (pgserver stops it when the session's process exits)."""
-    return embedded_url(tmp_path_factory.mktemp("pg"))
+def pg_server() -> Iterator[str]:
+    """URL of the session's embedded PostgreSQL.
+
+    Its folder is a private temporary one, not under pytest's numbered base folder: a second
+    pytest run on the same machine prunes old numbered folders, which would pull the data
+    directory from under a running server.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="hashguard-test-pg-"))
+    try:
+        yield embedded_url(folder)
+    finally:
+        stop_embedded(folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _with_database(url: str, name: str) -> str:
