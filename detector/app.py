@@ -14,6 +14,7 @@ from aiohttp import web
 from detector import http, pg
 from detector.appkeys import DB_URL, HASH_POOL, HOLDER, KEY_CACHE, METRICS, POOL, SCANNER, SETTINGS, TOOLS
 from detector.db import create_pool, migrate, resolve_url
+from detector.decode import HashingPath
 from detector.matcher import Hit, LoadedVersion, MatchSnapshot, ToolEntries, build_snapshot
 from detector.metrics import Metrics
 from detector.reload import Reloader
@@ -48,6 +49,7 @@ async def _hash_pool(app: web.Application) -> AsyncIterator[None]:
         holder=app[HOLDER],
         pool=app[HASH_POOL],
         max_pixels=settings.max_pixels,
+        hashing=HashingPath(settings.hashing),
         resolve=lambda scan_id, context, hits: _resolve(app, scan_id, context, hits),
     )
     yield

@@ -8,14 +8,16 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing import get_context
 from typing import Literal, TypeVar
 
-from detector.decode import Media
+from detector.decode import HashingPath
 from detector.errors import NotReady, ScanTimeout
+from detector.hashjob import HashJob, hash_upload, prepare_worker
 from detector.matcher import Hit, MatchSnapshot
-from detector.tools.base import HashResult
 from detector.tools.registry import ToolRegistry
 
 T = TypeVar("T")
@@ -72,22 +74,63 @@ class SnapshotHolder:
 class HashPool:
     """CPU work off the event loop, at most ``workers`` jobs at once, each within a deadline.
 
-    The slot is released when the worker thread really finishes, not when a caller gives up,
-    so timeouts cannot oversubscribe the CPUs.
+    ``run`` sends a job to a worker *process*, so the callable and its arguments must pickle
+    (a module-level function over plain values, like ``detector.hashjob.hash_upload``).
+    Processes, not threads, because hashing holds the GIL for much of its time: pdqhash's
+    Cython entry point never releases it, and the fast path's numpy and Pillow calls are
+    short, with Python between them. Measured on 2 cores (benchmarks/results/hashing.md),
+    two threads hashed no faster than one, two processes close to twice as fast.
+    ``run_here`` runs in a thread of this process, for work that needs this process's memory:
+    matching against the in-memory snapshot.
+
+    A slot is released when the worker really finishes, not when a caller gives up, so
+    timeouts cannot oversubscribe the CPUs. A worker that dies (a decoder crash, the OOM
+    killer) breaks the process pool: the jobs in flight fail with ``BrokenProcessPool`` (a
+    500, never a verdict) and the next job gets a fresh pool.
     """
 
-    def __init__(self, workers: int, timeout_s: float) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hashguard-hash")
+    def __init__(self, workers: int, timeout_s: float, *, processes: bool = True) -> None:
+        self._workers = workers
+        self._processes = processes
+        self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hashguard-hash")
+        self._executor: Executor = self._new_processes() if processes else self._threads
         self._slots = asyncio.Semaphore(workers)
         self._timeout_s = timeout_s
 
+    def _new_processes(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the service process has threads (asyncio, the executor, asyncpg)
+        # and forking a threaded process can deadlock the child.
+        pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=get_context("spawn"), initializer=prepare_worker)
+        for _ in range(self._workers):
+            pool.submit(int)  # start every worker now, so the first scans do not pay for the start-up
+        return pool
+
     async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn(*args)`` in a worker process (a thread if the pool was made with ``processes=False``)."""
+        executor = self._executor
+        try:
+            return await self._submit(executor, fn, *args)
+        except BrokenProcessPool:
+            if self._processes and executor is self._executor:
+                self._executor = self._new_processes()
+                executor.shutdown(wait=False)
+            raise
+
+    async def run_here(self, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn(*args)`` in a thread of this process, under the same slots and deadline."""
+        return await self._submit(self._threads, fn, *args)
+
+    async def _submit(self, executor: Executor, fn: Callable[..., T], *args: object) -> T:
         deadline = time.monotonic() + self._timeout_s
         try:
             await asyncio.wait_for(self._slots.acquire(), self._timeout_s)
         except TimeoutError:
             raise ScanTimeout("every hashing worker stayed busy; hold the upload and retry") from None
-        future = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        try:
+            future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+        except BaseException:
+            self._slots.release()
+            raise
         future.add_done_callback(lambda _: self._slots.release())
         try:
             return await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - time.monotonic()))
@@ -96,34 +139,40 @@ class HashPool:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self._threads.shutdown(wait=True, cancel_futures=True)
 
 
 class ScanService:
-    def __init__(self, *, tools: ToolRegistry, holder: SnapshotHolder, pool: HashPool, max_pixels: int, resolve: Resolve) -> None:
+    def __init__(
+        self,
+        *,
+        tools: ToolRegistry,
+        holder: SnapshotHolder,
+        pool: HashPool,
+        max_pixels: int,
+        resolve: Resolve,
+        hashing: HashingPath = HashingPath.FAST,
+    ) -> None:
         self._tools = tools
         self._holder = holder
         self._pool = pool
         self._max_pixels = max_pixels
         self._resolve = resolve
+        self._hashing = hashing
         self._thresholds = {t.name: t.threshold() for t in tools}
 
     @property
     def thresholds(self) -> Mapping[str, int]:
         return self._thresholds
 
-    def _hash_and_match(self, data: bytes, snapshot: MatchSnapshot) -> tuple[dict[str, HashResult], list[Hit]]:
-        media = Media(data=data, max_pixels=self._max_pixels)
-        # Decode first even if only exact tools have lists: an upload that is not a readable
-        # image gets its 4xx here instead of a verdict computed on bytes we could not check.
-        media.rgb()
-        wanted = snapshot.tools
-        results = {t.name: t.hash(media) for t in self._tools if t.name in wanted}
-        return results, snapshot.match({n: r.value for n, r in results.items()}, self._thresholds)
-
     async def scan(self, data: bytes, context: ScanContext) -> Outcome:
         started = time.perf_counter()
         snapshot = self._holder.require()
-        _, hits = await self._pool.run(self._hash_and_match, data, snapshot)
+        wanted = tuple(t for t in self._tools if t.name in snapshot.tools)
+        # Hashing runs in a worker process; matching needs the in-memory snapshot, so it runs here.
+        job = HashJob(data=data, max_pixels=self._max_pixels, hashing=self._hashing, tools=wanted)
+        results = await self._pool.run(hash_upload, job)
+        hits = await self._pool.run_here(snapshot.match, {n: r.value for n, r in results.items()}, self._thresholds)
         return await self._outcome(started, context, hits)
 
     async def lookup(self, items: Sequence[tuple[ScanContext, Mapping[str, bytes]]]) -> list[Outcome]:
@@ -134,7 +183,7 @@ class ScanService:
         def match_all() -> list[list[Hit]]:
             return [snapshot.match(hashes, self._thresholds) for _, hashes in items]
 
-        all_hits = await self._pool.run(match_all)
+        all_hits = await self._pool.run_here(match_all)
         return [await self._outcome(started, context, hits) for (context, _), hits in zip(items, all_hits, strict=True)]
 
     async def _outcome(self, started: float, context: ScanContext, hits: Sequence[Hit]) -> Outcome:
