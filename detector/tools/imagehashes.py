@@ -51,6 +51,10 @@ class _ImageHashTool(HashTool):
 class PHashTool(_ImageHashTool):
     name = "phash"
     version = f"imagehash-{version('imagehash')}"
+    # benchmarks/results/robustness.md: at 10, no false positive among 2,926 distinct pairs and
+    # every rescale/recompression/gamma copy found; at 12 the first distinct pair (a stereo
+    # pair of the same scene) matches. 64-bit hashes cluster (p1 of distinct pairs ~22), so
+    # there is little room above 10 once lists hold millions of entries.
     default_threshold = 10
     function = staticmethod(imagehash.phash)
     resize_to = (32, 32)
@@ -60,6 +64,8 @@ class PHashTool(_ImageHashTool):
 class DHashTool(_ImageHashTool):
     name = "dhash"
     version = f"imagehash-{version('imagehash')}"
+    # benchmarks/results/robustness.md: at 10, no false positive among 2,926 distinct pairs,
+    # at 14 two; 10 keeps the same margin as pHash.
     default_threshold = 10
     function = staticmethod(imagehash.dhash)
     resize_to = (9, 8)

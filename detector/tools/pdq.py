@@ -40,6 +40,10 @@ class PdqTool(HashTool):
     kind = ToolKind.PERCEPTUAL
     bits = 256
     # Meta's published operating point for PDQ (ThreatExchange, HMA): distance <= 31 of 256.
+    # Kept after benchmarks/results/robustness.md: no distinct pair of our 77 pictures came
+    # within 94, so a higher threshold would buy recall on crops and rotations, but 2,926 pairs
+    # cannot bound the false-positive rate against lists of millions; Meta's figure was set on
+    # far larger corpora, and 31 already finds every rescale, recompression, gamma and greyscale copy.
     default_threshold = 31
     description = "PDQ perceptual hash (Meta reference implementation), Hamming distance."
 
