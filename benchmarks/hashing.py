@@ -120,10 +120,10 @@ def speed_table(rows: list[Measured]) -> list[str]:
     for (fmt, size), group in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1][0])):
 
         def med(attr: str, group: list[Measured] = group) -> float:
-            return statistics.median(getattr(r, attr) for r in group)
+            return float(statistics.median(getattr(r, attr) for r in group))
 
         def ratio(a: str, b: str, group: list[Measured] = group) -> float:
-            return statistics.median(getattr(r, a) / getattr(r, b) for r in group)
+            return float(statistics.median(getattr(r, a) / getattr(r, b) for r in group))
 
         lines.append(
             f"| {fmt} | {size[0]}x{size[1]} | {len(group)} | {med('floor_ms'):.1f} | {med('fast_pdq_ms'):.1f} | {med('fast_all_ms'):.1f}"
