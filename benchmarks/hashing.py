@@ -184,7 +184,9 @@ def _free_port() -> int:
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "detector.cli", *args], env=env, check=True, capture_output=True, text=True, timeout=120).stdout
+    return subprocess.run(
+        [sys.executable, "-m", "detector.cli", *args], env=env, check=True, capture_output=True, text=True, timeout=120
+    ).stdout
 
 
 def service_throughput(items: list[Item], seed: int, duration: float, max_requests: int, concurrency: int) -> list[str]:
@@ -202,7 +204,12 @@ def service_throughput(items: list[Item], seed: int, duration: float, max_reques
         hashes = Path(tmp) / "list.txt"
         # A small synthetic list: random 256-bit values, nothing real.
         hashes.write_text("".join(rng.bytes(32).hex() + "\n" for _ in range(1000)))
-        env = {**os.environ, "HASHGUARD_DATA_DIR": str(Path(tmp) / "data"), "HASHGUARD_HASH_WORKERS": "2", "HASHGUARD_LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "HASHGUARD_DATA_DIR": str(Path(tmp) / "data"),
+            "HASHGUARD_HASH_WORKERS": "2",
+            "HASHGUARD_LOG_LEVEL": "WARNING",
+        }
         env.pop("HASHGUARD_DATABASE_URL", None)
         key = _cli(env, "keys", "create", "--role", "platform", "--label", "benchmark").split()[0]
         _cli(env, "hashsets", "import", str(hashes), "--name", "synthetic", "--tool", "pdq")

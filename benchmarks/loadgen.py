@@ -33,7 +33,9 @@ async def _run(url: str, key: str, files: list[bytes], concurrency: int, duratio
             body = files[issued % len(files)]
             issued += 1
             started = time.perf_counter()
-            async with session.post(url, params={"content_id": f"bench-{worker}-{issued}"}, data=body, headers=headers) as response:
+            async with session.post(
+                url, params={"content_id": f"bench-{worker}-{issued}"}, data=body, headers=headers
+            ) as response:
                 await response.read()
                 if response.status == 200:
                     latencies.append(time.perf_counter() - started)

@@ -81,7 +81,9 @@ def watermark(image: Image.Image) -> bytes:
     base = image.convert("RGBA")
     layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
     font = ImageFont.load_default(size=max(12, image.height // 12))
-    ImageDraw.Draw(layer).text((image.width // 20, image.height * 2 // 3), "example.org/reposted", font=font, fill=(255, 255, 255, 160))
+    ImageDraw.Draw(layer).text(
+        (image.width // 20, image.height * 2 // 3), "example.org/reposted", font=font, fill=(255, 255, 255, 160)
+    )
     return jpeg(Image.alpha_composite(base, layer).convert(image.mode))
 
 
@@ -138,9 +140,14 @@ def main(argv: list[str] | None = None) -> int:
 
     pictures = originals(args.seed, args.drawn)
     base = [hashes(jpeg(image)) for _, image in pictures]
-    edited: dict[str, list[dict[str, np.ndarray]]] = {name: [hashes(fn(image)) for _, image in pictures] for name, fn in TRANSFORMS.items()}
+    edited: dict[str, list[dict[str, np.ndarray]]] = {
+        name: [hashes(fn(image)) for _, image in pictures] for name, fn in TRANSFORMS.items()
+    }
     pairs = list(itertools.combinations(range(len(pictures)), 2))
-    print(f"{len(pictures)} originals ({len(PHOTOS)} photos, {args.drawn} drawn), {len(TRANSFORMS)} edits, {len(pairs)} distinct pairs", flush=True)
+    print(
+        f"{len(pictures)} originals ({len(PHOTOS)} photos, {args.drawn} drawn), {len(TRANSFORMS)} edits, {len(pairs)} distinct pairs",
+        flush=True,
+    )
 
     def dist(a: np.ndarray, b: np.ndarray) -> int:
         return int((a != b).sum())
@@ -160,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
             d = [dist(base[i][tool.name], edited[name][i][tool.name]) for i in range(len(pictures))]
             if name != "mirror":
                 everything += d
-            out.append(f"| {name} | {np.mean([x <= t for x in d]):.0%} | {np.median(d):.0f} | {np.percentile(d, 90):.0f} | {max(d)} |")
+            out.append(
+                f"| {name} | {np.mean([x <= t for x in d]):.0%} | {np.median(d):.0f} | {np.percentile(d, 90):.0f} | {max(d)} |"
+            )
         distinct = [dist(base[i][tool.name], base[j][tool.name]) for i, j in pairs]
         false = sum(x <= t for x in distinct)
         out.append(

@@ -65,7 +65,10 @@ def _box(weights: FloatArray, window: int) -> FloatArray:
     return result
 
 
-@lru_cache(maxsize=256)
+# Weight matrices are cached per axis length because uploads repeat a few sizes (camera and
+# screen resolutions). Only the small, reduced float32 ones are kept in number: a full-size
+# 64 x n float64 matrix is 0.5 kB per pixel of n, and upload sizes are chosen by strangers.
+@lru_cache(maxsize=4)
 def _reference_weights(n: int) -> FloatArray:
     """The 64 x n matrix mapping one full-resolution axis to the reference's 64 samples."""
     weights = np.zeros((_OUT, n))
@@ -78,7 +81,7 @@ def _reference_weights(n: int) -> FloatArray:
     return weights
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=4)
 def reduced_weights(n: int, scale: int) -> FloatArray:
     """The weights for an axis of ``n`` original pixels decoded at 1/``scale`` (``ceil(n/scale)`` pixels)."""
     full = _reference_weights(n)
@@ -89,7 +92,7 @@ def reduced_weights(n: int, scale: int) -> FloatArray:
     return summed
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=32)
 def _float32_weights(n: int, scale: int) -> npt.NDArray[np.float32]:
     return reduced_weights(n, scale).astype(np.float32)
 

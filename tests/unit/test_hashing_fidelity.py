@@ -31,7 +31,9 @@ def distances(data: bytes) -> dict[str, int]:
     fast = Media(data=data, max_pixels=50_000_000)
     reference = Media(data=data, max_pixels=50_000_000, hashing=HashingPath.REFERENCE)
     return {
-        t.name: int(np.unpackbits(np.frombuffer(t.hash(fast).value, np.uint8) ^ np.frombuffer(t.hash(reference).value, np.uint8)).sum())
+        t.name: int(
+            np.unpackbits(np.frombuffer(t.hash(fast).value, np.uint8) ^ np.frombuffer(t.hash(reference).value, np.uint8)).sum()
+        )
         for t in TOOLS
     }
 
@@ -63,7 +65,13 @@ def test_small_images_hash_bit_identically(fmt: str) -> None:
 
 @pytest.mark.parametrize(
     ("seed", "size", "fmt"),
-    [(22, (1920, 1080), "JPEG"), (23, (1920, 1080), "PNG"), (24, (1920, 1080), "WEBP"), (25, (3000, 2250), "JPEG"), (26, (4000, 3000), "JPEG")],
+    [
+        (22, (1920, 1080), "JPEG"),
+        (23, (1920, 1080), "PNG"),
+        (24, (1920, 1080), "WEBP"),
+        (25, (3000, 2250), "JPEG"),
+        (26, (4000, 3000), "JPEG"),
+    ],
 )
 def test_drawn_pictures_stay_within_budget(seed: int, size: tuple[int, int], fmt: str) -> None:
     found = distances(encode(draw(seed, size), fmt))

@@ -26,7 +26,9 @@ async def test_process_pool_hashes_reports_errors_and_survives_a_dead_worker() -
         results = await pool.run(hash_upload, job)
         assert results == hash_upload(job)  # the same answer as in this process
         with pytest.raises(CorruptMedia):
-            await pool.run(hash_upload, HashJob(data=job.data[:500], max_pixels=10_000_000, hashing=HashingPath.FAST, tools=(PdqTool(),)))
+            await pool.run(
+                hash_upload, HashJob(data=job.data[:500], max_pixels=10_000_000, hashing=HashingPath.FAST, tools=(PdqTool(),))
+            )
         with pytest.raises(BrokenProcessPool):
             await pool.run(_die)
         assert (await pool.run(hash_upload, job))["pdq"] == results["pdq"]  # a fresh pool took over
