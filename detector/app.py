@@ -43,7 +43,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _hash_pool(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    app[HASH_POOL] = HashPool(settings.hash_workers, settings.scan_timeout_s)
+    app[HASH_POOL] = HashPool(settings.hash_workers, settings.scan_timeout_s, processes=settings.hash_pool == "processes")
     app[SCANNER] = ScanService(
         tools=app[TOOLS],
         holder=app[HOLDER],

@@ -1,7 +1,7 @@
 """The unit of work a hashing worker process runs: bytes in, one hash per tool out.
 
-It is a module-level function over plain, picklable values so ``HashPool`` can send it to a
-worker process. Matching is not part of it on purpose: the match snapshot lives in the
+It is a module-level function over plain, picklable values so ``HashPool`` can run it in a
+thread or send it to a worker process (``HASHGUARD_HASH_POOL``). Matching is not part of it on purpose: the match snapshot lives in the
 service process's memory and is far too large to ship per scan.
 """
 
@@ -33,15 +33,16 @@ def hash_upload(job: HashJob) -> dict[str, HashResult]:
 
 
 def prepare_worker() -> None:
-    """Initialise a hashing worker process: one BLAS thread, hashing modules imported.
+    """Prepare a process to hash: one BLAS thread, hashing modules imported.
 
     The pool already runs one job per CPU; OpenBLAS's own threads on top of that only
     contend (a 64x375 matrix product took 40 ms instead of 0.7 ms with two BLAS threads on
-    a busy 2-core machine). Importing the tools here moves their import cost to start-up.
+    a busy 2-core machine). Only BLAS is limited: other thread pools (numba's, for the index)
+    are not ours to set. Importing the tools here moves their import cost to start-up.
     """
     from threadpoolctl import threadpool_limits
 
     import detector.tools.imagehashes
     import detector.tools.pdq  # noqa: F401
 
-    threadpool_limits(limits=1)
+    threadpool_limits(limits=1, user_api="blas")

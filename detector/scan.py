@@ -74,25 +74,29 @@ class SnapshotHolder:
 class HashPool:
     """CPU work off the event loop, at most ``workers`` jobs at once, each within a deadline.
 
-    ``run`` sends a job to a worker *process*, so the callable and its arguments must pickle
-    (a module-level function over plain values, like ``detector.hashjob.hash_upload``).
-    Processes, not threads, because hashing holds the GIL for much of its time: pdqhash's
-    Cython entry point never releases it, and the fast path's numpy and Pillow calls are
-    short, with Python between them. Measured on 2 cores (benchmarks/results/hashing.md),
-    two threads hashed no faster than one, two processes close to twice as fast.
-    ``run_here`` runs in a thread of this process, for work that needs this process's memory:
-    matching against the in-memory snapshot.
+    ``run`` runs a hashing job in a thread, or with ``processes=True`` in a worker process, in
+    which case the callable and its arguments must pickle (a module-level function over plain
+    values, like ``detector.hashjob.hash_upload``; ScanService only submits such jobs, so
+    both modes work). Threads are the default because they measured fastest on the fast path
+    (benchmarks/results/hashing.md: two threads 1.6-1.8x one thread, two processes 1.5-1.7x,
+    the difference being pickling and IPC): JPEG decoding, Pillow's resize and numpy release
+    the GIL. Processes isolate the service from a crashing decoder or runaway memory, and let
+    GIL-bound tools (pdqhash's Cython entry point never releases it) use more than one CPU.
+    ``run_here`` always runs in a thread of this process, for work that needs this process's
+    memory: matching against the in-memory snapshot.
 
     A slot is released when the worker really finishes, not when a caller gives up, so
-    timeouts cannot oversubscribe the CPUs. A worker that dies (a decoder crash, the OOM
-    killer) breaks the process pool: the jobs in flight fail with ``BrokenProcessPool`` (a
-    500, never a verdict) and the next job gets a fresh pool.
+    timeouts cannot oversubscribe the CPUs. A worker process that dies (a decoder crash, the
+    OOM killer) breaks the process pool: the jobs in flight fail with ``BrokenProcessPool``
+    (a 500, never a verdict) and the next job gets a fresh pool.
     """
 
-    def __init__(self, workers: int, timeout_s: float, *, processes: bool = True) -> None:
+    def __init__(self, workers: int, timeout_s: float, *, processes: bool = False) -> None:
         self._workers = workers
         self._processes = processes
         self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hashguard-hash")
+        if not processes:
+            prepare_worker()  # this process hashes: one BLAS thread per job, not per CPU per job
         self._executor: Executor = self._new_processes() if processes else self._threads
         self._slots = asyncio.Semaphore(workers)
         self._timeout_s = timeout_s
@@ -106,7 +110,7 @@ class HashPool:
         return pool
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """Run ``fn(*args)`` in a worker process (a thread if the pool was made with ``processes=False``)."""
+        """Run ``fn(*args)`` in a hashing thread, or a worker process if the pool was made with ``processes=True``."""
         executor = self._executor
         try:
             return await self._submit(executor, fn, *args)

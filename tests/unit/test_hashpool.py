@@ -20,7 +20,7 @@ def _die() -> None:
 
 
 async def test_process_pool_hashes_reports_errors_and_survives_a_dead_worker() -> None:
-    pool = HashPool(1, timeout_s=60)
+    pool = HashPool(1, timeout_s=60, processes=True)
     try:
         job = HashJob(data=encode(draw(1)), max_pixels=10_000_000, hashing=HashingPath.FAST, tools=(PdqTool(),))
         results = await pool.run(hash_upload, job)
@@ -33,5 +33,16 @@ async def test_process_pool_hashes_reports_errors_and_survives_a_dead_worker() -
             await pool.run(_die)
         assert (await pool.run(hash_upload, job))["pdq"] == results["pdq"]  # a fresh pool took over
         assert await pool.run_here(sum, [1, 2, 3]) == 6  # closures and local state: a thread here
+    finally:
+        pool.close()
+
+
+async def test_thread_pool_runs_the_same_jobs() -> None:
+    pool = HashPool(2, timeout_s=60)
+    try:
+        job = HashJob(data=encode(draw(2)), max_pixels=10_000_000, hashing=HashingPath.FAST, tools=(PdqTool(),))
+        assert await pool.run(hash_upload, job) == hash_upload(job)
+        with pytest.raises(CorruptMedia):
+            await pool.run(hash_upload, HashJob(data=job.data[:500], max_pixels=10_000_000, hashing=HashingPath.FAST, tools=()))
     finally:
         pool.close()
