@@ -13,7 +13,7 @@ twins and drawn pictures, as JPEG/PNG/WebP at 640x480, 1920x1080 and 4000x3000) 
 and the Hamming distance between fast and reference hashes per tool (fidelity). Then hashing
 throughput through threads vs processes, and the service end to end: ``hashguard serve`` on a
 free loopback port with 2 hash workers, driven by ``benchmarks.loadgen`` in another process,
-once per hashing path. Medians and ratios, since the machine is shared and noisy.
+once per hashing path and pool kind (threads, processes). Medians and ratios, since the machine is shared and noisy.
 Results go to benchmarks/results/hashing.md.
 """
 
