@@ -55,10 +55,28 @@ async def _hash_pool(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContext, hits: Sequence[Hit]) -> list[MatchView]:
-    """Turn index hits into list details and keep the evidence, in one transaction."""
+    """Turn index hits into list details and keep the evidence, in one transaction.
+
+    Shadow-list hits are recorded (flagged) and counted but not returned, so the verdict stays
+    ``no_match`` for them and nothing acts on them. Entries matching far more often than the flood
+    limit are quarantined: still answered as a match (the platform holds the upload), flagged so
+    the takedown side sends them to review instead of acting automatically.
+    """
     tools = app[TOOLS]
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
     async with app[POOL].acquire() as conn, conn.transaction():
         described = await hashsets_pg.describe_entries(conn, sorted({h.row_id for h in hits}))
+        quarantined: set[int] = set()
+        if settings.flood_max_matches > 0:
+            live = sorted({h.row_id for h in hits if not h.shadow})
+            quarantined, newly = await hashsets_pg.flood_check(
+                conn, live, window_s=settings.flood_window_s, limit=settings.flood_max_matches
+            )
+            if newly:
+                log.warning("%d list entries matched more than %d times in %.0f s: quarantined, their matches go to review",
+                            newly, settings.flood_max_matches, settings.flood_window_s)
+                metrics.quarantined_entries.set(await hashsets_pg.count_quarantined(conn))
         views: list[MatchView] = []
         records: list[pg.MatchRecord] = []
         for hit in hits:
@@ -66,70 +84,119 @@ async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContex
             if entry is None:  # the list version was deleted after this snapshot was built
                 continue
             version = tools.get(hit.tool).version
-            views.append(
-                MatchView(
-                    hashset=entry.hashset,
-                    hashset_version=entry.hashset_version,
-                    entry_id=entry.entry_id,
-                    tool=hit.tool,
-                    tool_version=version,
-                    distance=hit.distance,
-                )
+            # The version the snapshot held when it matched; the row's own is the one that added it.
+            hashset = hit.hashset or entry.hashset
+            hashset_version = hit.hashset_version or entry.hashset_version
+            view = MatchView(
+                hashset=hashset,
+                hashset_version=hashset_version,
+                entry_id=entry.entry_id,
+                tool=hit.tool,
+                tool_version=version,
+                distance=hit.distance,
+                quarantined=hit.row_id in quarantined,
             )
+            if hit.shadow:
+                metrics.shadow_matches.labels(hashset=hashset, tool=hit.tool).inc()
+            else:
+                views.append(view)
+                metrics.matches.labels(hashset=hashset, tool=hit.tool).inc()
             records.append(
                 pg.MatchRecord(
                     scan_id=scan_id,
                     content_id=context.content_id,
                     content_url=context.content_url,
                     hash_entry_id=hit.row_id,
-                    hashset=entry.hashset,
-                    hashset_version=entry.hashset_version,
+                    hashset=hashset,
+                    hashset_version=hashset_version,
                     entry_id=entry.entry_id,
                     tool=hit.tool,
                     tool_version=version,
                     distance=hit.distance,
                     api_key_id=context.api_key_id,
+                    shadow=hit.shadow,
+                    quarantined=view.quarantined,
                 )
             )
         await pg.record_matches(conn, records)
-    metrics = app[METRICS]
-    for view in views:
-        metrics.matches.labels(hashset=view.hashset, tool=view.tool).inc()
     return views
 
 
 async def _active_fingerprint(app: web.Application) -> Hashable:
     async with app[POOL].acquire() as conn:
-        return tuple(v.version_id for v in await hashsets_pg.active_versions(conn))
+        return await hashsets_pg.generation(conn)
 
 
 async def _load_snapshot(app: web.Application) -> tuple[Hashable, MatchSnapshot]:
-    """Read every active list version in one consistent database snapshot and index it."""
+    """Read every active and shadow list version in one consistent database snapshot and index it.
+
+    The fingerprint is the lists' generation counter read in the same transaction, so a change
+    committed while loading is seen as a change at the next check.
+    """
     tools = app[TOOLS]
     ids: dict[str, list[np.ndarray]] = {}
     codes: dict[str, list[bytes]] = {}
+    spans: dict[str, list[tuple[int, int]]] = {}
+    offsets: dict[str, int] = {}
     loaded: list[LoadedVersion] = []
+    gaps: list[LoadedVersion] = []
+    allow_ids: dict[str, list[int]] = {}
+    allow_codes: dict[str, list[bytes]] = {}
     async with app[POOL].acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        generation = await hashsets_pg.generation(conn)
         versions = await hashsets_pg.active_versions(conn)
         for version in versions:
             if version.tool not in tools.names():
-                log.warning("list %s holds %s hashes, but that tool is not enabled: not matched", version.name, version.tool)
+                log.warning(
+                    "list %s holds %d %s entries, but no enabled tool computes %s hashes: a coverage gap",
+                    version.name, version.entry_count, version.tool, version.tool,
+                )
+                gaps.append(
+                    LoadedVersion(hashset=version.name, version=version.version, tool=version.tool, entries=version.entry_count)
+                )
                 continue
-            async for chunk in hashsets_pg.stream_entries(conn, version.version_id):
+            start = offsets.get(version.tool, 0)
+            count = 0
+            async for chunk in hashsets_pg.stream_entries(conn, version):
                 ids.setdefault(version.tool, []).append(np.fromiter((r[0] for r in chunk), dtype=np.int64, count=len(chunk)))
                 codes.setdefault(version.tool, []).append(b"".join(r[1] for r in chunk))
+                count += len(chunk)
+            spans.setdefault(version.tool, []).append((start, len(loaded)))
+            offsets[version.tool] = start + count
             loaded.append(
-                LoadedVersion(hashset=version.name, version=version.version, tool=version.tool, entries=version.entry_count)
+                LoadedVersion(
+                    hashset=version.name,
+                    version=version.version,
+                    tool=version.tool,
+                    entries=count,
+                    status=version.status,
+                    threshold=version.threshold,
+                )
             )
+        for allow_id, tool_name, value in await hashsets_pg.allowed_hashes(conn):
+            if tool_name in tools.names():
+                allow_ids.setdefault(tool_name, []).append(allow_id)
+                allow_codes.setdefault(tool_name, []).append(value)
+        app[METRICS].quarantined_entries.set(await hashsets_pg.count_quarantined(conn))
     entries = {
         name: ToolEntries(
             ids=np.concatenate(ids[name]),
             codes=np.frombuffer(b"".join(codes[name]), dtype=np.uint8).reshape(-1, tools.get(name).width),
+            spans=tuple(spans[name]),
         )
         for name in ids
     }
-    snapshot = await asyncio.get_running_loop().run_in_executor(None, build_snapshot, list(tools), loaded, entries)
-    return tuple(v.version_id for v in versions), snapshot
+    allow = {
+        name: ToolEntries(
+            ids=np.array(allow_ids[name], dtype=np.int64),
+            codes=np.frombuffer(b"".join(allow_codes[name]), dtype=np.uint8).reshape(-1, tools.get(name).width),
+        )
+        for name in allow_ids
+    }
+    snapshot = await asyncio.get_running_loop().run_in_executor(
+        None, build_snapshot, list(tools), loaded, entries, allow, gaps
+    )
+    return generation, snapshot
 
 
 async def _index(app: web.Application) -> AsyncIterator[None]:

@@ -38,6 +38,8 @@ class MatchRecord:
     tool_version: str
     distance: int
     api_key_id: int | None
+    shadow: bool = False  # a shadow list's match: recorded, never answered or actioned
+    quarantined: bool = False  # the entry is flood-quarantined: review, not automatic action
 
 
 async def insert_key(conn: asyncpg.Connection, key: NewKey, role: Role, label: str) -> int:
@@ -82,6 +84,8 @@ async def record_matches(conn: asyncpg.Connection, records: Sequence[MatchRecord
         "tool_version",
         "distance",
         "api_key_id",
+        "shadow",
+        "quarantined",
     ]
     await conn.copy_records_to_table(
         "scan_matches", records=[tuple(getattr(r, c) for c in columns) for r in records], columns=columns

@@ -42,6 +42,9 @@ class MatchView:
     tool: str
     tool_version: str
     distance: int
+    # The entry is flood-quarantined: the platform still gets "match", but the takedown side
+    # must send it to review rather than act automatically. Not part of the platform's JSON.
+    quarantined: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
