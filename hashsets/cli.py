@@ -24,12 +24,13 @@ import asyncpg
 from detector.auth import key_digest, parse_bearer
 from detector.db import open_pool
 from detector.settings import Settings
+from detector.tools.base import HashTool
 from detector.tools.registry import ToolRegistry
 from hashsets import pg, signing
 from hashsets.errors import HashsetError, NotPermitted
 from hashsets.files import ListFile, verifier
 from hashsets.manifest import Kind, Manifest, build_manifest, parse_manifest, sign_manifest, verify_signature
-from hashsets.parse import ListFormat, parse_lines, parse_scheme
+from hashsets.parse import ListFormat, parse_blocks, parse_scheme
 from hashsets.progress import Progress
 
 T = TypeVar("T")
@@ -77,6 +78,11 @@ def _agree(flag: str, given: str | None, manifest_value: str) -> None:
         raise HashsetError(f"--{flag} {given!r} contradicts the manifest ({manifest_value!r}); drop the flag")
 
 
+def _hex_width(tool: HashTool) -> int | None:
+    """The hash width for the fast column path, if the tool reads plain hex like the base class."""
+    return tool.width if type(tool).parse_hex is HashTool.parse_hex else None
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     manifest = _load_manifest(args.manifest) if args.manifest else None
     if manifest is None and not args.allow_unsigned:
@@ -100,8 +106,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     path = Path(args.file)
     progress = Progress(path.stat().st_size if path.is_file() else 0, label=f"importing {name}") if not args.quiet else None
     file = ListFile(path, progress)
-    entries = parse_lines(
-        file.lines(), tool.parse_hex, format=fmt, scheme=scheme, allow_retractions=kind is Kind.DELTA
+    blocks = parse_blocks(
+        file.lines(), tool.parse_hex, width=_hex_width(tool), format=fmt, scheme=scheme, allow_retractions=kind is Kind.DELTA
     )
     actor = _actor(args)
 
@@ -124,7 +130,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             file_sha256=b"",
         )
         check = verifier(manifest, file) if manifest is not None else None
-        return await pg.import_list(conn, request, entries, check=check, file_digest=lambda: file.sha256)
+        return await pg.import_list(conn, request, blocks, check=check, file_digest=lambda: file.sha256)
 
     result = _run(work)
     if progress is not None:
@@ -310,7 +316,12 @@ def cmd_sign(args: argparse.Namespace) -> int:
     fmt = ListFormat(args.format) if args.format else None
     scheme = parse_scheme(args.classification) if args.classification else None
     file = ListFile(Path(args.file))
-    count = sum(1 for _ in parse_lines(file.lines(), tool.parse_hex, format=fmt, scheme=scheme, allow_retractions=kind is Kind.DELTA))
+    count = sum(
+        len(block)
+        for block in parse_blocks(
+            file.lines(), tool.parse_hex, width=_hex_width(tool), format=fmt, scheme=scheme, allow_retractions=kind is Kind.DELTA
+        )
+    )
     document = build_manifest(
         issuer=args.issuer,
         list_name=args.name,

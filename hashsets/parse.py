@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from itertools import chain
+from itertools import islice
 
 from hashsets.errors import InvalidListFile
 
@@ -167,7 +168,7 @@ class _Reader:
             self.problems.add(number, "the id repeats the hash value; ids are shown to platforms, hashes never are")
             return None
         try:
-            scheme = parse_scheme(scheme_text) if scheme_text is not None else self.scheme
+            scheme = parse_scheme(scheme_text) if scheme_text and scheme_text.strip() else self.scheme
             category, scheme = normalise_category(category, scheme)
         except ValueError as exc:
             self.problems.add(number, str(exc))
@@ -182,15 +183,14 @@ class _Reader:
         )
 
 
-def _content(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
-    """Numbered lines without blank lines, ``#`` comments, the BOM and line ends."""
-    for number, raw in enumerate(lines, start=1):
-        line = raw.rstrip("\r\n")
-        if number == 1:
-            line = line.lstrip("\ufeff")
-        stripped = line.strip()
-        if stripped and stripped[0] != "#":
-            yield number, line
+def _clean(raw: str, number: int) -> str:
+    line = raw.rstrip("\r\n")
+    return line.lstrip("\ufeff") if number == 1 else line
+
+
+def _is_content(line: str) -> bool:
+    stripped = line.strip()
+    return bool(stripped) and stripped[0] != "#"
 
 
 def sniff_format(first_line: str) -> ListFormat:
@@ -204,116 +204,311 @@ def sniff_format(first_line: str) -> ListFormat:
     return ListFormat.PLAIN
 
 
-def _plain(content: Iterator[tuple[int, str]], reader: _Reader) -> Iterator[ListEntry]:
-    for number, line in content:
-        text = line.strip()
-        op = None
-        if text[0] in "+-":
-            op, text = text[0], text[1:]
-        entry = reader.entry(number, text, None, op_text=op)
-        if entry is not None:
-            yield entry
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EntryBlock:
+    """Consecutive entries in columns: what the importer hands to COPY without a Python object per entry."""
+
+    lines: list[int]
+    entry_ids: list[str]
+    values: list[bytes]
+    categories: list[str | None]
+    schemes: list[Scheme | None]
+    ops: list[Op] | None = None  # None: every entry is an addition
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def entries(self) -> Iterator[ListEntry]:
+        ops = self.ops or [Op.ADD] * len(self.lines)
+        for line, entry_id, value, category, scheme, op in zip(
+            self.lines, self.entry_ids, self.values, self.categories, self.schemes, ops, strict=True
+        ):
+            yield ListEntry(line=line, entry_id=entry_id, value=value, category=category, scheme=scheme, op=op)
+
+    @classmethod
+    def of(cls, entries: list[ListEntry]) -> EntryBlock:
+        retracts = any(e.op is Op.RETRACT for e in entries)
+        return cls(
+            lines=[e.line for e in entries],
+            entry_ids=[e.entry_id for e in entries],
+            values=[e.value for e in entries],
+            categories=[e.category for e in entries],
+            schemes=[e.scheme for e in entries],
+            ops=[e.op for e in entries] if retracts else None,
+        )
 
 
-def _delimited(content: Iterator[tuple[int, str]], reader: _Reader, delimiter: str) -> Iterator[ListEntry]:
-    current = 0
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Columns:
+    delimiter: str
+    width: int
+    hash_at: int | None
+    id_at: int | None
+    category_at: int | None
+    scheme_at: int | None
+    op_at: int | None
 
-    def lines() -> Iterator[str]:
-        nonlocal current
-        for number, line in content:
-            current = number
-            yield line
 
-    rows = csv.reader(lines(), delimiter=delimiter)
-    header_number = 0
-    header = [c.strip().lower() for c in next(rows, [])]
-    header_number = current
+def _header(number: int, line: str, delimiter: str, reader: _Reader) -> _Columns | None:
+    header = [c.strip().lower() for c in next(csv.reader([line], delimiter=delimiter))]
     columns = {name: i for i, name in enumerate(header)}
     if len(columns) != len(header):
-        reader.problems.add(header_number, "the header names a column twice")
-        return
+        reader.problems.add(number, "the header names a column twice")
+        return None
     if "hash" not in columns and "id" not in columns:
-        reader.problems.add(header_number, "the header has no 'hash' column")
-        return
-    width = len(header)
-    hash_at, id_at = columns.get("hash"), columns.get("id")
-    category_at, scheme_at, op_at = columns.get("category"), columns.get("scheme"), columns.get("op")
-    for cells in rows:
-        if len(cells) != width:
-            reader.problems.add(current, f"expected {width} columns, found {len(cells)}")
-            continue
-        entry = reader.entry(
-            current,
-            cells[hash_at] if hash_at is not None else None,
-            cells[id_at] if id_at is not None else None,
-            cells[category_at] if category_at is not None else None,
-            cells[scheme_at] if scheme_at is not None else None,
-            cells[op_at] if op_at is not None else None,
-        )
-        if entry is not None:
-            yield entry
+        reader.problems.add(number, "the header has no 'hash' column")
+        return None
+    return _Columns(
+        delimiter=delimiter,
+        width=len(header),
+        hash_at=columns.get("hash"),
+        id_at=columns.get("id"),
+        category_at=columns.get("category"),
+        scheme_at=columns.get("scheme"),
+        op_at=columns.get("op"),
+    )
 
 
-def _optional_text(obj: dict[str, object], key: str, number: int, reader: _Reader) -> tuple[bool, str | None]:
-    value = obj.get(key)
-    if value is None or isinstance(value, str):
-        return True, value
-    reader.problems.add(number, f"{key!r} must be a string")
-    return False, None
+def _plain_line(reader: _Reader, number: int, line: str) -> ListEntry | None:
+    text = line.strip()
+    op = None
+    if text[0] in "+-":
+        op, text = text[0], text[1:]
+    return reader.entry(number, text, None, op_text=op)
 
 
-def _jsonl(content: Iterator[tuple[int, str]], reader: _Reader) -> Iterator[ListEntry]:
-    for number, line in content:
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            # json's messages give positions, never the text around them.
-            reader.problems.add(number, f"not valid JSON ({exc.__class__.__name__}: {str(exc).split(':')[0]})")
-            continue
-        if not isinstance(obj, dict):
-            reader.problems.add(number, "expected a JSON object")
-            continue
-        fields: list[str | None] = []
-        for key in ("hash", "id", "category", "scheme", "op"):
-            ok, text = _optional_text(obj, key, number, reader)
-            if not ok:
-                break
-            fields.append(text)
+def _delimited_line(reader: _Reader, columns: _Columns, number: int, line: str) -> ListEntry | None:
+    cells = next(csv.reader([line], delimiter=columns.delimiter))
+    if len(cells) != columns.width:
+        reader.problems.add(number, f"expected {columns.width} columns, found {len(cells)}")
+        return None
+
+    def cell(at: int | None) -> str | None:
+        return cells[at] if at is not None else None
+
+    return reader.entry(
+        number,
+        cell(columns.hash_at),
+        cell(columns.id_at),
+        cell(columns.category_at),
+        cell(columns.scheme_at),
+        cell(columns.op_at),
+    )
+
+
+def _jsonl_line(reader: _Reader, number: int, line: str) -> ListEntry | None:
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        # json's messages give positions, never the text around them.
+        reader.problems.add(number, f"not valid JSON ({exc.__class__.__name__}: {str(exc).split(':')[0]})")
+        return None
+    if not isinstance(obj, dict):
+        reader.problems.add(number, "expected a JSON object")
+        return None
+    fields: list[str | None] = []
+    for key in ("hash", "id", "category", "scheme", "op"):
+        value = obj.get(key)
+        if value is not None and not isinstance(value, str):
+            reader.problems.add(number, f"{key!r} must be a string")
+            return None
+        fields.append(value)
+    if fields[0] is None and (fields[4] or "add").strip().lower() in ("add", "+"):
+        reader.problems.add(number, "the hash is missing")
+        return None
+    return reader.entry(number, fields[0], fields[1], fields[2], fields[3], fields[4])
+
+
+_HEX_TEXT = re.compile(r"[0-9a-fA-F]*")
+
+
+class _Fast:
+    """The common case, a block of clean lines, checked a column at a time (about 10x faster than
+    line by line). Any doubt returns None and the block goes line by line, which names problems."""
+
+    def __init__(self, reader: _Reader, width: int, columns: _Columns | None) -> None:
+        self.reader = reader
+        self.width = width
+        self.columns = columns
+        self._categories: dict[tuple[str, str | None], tuple[str | None, Scheme | None]] = {}
+
+    def _values(self, hashes: list[str]) -> list[bytes] | None:
+        digits = 2 * self.width
+        if set(map(len, hashes)) != {digits}:
+            return None
+        joined = "".join(hashes)
+        if not _HEX_TEXT.fullmatch(joined):
+            return None
+        raw = bytes.fromhex(joined)
+        w = self.width
+        return [raw[i : i + w] for i in range(0, len(raw), w)]
+
+    def _classify(self, categories: list[str], schemes: list[str] | None) -> tuple[list[str | None], list[Scheme | None]] | None:
+        cache = self._categories
+        pairs = list(zip(categories, schemes, strict=True)) if schemes is not None else [(c, None) for c in categories]
+        for key in set(pairs):
+            if key not in cache:
+                try:
+                    scheme = parse_scheme(key[1]) if key[1] and key[1].strip() else self.reader.scheme
+                    cache[key] = normalise_category(key[0], scheme)
+                except ValueError:
+                    return None
+        done = [cache[p] for p in pairs]
+        return [c for c, _ in done], [s for _, s in done]
+
+    def block(self, block: list[tuple[int, str]]) -> EntryBlock | None:
+        texts = [raw.rstrip("\r\n") for _, raw in block]
+        if any(not t or t[0] in "# \t\ufeff" for t in texts):
+            return None
+        n = len(texts)
+        first = block[0][0]
+        ordinal = self.reader.ordinal
+        columns = self.columns
+        if columns is None:  # plain text: additions only, one hash per line
+            if any(t[0] in "+-" or t[-1].isspace() for t in texts):
+                return None
+            values = self._values(texts)
+            if values is None:
+                return None
+            self.reader.ordinal += n
+            return EntryBlock(
+                lines=list(range(first, first + n)),
+                entry_ids=list(map(str, range(ordinal + 1, ordinal + n + 1))),
+                values=values,
+                categories=[None] * n,
+                schemes=[None] * n,
+            )
+        if any('"' in t for t in texts):
+            rows = list(csv.reader(texts, delimiter=columns.delimiter))
+        else:  # no quoting anywhere in the block: a plain split is the CSV reading, and much faster
+            delimiter = columns.delimiter
+            rows = [t.split(delimiter) for t in texts]
+        if len(rows) != n or set(map(len, rows)) != {columns.width} or columns.hash_at is None:
+            return None
+        hashes = [r[columns.hash_at] for r in rows]
+        values = self._values(hashes)
+        if values is None:
+            return None
+        if columns.id_at is not None:
+            ids = [r[columns.id_at].strip() for r in rows]
+            if not all(ids) or max(map(len, ids)) > MAX_ID_LENGTH:
+                return None
+            digits = 2 * self.width
+            # An id that is the hash would leak it; only ids at least that long need a look.
+            if any(len(i) >= digits and i.lower().removeprefix("0x") == h.lower() for i, h in zip(ids, hashes, strict=True)):
+                return None
         else:
-            if fields[0] is None and fields[4] in (None, "add", "+"):
-                reader.problems.add(number, "the hash is missing")
-                continue
-            entry = reader.entry(number, fields[0], fields[1], fields[2], fields[3], fields[4])
-            if entry is not None:
-                yield entry
+            ids = list(map(str, range(ordinal + 1, ordinal + n + 1)))
+        if columns.category_at is not None:
+            classified = self._classify(
+                [r[columns.category_at] for r in rows],
+                [r[columns.scheme_at] for r in rows] if columns.scheme_at is not None else None,
+            )
+            if classified is None:
+                return None
+            categories, schemes = classified
+        else:
+            categories, schemes = [None] * n, [None] * n
+        ops: list[Op] | None = None
+        if columns.op_at is not None:
+            texts_ops = [r[columns.op_at].strip().lower() for r in rows]
+            if any(o not in _OPS for o in set(texts_ops)):
+                return None
+            ops = [_OPS[o] for o in texts_ops]
+            if Op.RETRACT in ops:
+                if not self.reader.allow_retractions:
+                    return None
+            else:
+                ops = None
+        self.reader.ordinal += n
+        return EntryBlock(
+            lines=list(range(first, first + n)), entry_ids=ids, values=values, categories=categories, schemes=schemes, ops=ops
+        )
+
+
+_BLOCK_LINES = 10_000
+
+
+def parse_blocks(
+    lines: Iterable[str],
+    parse_hash: Callable[[str], bytes],
+    *,
+    width: int | None = None,
+    format: ListFormat | None = None,
+    scheme: Scheme | None = None,
+    allow_retractions: bool = False,
+) -> Iterator[EntryBlock]:
+    """Yield entries in blocks; at the end, raise ``InvalidListFile`` if any line was bad.
+
+    The caller writes entries as they come (bounded memory) inside a transaction it rolls back
+    on the error, so a bad line anywhere means nothing of the file is kept.
+    ``parse_hash`` is the tool's validator; it raises ``ValueError`` with a value-free message.
+    ``width`` (the hash's bytes) enables the column-at-a-time path for plain hex hashes; leave it
+    None for a tool whose ``parse_hash`` does more than read hex. ``format`` None: sniffed.
+    """
+    reader = _Reader(parse_hash, scheme, allow_retractions)
+    numbered = enumerate(lines, start=1)
+    first: tuple[int, str] | None = None
+    for number, raw in numbered:
+        line = _clean(raw, number)
+        if _is_content(line):
+            first = (number, line)
+            break
+    if first is not None:
+        chosen = format or sniff_format(first[1])
+        columns: _Columns | None = None
+        pending: list[tuple[int, str]] = []
+        handle: Callable[[int, str], ListEntry | None]
+        if chosen in (ListFormat.CSV, ListFormat.TSV):
+            columns = _header(*first, "\t" if chosen is ListFormat.TSV else ",", reader)
+            found = columns
+            handle = (lambda n, t: _delimited_line(reader, found, n, t)) if found is not None else (lambda n, t: None)
+        elif chosen is ListFormat.JSONL:
+            handle = lambda n, t: _jsonl_line(reader, n, t)  # noqa: E731
+            pending = [first]
+        else:
+            handle = lambda n, t: _plain_line(reader, n, t)  # noqa: E731
+            pending = [first]
+        fast = (
+            _Fast(reader, width, columns)
+            if width is not None and chosen is not ListFormat.JSONL and (columns is not None or chosen is ListFormat.PLAIN)
+            else None
+        )
+
+        def slow(block: list[tuple[int, str]]) -> EntryBlock:
+            found: list[ListEntry] = []
+            for number, raw in block:
+                line = _clean(raw, number)
+                if _is_content(line) and (entry := handle(number, line)) is not None:
+                    found.append(entry)
+            return EntryBlock.of(found)
+
+        if (chosen is ListFormat.CSV or chosen is ListFormat.TSV) and columns is None:
+            for _ in numbered:  # a bad header: the rest cannot be read, but the digest needs every byte
+                pass
+        else:
+            if pending:
+                yield slow(pending)
+            while block := list(islice(numbered, _BLOCK_LINES)):
+                result = fast.block(block) if fast is not None else None
+                result = result if result is not None else slow(block)
+                if len(result):
+                    yield result
+    if reader.problems.total:
+        raise InvalidListFile(reader.problems.shown, reader.problems.total)
 
 
 def parse_lines(
     lines: Iterable[str],
     parse_hash: Callable[[str], bytes],
     *,
+    width: int | None = None,
     format: ListFormat | None = None,
     scheme: Scheme | None = None,
     allow_retractions: bool = False,
 ) -> Iterator[ListEntry]:
-    """Yield entries; at the end, raise ``InvalidListFile`` if any line was bad.
-
-    The caller writes entries as they come (bounded memory) inside a transaction it rolls back
-    on the error, so a bad line anywhere means nothing of the file is kept.
-    ``parse_hash`` is the tool's validator; it raises ``ValueError`` with a value-free message.
-    ``format`` None means: sniff it from the first content line.
-    """
-    reader = _Reader(parse_hash, scheme, allow_retractions)
-    content = _content(lines)
-    first = next(content, None)
-    if first is not None:
-        chosen = format or sniff_format(first[1])
-        rest = chain([first], content)
-        if chosen is ListFormat.PLAIN:
-            yield from _plain(rest, reader)
-        elif chosen is ListFormat.JSONL:
-            yield from _jsonl(rest, reader)
-        else:
-            yield from _delimited(rest, reader, "\t" if chosen is ListFormat.TSV else ",")
-    if reader.problems.total:
-        raise InvalidListFile(reader.problems.shown, reader.problems.total)
+    """``parse_blocks`` one entry at a time (small lists, tests)."""
+    for block in parse_blocks(
+        lines, parse_hash, width=width, format=format, scheme=scheme, allow_retractions=allow_retractions
+    ):
+        yield from block.entries()

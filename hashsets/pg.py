@@ -11,16 +11,17 @@ same trigger, which bumps ``hashset_generation`` and NOTIFYs the replicas.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice, repeat
 from typing import Any
 
 import asyncpg
 
 from detector.db import Queries
+from hashsets.duplicates import DuplicateIds
 from hashsets.errors import (
     EntryNotFound,
     HashsetError,
@@ -30,12 +31,11 @@ from hashsets.errors import (
     VersionConflict,
 )
 from hashsets.manifest import Kind, TrustedKey
-from hashsets.parse import MAX_REPORTED_PROBLEMS, ListEntry, Op
+from hashsets.parse import MAX_REPORTED_PROBLEMS, EntryBlock, ListEntry, Op
 
 Q = Queries("hashsets")
 
 _STATUSES = ("active", "shadow", "disabled")
-_DUPLICATE_ID = re.compile(r"\(version_id, entry_id\)=\(\d+, (.*)\) already exists")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -177,15 +177,10 @@ async def _base_version(conn: asyncpg.Connection, hashset: asyncpg.Record, reque
     return base
 
 
-def _id_of_duplicate(exc: asyncpg.UniqueViolationError) -> str:
-    match = _DUPLICATE_ID.search(getattr(exc, "detail", "") or "")
-    return match.group(1) if match else "?"
-
-
 async def import_list(
     conn: asyncpg.Connection,
     request: ImportRequest,
-    entries: Iterable[ListEntry],
+    blocks: Iterable[EntryBlock],
     *,
     check: Callable[[int], None] | None = None,
     file_digest: Callable[[], bytes] | None = None,
@@ -194,7 +189,7 @@ async def import_list(
 
     Additions stream through one COPY (PostgreSQL ingests while the file is still being read);
     retractions, few by nature, are held until the end and resolved against the base version.
-    ``entries`` may raise part-way (a bad line); ``check`` runs after the last entry with the
+    ``blocks`` (from ``parse_blocks``) may raise part-way (a bad line); ``check`` runs after the last entry with the
     number of entry lines and raises if the file does not verify (checksum, count). Either way
     the transaction rolls back and nothing of the import is kept.
     """
@@ -252,23 +247,32 @@ async def import_list(
         lines = 0
         added = 0
         retractions: list[tuple[int, str, bytes | None]] = []
+        ids = DuplicateIds()
 
-        def rows() -> Iterator[tuple[int, str, bytes | None, str | None, str | None]]:
+        def rows() -> Iterator[tuple[int, str, bytes, str | None, str | None]]:
             nonlocal lines, added
-            for entry in entries:
-                lines += 1
-                if entry.op is Op.RETRACT:
-                    retractions.append((entry.line, entry.entry_id, entry.value or None))
+            for block in blocks:
+                lines += len(block)
+                if block.ops is None:
+                    added += len(block)
+                    ids.add(block.entry_ids)
+                    yield from zip(repeat(version_id), block.entry_ids, block.values, block.categories, block.schemes)
                     continue
-                added += 1
-                yield (version_id, entry.entry_id, entry.value, entry.category, entry.scheme)
+                for entry in block.entries():
+                    if entry.op is Op.RETRACT:
+                        retractions.append((entry.line, entry.entry_id, entry.value or None))
+                    else:
+                        added += 1
+                        ids.add([entry.entry_id])
+                        yield (version_id, entry.entry_id, entry.value, entry.category, entry.scheme)
 
-        try:
-            await conn.copy_records_to_table(
-                "hash_entries", records=rows(), columns=["version_id", "entry_id", "hash", "category", "scheme"]
+        await conn.copy_records_to_table(
+            "hash_entries", records=rows(), columns=["version_id", "entry_id", "hash", "category", "scheme"]
+        )
+        if ids.likely() and (repeated := await conn.fetch(Q.duplicate_ids, version_id)):
+            raise InvalidListFile(
+                [f"the id {r['entry_id']!r} appears {r['n']} times" for r in repeated], len(repeated)
             )
-        except asyncpg.UniqueViolationError as exc:
-            raise InvalidListFile([f"the id {_id_of_duplicate(exc)!r} appears more than once"], 1) from None
         if check is not None:
             check(lines)
         if file_digest is not None:  # known only once the file has been read to its end
@@ -278,9 +282,9 @@ async def import_list(
         if base is not None and added:
             conflicts = await conn.fetch(Q.add_conflicts, version_id, list(base["lineage"]), lineage)
             if conflicts:
-                ids = ", ".join(repr(r["entry_id"]) for r in conflicts)
+                held = ", ".join(repr(r["entry_id"]) for r in conflicts)
                 raise InvalidListFile(
-                    [f"the delta adds ids the list already holds ({ids}); retract them in the same delta to replace them"],
+                    [f"the delta adds ids the list already holds ({held}); retract them in the same delta to replace them"],
                     len(conflicts),
                 )
         count = (base["entry_count"] if base is not None else 0) + added - retracted
@@ -351,7 +355,13 @@ async def import_entries(
 ) -> ImportResult:
     """An unsigned full import (demo lists, tests): ``import_list`` with no manifest."""
     request = ImportRequest(name=name, tool=tool, source=source, file_sha256=file_sha256, is_demo=is_demo, actor=actor)
-    return await import_list(conn, request, entries)
+    return await import_list(conn, request, _blocks(entries))
+
+
+def _blocks(entries: Iterable[ListEntry], size: int = 10_000) -> Iterator[EntryBlock]:
+    it = iter(entries)
+    while batch := list(islice(it, size)):
+        yield EntryBlock.of(batch)
 
 
 def _summary(r: asyncpg.Record) -> HashsetSummary:

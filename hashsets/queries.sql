@@ -216,3 +216,7 @@ UPDATE hashset_versions SET file_sha256 = $2 WHERE id = $1;
 -- name: key_role
 -- The export command's admin check reads the detector's key table (same database, read only).
 SELECT id, role::text AS role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL;
+
+-- name: duplicate_ids
+SELECT entry_id, count(*) AS n FROM hash_entries WHERE version_id = $1
+GROUP BY entry_id HAVING count(*) > 1 ORDER BY min(id) LIMIT 20;

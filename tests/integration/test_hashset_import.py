@@ -97,6 +97,6 @@ async def test_duplicate_ids_are_refused_by_the_database_and_nothing_is_kept(poo
     # Checked by the unique index rather than a set in memory, so a 10M-entry import streams.
     text = "hash,id\n" + f"{pdq_hex(1)},a\n{pdq_hex(2)},b\n{pdq_hex(3)},a\n"
     async with pool.acquire() as conn:
-        with pytest.raises(InvalidListFile, match="the id 'a' appears more than once"):
+        with pytest.raises(InvalidListFile, match="the id 'a' appears 2 times"):
             await run_import(conn, text)
         assert await conn.fetchval("SELECT count(*) FROM hash_entries") == 0
