@@ -142,8 +142,9 @@ class _Reader:
         if op is Op.RETRACT and not self.allow_retractions:
             self.problems.add(number, "a retraction in a full list; only a delta import may retract entries")
             return None
-        explicit_id = entry_id is not None
-        entry_id = entry_id.strip() if entry_id is not None else str(self.ordinal)
+        # A retraction with an empty id names its entry by the hash alone.
+        explicit_id = entry_id is not None and (op is Op.ADD or bool(entry_id.strip()))
+        entry_id = entry_id.strip() if explicit_id and entry_id is not None else str(self.ordinal)
         if not entry_id:
             self.problems.add(number, "the id is empty")
             return None

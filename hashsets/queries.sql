@@ -109,7 +109,7 @@ WHERE s.entry_id = ''
 ORDER BY s.line;
 
 -- name: insert_retractions
-INSERT INTO hash_retractions (entry_row, version_id) SELECT DISTINCT unnest($1::bigint[]), $2 ON CONFLICT DO NOTHING;
+INSERT INTO hash_retractions (entry_row, version_id) SELECT DISTINCT unnest($1::bigint[]), $2::integer ON CONFLICT DO NOTHING;
 
 -- name: add_conflicts
 -- Ids a delta adds that its base still holds (and the delta does not retract).
