@@ -129,7 +129,7 @@ async def test_a_disabled_entry_stays_disabled_across_a_full_reimport(pool: asyn
             await store.disable_entry(conn, "list", "e99", "no such entry", "reviewer-1")
         await store.enable_entry(conn, "list", "e2", "issuer confirmed", "reviewer-1")
         assert await current_entries(conn) == {"e1", "e2", "e3", "e4"}
-        [(_, actor, action, _, details)] = [e for e in await store.events(conn, "list") if e[2] == "disable_entry"]
+        [(_, actor, _, _, details)] = [e for e in await store.events(conn, "list") if e[2] == "disable_entry"]
         assert actor == "reviewer-1" and "collides with a stock photo" in details and h(2) not in details
 
 

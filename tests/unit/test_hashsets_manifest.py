@@ -39,7 +39,7 @@ def test_a_signed_manifest_verifies_with_the_issuers_trusted_key() -> None:
 
 
 @pytest.mark.parametrize(
-    "field, value", [("entries", 4), ("sha256", "ff" * 32), ("list", "another"), ("version", "2026-11-24.1")]
+    ("field", "value"), [("entries", 4), ("sha256", "ff" * 32), ("list", "another"), ("version", "2026-11-24.1")]
 )
 def test_any_altered_field_breaks_the_signature(field: str, value: object) -> None:
     signed = sign_manifest(document(), PAIR.private_pem)
@@ -66,7 +66,7 @@ def test_key_order_and_whitespace_do_not_matter() -> None:
 
 
 @pytest.mark.parametrize(
-    "changes, message",
+    ("changes", "message"),
     [
         ({"kind": "partial"}, "'kind' must be"),
         ({"kind": "delta"}, "must name the 'base_version'"),
