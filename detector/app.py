@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Hashable, Sequence
+from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
 
+import asyncpg
 import numpy as np
 from aiohttp import web
 
@@ -49,6 +50,7 @@ async def _hash_pool(app: web.Application) -> AsyncIterator[None]:
         pool=app[HASH_POOL],
         max_pixels=settings.max_pixels,
         resolve=lambda scan_id, context, hits: _resolve(app, scan_id, context, hits),
+        remember=(lambda scan_id, context, hashes: _remember(app, scan_id, context, hashes)) if settings.lookback_days else None,
     )
     yield
     await asyncio.get_running_loop().run_in_executor(None, app[HASH_POOL].close)
@@ -120,6 +122,40 @@ async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContex
             )
         await pg.record_matches(conn, records)
     return views
+
+
+async def _remember(app: web.Application, scan_id: uuid.UUID, context: ScanContext, hashes: Mapping[str, bytes]) -> None:
+    async with app[POOL].acquire() as conn:
+        await hashsets_pg.remember_scan(
+            conn,
+            scan_id,
+            content_id=context.content_id,
+            content_url=context.content_url,
+            api_key_id=context.api_key_id,
+            hashes=hashes,
+        )
+
+
+async def _lookback_retention(app: web.Application) -> AsyncIterator[None]:
+    """Upload hashes kept for look-back are deleted once older than HASHGUARD_LOOKBACK_DAYS (all of
+    them when it is 0, so turning look-back off also forgets what it kept)."""
+
+    async def purge_forever() -> None:
+        while True:
+            try:
+                async with app[POOL].acquire() as conn:
+                    gone = await hashsets_pg.purge_scan_hashes(conn, app[SETTINGS].lookback_days)
+                if gone:
+                    log.info("look-back: deleted %d upload hashes past their retention", gone)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.exception("could not purge look-back upload hashes; retrying")
+            await asyncio.sleep(600)
+
+    task = asyncio.create_task(purge_forever(), name="hashguard-lookback-retention")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _active_fingerprint(app: web.Application) -> Hashable:
@@ -234,5 +270,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_hash_pool)
     app.cleanup_ctx.append(_index)
+    app.cleanup_ctx.append(_lookback_retention)
     http.setup_routes(app)
     return app

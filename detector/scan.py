@@ -5,6 +5,7 @@ resolve hits into list details. Storage is reached only through the injected ``r
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -19,6 +20,7 @@ from detector.tools.base import HashResult
 from detector.tools.registry import ToolRegistry
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 Verdict = Literal["match", "no_match"]
 
@@ -58,6 +60,8 @@ class Outcome:
 
 
 Resolve = Callable[[uuid.UUID, ScanContext, Sequence[Hit]], Awaitable[list[MatchView]]]
+# Keeps an upload's hashes for look-back (HASHGUARD_LOOKBACK_DAYS); None when that is off.
+Remember = Callable[[uuid.UUID, ScanContext, Mapping[str, bytes]], Awaitable[None]]
 
 
 class SnapshotHolder:
@@ -102,7 +106,17 @@ class HashPool:
 
 
 class ScanService:
-    def __init__(self, *, tools: ToolRegistry, holder: SnapshotHolder, pool: HashPool, max_pixels: int, resolve: Resolve) -> None:
+    def __init__(
+        self,
+        *,
+        tools: ToolRegistry,
+        holder: SnapshotHolder,
+        pool: HashPool,
+        max_pixels: int,
+        resolve: Resolve,
+        remember: Remember | None = None,
+    ) -> None:
+        self._remember = remember
         self._tools = tools
         self._holder = holder
         self._pool = pool
@@ -126,8 +140,8 @@ class ScanService:
     async def scan(self, data: bytes, context: ScanContext) -> Outcome:
         started = time.perf_counter()
         snapshot = self._holder.require()
-        _, hits = await self._pool.run(self._hash_and_match, data, snapshot)
-        return await self._outcome(started, context, hits)
+        results, hits = await self._pool.run(self._hash_and_match, data, snapshot)
+        return await self._outcome(started, context, hits, {n: r.value for n, r in results.items()})
 
     async def lookup(self, items: Sequence[tuple[ScanContext, Mapping[str, bytes]]]) -> list[Outcome]:
         """Verdicts for hashes the platform computed itself, one per item, in order."""
@@ -138,12 +152,21 @@ class ScanService:
             return [snapshot.match(hashes, self._thresholds) for _, hashes in items]
 
         all_hits = await self._pool.run(match_all)
-        return [await self._outcome(started, context, hits) for (context, _), hits in zip(items, all_hits, strict=True)]
+        return [
+            await self._outcome(started, context, hits, hashes) for (context, hashes), hits in zip(items, all_hits, strict=True)
+        ]
 
-    async def _outcome(self, started: float, context: ScanContext, hits: Sequence[Hit]) -> Outcome:
+    async def _outcome(
+        self, started: float, context: ScanContext, hits: Sequence[Hit], hashes: Mapping[str, bytes] | None = None
+    ) -> Outcome:
         scan_id = uuid.uuid4()
         # Only a match touches the database; a failure there surfaces as an error, never no_match.
         matches = await self._resolve(scan_id, context, hits) if hits else []
+        if self._remember is not None and hashes:
+            try:
+                await self._remember(scan_id, context, hashes)
+            except Exception:  # best effort: look-back is a later re-check, the verdict stands either way
+                log.exception("could not keep the upload's hashes for look-back (scan %s)", scan_id)
         return Outcome(
             scan_id=scan_id,
             content_id=context.content_id,

@@ -24,7 +24,7 @@ import asyncpg
 from detector.auth import key_digest, parse_bearer
 from detector.db import open_pool
 from detector.settings import Settings
-from detector.tools.base import HashTool
+from detector.tools.base import HashTool, ToolKind
 from detector.tools.registry import ToolRegistry
 from hashsets import pg, signing
 from hashsets.errors import HashsetError, NotPermitted
@@ -76,6 +76,10 @@ def _load_manifest(path: str) -> Manifest:
 def _agree(flag: str, given: str | None, manifest_value: str) -> None:
     if given is not None and given != manifest_value:
         raise HashsetError(f"--{flag} {given!r} contradicts the manifest ({manifest_value!r}); drop the flag")
+
+
+def _list_threshold(name: str) -> int | None:
+    return _run(lambda conn: pg.get_hashset(conn, name)).threshold
 
 
 def _hex_width(tool: HashTool) -> int | None:
@@ -135,6 +139,25 @@ def cmd_import(args: argparse.Namespace) -> int:
     result = _run(work)
     if progress is not None:
         progress.finish(result.added + result.retracted)
+    days = Settings.from_env().lookback_days
+    if days > 0 and result.added:
+        threshold = _list_threshold(name) if tool.kind is not ToolKind.CRYPTOGRAPHIC else 0
+
+        async def look_back(conn: asyncpg.Connection) -> int:
+            await pg.purge_scan_hashes(conn, days)
+            return await pg.recheck(
+                conn,
+                result,
+                tool=tool.name,
+                tool_version=tool.version,
+                width=tool.width,
+                exact=tool.kind is ToolKind.CRYPTOGRAPHIC,
+                threshold=threshold if threshold is not None else tool.threshold(),
+                days=days,
+            )
+
+        found = _run(look_back)
+        print(f"look-back: {found} match(es) found on re-check of content scanned in the last {days} day(s)")
     detail = f"{result.added} added, {result.retracted} retracted, " if result.kind == "delta" else ""
     print(
         f"imported {result.entries} {tool.name} entries into {result.hashset!r} as version {result.version}"

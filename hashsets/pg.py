@@ -47,6 +47,8 @@ class ImportResult:
     retracted: int = 0
     kind: str = "full"
     signature_status: str = "unsigned"
+    lineage: tuple[int, ...] = ()
+    replaced_lineage: tuple[int, ...] = ()  # the version that was current before; () for a new list
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -317,6 +319,8 @@ async def import_list(
         retracted=retracted,
         kind=request.kind.value,
         signature_status="verified" if request.signer is not None else "unsigned",
+        lineage=tuple(lineage),
+        replaced_lineage=tuple(current["lineage"]) if current is not None else (),
     )
 
 
@@ -620,3 +624,68 @@ async def key_role(conn: asyncpg.Connection, digest: bytes) -> tuple[int, str] |
     """(key id, role) of an active API key, for the admin-only export."""
     row = await conn.fetchrow(Q.key_role, digest)
     return None if row is None else (int(row["id"]), str(row["role"]))
+
+
+async def remember_scan(
+    conn: asyncpg.Connection,
+    scan_id: uuid.UUID,
+    *,
+    content_id: str,
+    content_url: str | None,
+    api_key_id: int | None,
+    hashes: Mapping[str, bytes],
+) -> None:
+    """Keep an upload's hashes for look-back (only when HASHGUARD_LOOKBACK_DAYS > 0; purged by age)."""
+    await conn.copy_records_to_table(
+        "scan_hashes",
+        records=[(scan_id, content_id, content_url, api_key_id, tool, value) for tool, value in hashes.items()],
+        columns=["scan_id", "content_id", "content_url", "api_key_id", "tool", "hash"],
+    )
+
+
+async def purge_scan_hashes(conn: asyncpg.Connection, days: int) -> int:
+    """Delete upload hashes older than ``days`` (0: all of them). Returns how many went."""
+    status = await conn.execute(Q.purge_scan_hashes, days)
+    return int(status.split()[-1])
+
+
+async def recheck(
+    conn: asyncpg.Connection,
+    result: ImportResult,
+    *,
+    tool: str,
+    tool_version: str,
+    width: int,
+    exact: bool,
+    threshold: int,
+    days: int,
+) -> int:
+    """Match uploads scanned in the last ``days`` against the hashes ``result``'s version added.
+
+    Matches are recorded in ``scan_matches`` with ``found_on_recheck``; returns how many.
+    """
+    from hashsets.lookback import find  # numba-compiled index: only loaded when look-back is on
+
+    added = [(r["id"], r["hash"]) for r in await conn.fetch(Q.added_entries, list(result.lineage), list(result.replaced_lineage))]
+    if not added:
+        return 0
+    stored = await conn.fetch(Q.recent_scan_hashes, tool, days)
+    found = list(find(added, ((i, r["hash"]) for i, r in enumerate(stored)), width=width, threshold=threshold, exact=exact))
+    async with conn.transaction():
+        for hit in found:
+            scan = stored[hit.key]
+            await conn.execute(
+                Q.insert_recheck_match,
+                scan["scan_id"],
+                scan["content_id"],
+                scan["content_url"],
+                hit.row_id,
+                result.hashset,
+                result.version,
+                tool,
+                tool_version,
+                hit.distance,
+                scan["api_key_id"],
+            )
+        await record_event(conn, "hashguard", "lookback", result.hashset, {"version": result.version, "days": days, "matches": len(found)})
+    return len(found)

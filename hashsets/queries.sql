@@ -220,3 +220,25 @@ SELECT id, role::text AS role FROM api_keys WHERE key_hash = $1 AND revoked_at I
 -- name: duplicate_ids
 SELECT entry_id, count(*) AS n FROM hash_entries WHERE version_id = $1
 GROUP BY entry_id HAVING count(*) > 1 ORDER BY min(id) LIMIT 20;
+
+-- name: purge_scan_hashes
+DELETE FROM scan_hashes WHERE scanned_at < now() - make_interval(days => $1);
+
+-- name: recent_scan_hashes
+SELECT scan_id, content_id, content_url, api_key_id, hash FROM scan_hashes
+WHERE tool = $1 AND scanned_at >= now() - make_interval(days => $2);
+
+-- name: added_entries
+-- Entries of the new version whose hash the version it replaced did not hold: what look-back checks.
+SELECT e.id, e.hash FROM hash_entries e
+WHERE e.version_id = ANY($1::integer[])
+  AND NOT EXISTS (SELECT 1 FROM hash_retractions r WHERE r.entry_row = e.id AND r.version_id = ANY($1::integer[]))
+  AND NOT EXISTS (
+      SELECT 1 FROM hash_entries o
+      WHERE o.version_id = ANY($2::integer[]) AND o.hash = e.hash
+        AND NOT EXISTS (SELECT 1 FROM hash_retractions r2 WHERE r2.entry_row = o.id AND r2.version_id = ANY($2::integer[])));
+
+-- name: insert_recheck_match
+INSERT INTO scan_matches (scan_id, content_id, content_url, hash_entry_id, hashset, hashset_version, entry_id, tool,
+                          tool_version, distance, api_key_id, found_on_recheck)
+SELECT $1, $2, $3, e.id, $5, $6, e.entry_id, $7, $8, $9, $10, true FROM hash_entries e WHERE e.id = $4;

@@ -315,3 +315,28 @@ def test_shadow_lists_thresholds_allow_list_disables_quarantine_and_coverage(
     assert flags[-1] is True and flags.count(True) >= 1
     assert "hashguard_quarantined_entries 1.0" in service.request("GET", "/metrics").body.decode()
     assert "pic-1\tsince" in cli("hashsets", "show", "main").stdout
+
+
+@pytest.mark.slow
+def test_look_back_rechecks_recent_uploads_against_added_hashes_only_when_enabled(
+    cli: Cli, start_service: Callable[..., Service], tmp_path: Path, database_url: str
+) -> None:
+    cli("hashsets", "import", str(write_list(tmp_path / "v1.csv", [1])), "--name", "l", "--tool", "pdq", "--allow-unsigned")
+    service = start_service(HASHGUARD_LOOKBACK_DAYS="7")
+    key = cli.new_key()
+    assert verdict(service, key, near(6, 2)) == "no_match"
+    assert service.request("POST", "/v1/scan?content_id=upload-7", encode(draw(7)), key, Content_Type="image/png").json()["verdict"] == "no_match"
+    assert [r["content_id"] for r in query(database_url, "SELECT content_id FROM scan_hashes ORDER BY scanned_at")] == ["c", "upload-7"]
+
+    lookback = Cli({**cli.env, "HASHGUARD_LOOKBACK_DAYS": "7"})
+    delta = write_list(tmp_path / "v2.csv", [6, 7], ops={6: "add", 7: "add"})
+    out = lookback("hashsets", "import", str(delta), "--name", "l", "--tool", "pdq", "--kind", "delta", "--allow-unsigned")
+    assert "look-back: 2 match(es) found on re-check" in out.stdout
+    found = query(database_url, "SELECT content_id, entry_id, hashset_version, found_on_recheck FROM scan_matches ORDER BY entry_id")
+    assert [tuple(r) for r in found] == [("c", "pic-6", 2, True), ("upload-7", "pic-7", 2, True)]
+
+    # Off (the default): nothing of the uploads is kept, and what was kept is purged.
+    service.stop()
+    plain = start_service()
+    assert verdict(plain, key, near(6, 2)) == "match"
+    eventually(lambda: query(database_url, "SELECT count(*) AS n FROM scan_hashes")[0]["n"] == 0)
