@@ -35,6 +35,10 @@ from hashsets.parse import MAX_REPORTED_PROBLEMS, EntryBlock, ListEntry, Op
 
 Q = Queries("hashsets")
 
+# Pools time commands out after a minute; one COPY of a 10M-entry list, or a query over all of
+# it, may run longer on a busy machine and must not be cut off (the import is all or nothing).
+BULK_TIMEOUT_S = 3600.0
+
 _STATUSES = ("active", "shadow", "disabled")
 
 
@@ -269,9 +273,12 @@ async def import_list(
                         yield (version_id, entry.entry_id, entry.value, entry.category, entry.scheme)
 
         await conn.copy_records_to_table(
-            "hash_entries", records=rows(), columns=["version_id", "entry_id", "hash", "category", "scheme"]
+            "hash_entries",
+            records=rows(),
+            columns=["version_id", "entry_id", "hash", "category", "scheme"],
+            timeout=BULK_TIMEOUT_S,
         )
-        if ids.likely() and (repeated := await conn.fetch(Q.duplicate_ids, version_id)):
+        if ids.likely() and (repeated := await conn.fetch(Q.duplicate_ids, version_id, timeout=BULK_TIMEOUT_S)):
             raise InvalidListFile(
                 [f"the id {r['entry_id']!r} appears {r['n']} times" for r in repeated], len(repeated)
             )
@@ -282,7 +289,7 @@ async def import_list(
         lineage = [*(base["lineage"] if base is not None else []), version_id]
         retracted = await _retract(conn, retractions, base_lineage=list(base["lineage"]) if base else [], version_id=version_id)
         if base is not None and added:
-            conflicts = await conn.fetch(Q.add_conflicts, version_id, list(base["lineage"]), lineage)
+            conflicts = await conn.fetch(Q.add_conflicts, version_id, list(base["lineage"]), lineage, timeout=BULK_TIMEOUT_S)
             if conflicts:
                 held = ", ".join(repr(r["entry_id"]) for r in conflicts)
                 raise InvalidListFile(
@@ -331,7 +338,10 @@ async def _retract(
         return 0
     await conn.execute(Q.create_retraction_stage)
     await conn.copy_records_to_table("import_retractions", records=retractions, columns=["line", "entry_id", "hash"])
-    resolved = [*await conn.fetch(Q.resolve_retractions_by_id, base_lineage), *await conn.fetch(Q.resolve_retractions_by_hash, base_lineage)]
+    resolved = [
+        *await conn.fetch(Q.resolve_retractions_by_id, base_lineage, timeout=BULK_TIMEOUT_S),
+        *await conn.fetch(Q.resolve_retractions_by_hash, base_lineage, timeout=BULK_TIMEOUT_S),
+    ]
     problems = sorted(
         {
             (r["line"], "the hash differs from the entry with that id" if r["hash_differs"] else "retracts an entry the base version does not hold")
@@ -666,10 +676,13 @@ async def recheck(
     """
     from hashsets.lookback import find  # numba-compiled index: only loaded when look-back is on
 
-    added = [(r["id"], r["hash"]) for r in await conn.fetch(Q.added_entries, list(result.lineage), list(result.replaced_lineage))]
+    added = [
+        (r["id"], r["hash"])
+        for r in await conn.fetch(Q.added_entries, list(result.lineage), list(result.replaced_lineage), timeout=BULK_TIMEOUT_S)
+    ]
     if not added:
         return 0
-    stored = await conn.fetch(Q.recent_scan_hashes, tool, days)
+    stored = await conn.fetch(Q.recent_scan_hashes, tool, days, timeout=BULK_TIMEOUT_S)
     found = list(find(added, ((i, r["hash"]) for i, r in enumerate(stored)), width=width, threshold=threshold, exact=exact))
     async with conn.transaction():
         for hit in found:
