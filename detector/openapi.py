@@ -205,7 +205,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "/readyz": {
                 "get": {
                     "summary": "Database reachable and index loaded; reports the loaded list versions",
-                    "responses": {"200": {"description": "Ready."}, "503": {"description": "Not ready; `problems` says why."}},
+                    "responses": {
+                        "200": {
+                            "description": "Ready. `index.hashsets`: name, version, tool, entries, status (active or shadow)"
+                            " of each loaded list; `index.coverage_gaps`: lists in a hash type no enabled tool computes."
+                        },
+                        "503": {"description": "Not ready; `problems` says why."},
+                    },
                 }
             },
             "/metrics": {

@@ -118,7 +118,7 @@ class Settings:
     reload_interval_s: float = _setting(
         "HASHGUARD_RELOAD_INTERVAL_S",
         _float(0.5),
-        30.0,
+        5.0,
         "Fallback check for changed hash lists, in seconds; changes normally arrive at once through PostgreSQL NOTIFY.",
     )
     flood_max_matches: int = _setting(
