@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import os
 import platform
 import shlex
@@ -150,8 +151,10 @@ def measure(
     row = Row(name=name, build_s=build_s, rss_mb=rss_mb() - before, note=note)
     if nbytes is not None:
         row.nbytes_mb = nbytes(index) / 1e6
-    used_idx = list(range(len(queries))) if max_queries is None else (
-        list(range(max_queries // 2)) + list(range(len(queries) // 2, len(queries) // 2 + max_queries // 2))
+    used_idx = (
+        list(range(len(queries)))
+        if max_queries is None
+        else (list(range(max_queries // 2)) + list(range(len(queries) // 2, len(queries) // 2 + max_queries // 2)))
     )
     used = queries[used_idx]
     latencies = np.empty(len(used_idx))
@@ -192,19 +195,21 @@ def hashguard_rows(codes: U8, queries: U8, truth: Truth, t: int) -> Row:
     )
 
 
-def faiss_rows(codes: U8, queries: U8, truth: Truth, t: int, configs: Sequence[tuple[int, int, int]], flat_queries: int | None) -> list[Row]:
+def faiss_rows(
+    codes: U8, queries: U8, truth: Truth, t: int, configs: Sequence[tuple[int, int, int]], flat_queries: int | None
+) -> list[Row]:
     import faiss
 
     faiss.omp_set_num_threads(1)
     bits = codes.shape[1] * 8
 
     def search(ix: Any, q: U8) -> set[tuple[int, int]]:
-        lims, dists, labels = ix.range_search(q[None, :], t + 1)
+        _lims, dists, labels = ix.range_search(q[None, :], t + 1)
         return set(zip(labels.tolist(), dists.tolist(), strict=True))
 
     def batch(ix: Any, qs: U8) -> list[set[tuple[int, int]]]:
         lims, dists, labels = ix.range_search(qs, t + 1)
-        return [set(zip(labels[a:b].tolist(), dists[a:b].tolist(), strict=True)) for a, b in zip(lims[:-1], lims[1:], strict=True)]
+        return [set(zip(labels[a:b].tolist(), dists[a:b].tolist(), strict=True)) for a, b in itertools.pairwise(lims)]
 
     def flat() -> Any:
         ix = faiss.IndexBinaryFlat(bits)
@@ -237,8 +242,15 @@ def pdqindex2_row(codes: U8, queries: U8, truth: Truth, t: int, max_queries: int
     def search(ix: Any, q: U8) -> set[tuple[int, int]]:
         return {(m.metadata, int(m.similarity_info.distance)) for m in ix.query(q.tobytes().hex())}
 
-    return measure("threatexchange PDQIndex2 (HMA)", build, search, queries, truth, max_queries=max_queries,
-                   note="float32 vectors in faiss IndexFlatL2")
+    return measure(
+        "threatexchange PDQIndex2 (HMA)",
+        build,
+        search,
+        queries,
+        truth,
+        max_queries=max_queries,
+        note="float32 vectors in faiss IndexFlatL2",
+    )
 
 
 def numpy_row(codes: U8, queries: U8, truth: Truth, t: int, max_queries: int) -> Row:
@@ -260,7 +272,9 @@ def exactset_section(rng: np.random.Generator, n: int, lookups: int) -> Section:
     probe = [bytes(x) for x in np.concatenate([present, absent])]
     expected = [True] * (lookups // 2) + [False] * (lookups - lookups // 2)
 
-    def run(name: str, build: Callable[[], Any], contains: Callable[[Any, bytes], bool], nbytes: Callable[[Any], int] | None) -> None:
+    def run(
+        name: str, build: Callable[[], Any], contains: Callable[[Any, bytes], bool], nbytes: Callable[[Any], int] | None
+    ) -> None:
         gc.collect()
         before = rss_mb()
         start = time.perf_counter()
