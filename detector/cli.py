@@ -16,6 +16,7 @@ import asyncpg
 from aiohttp import web
 
 from detector import pg
+from detector.approvals.cli import register as register_tools
 from detector.auth import Role, new_key
 from detector.db import DatabaseError, open_pool
 from detector.decode import Media
@@ -201,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     hashsets.add_parser("list", help="list hash lists with their current versions").set_defaults(func=cmd_hashsets_list)
 
     sub.add_parser("migrate", help="create or update the database schema").set_defaults(func=cmd_migrate)
+    register_tools(sub)
     return parser
 
 
