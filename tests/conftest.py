@@ -149,7 +149,8 @@ class Service:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, *extra: str, ready_timeout: float = 90) -> Service:
+    def start(self, *extra: str, ready_timeout: float = 90, expect_ready: bool = True) -> Service:
+        """Start and wait until /readyz says ready (or, with ``expect_ready=False``, until it answers at all)."""
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "detector.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port), *extra],
@@ -162,7 +163,8 @@ class Service:
             if self.process.poll() is not None:
                 raise AssertionError(f"hashguard serve exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if http("GET", self.url + "/readyz", timeout=2).status == 200:
+                status = http("GET", self.url + "/readyz", timeout=2).status
+                if status == 200 or (not expect_ready and status == 503):
                     return self
             except OSError:
                 pass
@@ -237,12 +239,12 @@ def start_service(service_env: dict[str, str], tmp_path: Path) -> Iterator[Calla
     """
     started: list[Service] = []
 
-    def start(*args: str, allow_tools: bool = True, **env: str) -> Service:
+    def start(*args: str, allow_tools: bool = True, expect_ready: bool = True, **env: str) -> Service:
         if allow_tools:
             allow_all_tools_locally(service_env["HASHGUARD_DATABASE_URL"])
         service = Service(env={**service_env, **env}, log_path=tmp_path / f"serve-{len(started)}.log")
         started.append(service)
-        return service.start(*args)
+        return service.start(*args, expect_ready=expect_ready)
 
     yield start
     for service in started:
