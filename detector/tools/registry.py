@@ -51,6 +51,11 @@ def check_declaration(tool: HashTool, where: str) -> None:
         raise ToolRegistryError(f"{where}: tool {name!r} must declare media_types such as 'image/jpeg'")
 
 
+def _origin(point: EntryPoint) -> str:
+    dist = getattr(point, "dist", None)
+    return f"{point.value} from the distribution {dist.name!r}" if dist is not None else point.value
+
+
 def discover(points: Iterable[EntryPoint] | None = None) -> dict[str, HashTool]:
     """Load and instantiate every registered tool. Duplicate names are an error, not a silent override."""
     found: dict[str, HashTool] = {}
@@ -72,10 +77,10 @@ def discover(points: Iterable[EntryPoint] | None = None) -> dict[str, HashTool]:
             raise ToolRegistryError(f"entry point {point.name!r} loads a tool named {tool.name!r}")
         if tool.name in found:
             raise ToolRegistryError(
-                f"two installed tools are named {tool.name!r}: {origin[tool.name]} and {point.value}; uninstall one"
+                f"two installed tools are named {tool.name!r}: {origin[tool.name]} and {_origin(point)}; uninstall one"
             )
         found[tool.name] = tool
-        origin[tool.name] = point.value
+        origin[tool.name] = _origin(point)
     return found
 
 
