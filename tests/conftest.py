@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -23,34 +25,23 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from detector.db import embedded_url, migrate
+from detector.db import embedded_url, migrate, stop_embedded
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """URL of the session's embedded PostgreSQL.
 
-    (Fix applied by the lead to every worktree:) its folder is a private temporary one, not under
-    pytest's /tmp/pytest-of-root: every new pytest run chmods that folder back to 0700, and the
-    embedded server (running as the unprivileged user 'pgserver') then loses access to its own
-    data directory and dies mid-run whenever two pytest sessions overlap on this machine.
+    Its folder is a private temporary one, not under pytest's numbered base folder: a second
+    pytest run on the same machine prunes old numbered folders, which would pull the data
+    directory from under a running server.
     """
-    import tempfile as _tempfile
-    import warnings as _warnings
-
-    folder = Path(_tempfile.mkdtemp(prefix="hashguard-test-pg-"))
-    folder.chmod(0o755)
+    folder = Path(tempfile.mkdtemp(prefix="hashguard-test-pg-"))
     try:
         yield embedded_url(folder)
     finally:
-        with _warnings.catch_warnings():
-            _warnings.simplefilter("ignore")
-            import pgserver
-
-        pgserver.get_server(folder / "postgres", cleanup_mode="stop").cleanup()
-        import shutil as _shutil
-
-        _shutil.rmtree(folder, ignore_errors=True)
+        stop_embedded(folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _with_database(url: str, name: str) -> str:
