@@ -114,7 +114,7 @@ def cmd_hash(args: argparse.Namespace) -> int:
         try:
             media.rgb()
             for tool in registry:
-                result = tool.hash(media)
+                result = tool.hash_with_quality(media)
                 print(json.dumps({"file": name, "tool": tool.name, "hash": tool.format(result.value), "quality": result.quality}))
         except DetectorError as exc:
             print(json.dumps({"file": name, "error": {"code": exc.code, "message": exc.message}}), file=sys.stderr)

@@ -45,7 +45,12 @@ def _run(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
 
 
 def _actor(args: argparse.Namespace) -> str:
-    return str(args.actor) if args.actor else f"cli:{getpass.getuser()}"
+    if args.actor:
+        return str(args.actor)
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # a container user without a passwd entry
+        return "cli:unknown-user"
 
 
 def _moment(text: str | None, name: str) -> datetime | None:

@@ -141,8 +141,8 @@ async def set_approval_status(request: web.Request) -> web.Response:
     except ValueError:
         raise BadRequest(f"status must be one of {', '.join(s.value for s in ApprovalStatus)}") from None
     note = body.get("note", "")
-    if not isinstance(note, str) or len(note) > 2000:
-        raise BadRequest("note must be a string of at most 2000 characters")
+    if not isinstance(note, str):
+        raise BadRequest("note must be a string")
     async with request.app[POOL].acquire() as conn:
         approval = await approvals_pg.set_status(conn, _approval_id(request), status, actor=actor(principal), note=note)
     return web.json_response(approval_record(approval))

@@ -25,6 +25,7 @@ from detector.tools.policy import (
     NewApproval,
     allowance_record,
     approval_record,
+    check_text,
     check_tool_name,
     check_transition,
     check_version_spec,
@@ -107,6 +108,14 @@ async def get_approval(conn: asyncpg.Connection, approval_id: int) -> Approval:
 
 
 async def create_approval(conn: asyncpg.Connection, new: NewApproval, *, actor: str) -> Approval:
+    try:
+        return await _create_approval(conn, new, actor=actor)
+    except (asyncpg.CheckViolationError, asyncpg.DataError) as exc:
+        # NewApproval.checked should have caught it; the table's own rules are the last word.
+        raise BadRequest(f"the approval breaks a rule of the registry: {exc.__class__.__name__}") from exc
+
+
+async def _create_approval(conn: asyncpg.Connection, new: NewApproval, *, actor: str) -> Approval:
     async with conn.transaction():
         row = await conn.fetchrow(
             Q.insert_approval,
@@ -139,6 +148,7 @@ async def set_status(
     conn: asyncpg.Connection, approval_id: int, status: ApprovalStatus, *, actor: str, note: str = ""
 ) -> Approval:
     """Move an approval to ``status`` (suspend, withdraw, reinstate), checked against the allowed transitions."""
+    note = check_text("note", note, required=False)
     async with conn.transaction():
         row = await conn.fetchrow(Q.lock_approval, approval_id)
         if row is None:
@@ -164,7 +174,8 @@ async def standing_allowances(conn: asyncpg.Connection) -> list[LocalAllowance]:
 
 async def allow_local(conn: asyncpg.Connection, *, tool: str, versions: str, reason: str, actor: str) -> LocalAllowance:
     tool, versions = check_tool_name(tool), check_version_spec(versions)
-    if not reason.strip():
+    reason = check_text("reason", reason, required=False)
+    if not reason:
         raise BadRequest("a local allowance needs a reason: say why this tool may scan here without an approval")
     async with conn.transaction():
         row = await conn.fetchrow(Q.insert_allowance, tool, versions, reason.strip(), actor)
@@ -178,6 +189,7 @@ async def allow_local(conn: asyncpg.Connection, *, tool: str, versions: str, rea
 
 
 async def revoke_allowance(conn: asyncpg.Connection, *, tool: str, actor: str, note: str = "") -> LocalAllowance:
+    note = check_text("note", note, required=False)
     async with conn.transaction():
         row = await conn.fetchrow(Q.revoke_allowance, tool, actor)
         if row is None:

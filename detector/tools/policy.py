@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -304,11 +304,17 @@ _NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _MAX_TEXT = 2000
 
 
-def _text(field: str, value: object, *, required: bool) -> str:
+_JURISDICTION = re.compile(r"[A-Z][A-Z0-9-]{1,15}")
+
+
+def check_text(field: str, value: object, *, required: bool) -> str:
+    """A free-text field: a string of at most 2000 characters, without NUL (PostgreSQL refuses it)."""
     if value is None:
         value = ""
     if not isinstance(value, str):
         raise BadRequest(f"{field} must be a string")
+    if "\x00" in value:
+        raise BadRequest(f"{field} must not contain NUL characters")
     value = value.strip()
     if required and not value:
         raise BadRequest(f"{field} is required")
@@ -366,12 +372,18 @@ class NewApproval:
             raise BadRequest("a new approval cannot start suspended or withdrawn; suspend or withdraw an existing one")
         if not isinstance(scope, list | tuple) or not all(isinstance(s, str) and s.strip() for s in scope):
             raise BadRequest("scope must be a list of content categories, e.g. ['csam_known']")
+        categories = tuple(sorted({check_text("scope", s, required=True) for s in scope}))
+        place = normalise_jurisdiction(check_text("jurisdiction", jurisdiction, required=True))
+        if not _JURISDICTION.fullmatch(place):
+            raise BadRequest("jurisdiction must be a code such as GB, AU, EU or US-CA")
+        # Pinned here rather than left to the database default so valid_until can be checked against it.
+        valid_from = valid_from or datetime.now(UTC)
         for moment, label in ((valid_from, "valid_from"), (valid_until, "valid_until")):
             if moment is not None and moment.tzinfo is None:
                 raise BadRequest(f"{label} must carry a time zone, e.g. 2026-01-01T00:00:00Z")
-        if valid_until is not None and valid_from is not None and valid_until <= valid_from:
-            raise BadRequest("valid_until must be later than valid_from")
-        url = _text("evidence_url", evidence_url, required=False)
+        if valid_until is not None and valid_until <= valid_from:
+            raise BadRequest("valid_until must be later than valid_from (default: now)")
+        url = check_text("evidence_url", evidence_url, required=False)
         if url and not url.startswith(("https://", "http://")):
             raise BadRequest("evidence_url must be an http(s) URL")
         if not isinstance(versions, str):
@@ -379,15 +391,15 @@ class NewApproval:
         return cls(
             tool=check_tool_name(tool),
             versions=check_version_spec(versions),
-            authority=_text("authority", authority, required=True),
-            jurisdiction=normalise_jurisdiction(_text("jurisdiction", jurisdiction, required=True)),
-            instrument=_text("instrument", instrument, required=True),
-            scope=tuple(sorted({s.strip() for s in scope})),
+            authority=check_text("authority", authority, required=True),
+            jurisdiction=place,
+            instrument=check_text("instrument", instrument, required=True),
+            scope=categories,
             status=parsed_status,
             valid_from=valid_from,
             valid_until=valid_until,
-            accuracy_statement=_text("accuracy_statement", accuracy_statement, required=False),
-            accuracy_reference=_text("accuracy_reference", accuracy_reference, required=False),
+            accuracy_statement=check_text("accuracy_statement", accuracy_statement, required=False),
+            accuracy_reference=check_text("accuracy_reference", accuracy_reference, required=False),
             evidence_url=url,
         )
 

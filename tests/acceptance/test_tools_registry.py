@@ -191,6 +191,8 @@ def test_admin_api(cli: Cli, start_service: Callable[..., Service]) -> None:
         ({**body, "scope": "csam_known"}, "bad_request"),
         ({**body, "extra": 1}, "bad_request"),
         ({**body, "tool": "Not A Tool"}, "bad_request"),
+        ({**body, "instrument": "nul\u0000inside"}, "bad_request"),
+        ({**body, "jurisdiction": "Great Britain"}, "bad_request"),
     ):
         expect(service.post_json("/v1/tools/approvals", bad, admin), 400, code)
     expect(service.request("POST", "/v1/tools/approvals", b"{", admin, Content_Type="application/json"), 400, "bad_request")
@@ -218,6 +220,7 @@ def test_admin_api(cli: Cli, start_service: Callable[..., Service]) -> None:
 
     expect(service.post_json(f"{approval_path}/status", {"status": "suspended"}, auditor), 403, "forbidden")
     expect(service.post_json(f"{approval_path}/status", {"status": "maybe"}, admin), 400, "bad_request")
+    expect(service.post_json(f"{approval_path}/status", {"status": "suspended", "note": "\u0000"}, admin), 400, "bad_request")
     expect(service.post_json(f"{approval_path}/status", {"status": "withdrawn", "note": "gone"}, admin), 200)
     expect(service.post_json(f"{approval_path}/status", {"status": "approved"}, admin), 409, "invalid_transition")
     expect(service.post_json("/v1/tools/approvals/999999/status", {"status": "suspended"}, admin), 404, "approval_not_found")

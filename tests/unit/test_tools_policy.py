@@ -177,3 +177,23 @@ def test_decide_all_covers_every_installed_tool() -> None:
     )
     assert list(decisions) == ["md5", "pdq"]
     assert decisions["md5"].reason is Reason.LOCAL_ALLOWANCE and decisions["pdq"].reason is Reason.APPROVED
+
+
+def test_new_approvals_are_validated() -> None:
+    from detector.errors import BadRequest
+    from detector.tools.policy import NewApproval
+
+    base: dict[str, object] = {"tool": "pdq", "authority": "Ofcom", "jurisdiction": " gb ", "instrument": "x"}
+    made = NewApproval.checked(**base, scope=["b", "a", "a"])  # type: ignore[arg-type]
+    assert made.jurisdiction == "GB" and made.scope == ("a", "b") and made.valid_from is not None
+    for bad in (
+        {"authority": "nul\x00"},
+        {"jurisdiction": "Great Britain"},
+        {"valid_until": NOW},  # before the default valid_from, now
+        {"valid_from": datetime(2026, 1, 1)},  # no time zone
+        {"scope": ["ok", ""]},
+        {"accuracy_statement": "x" * 2001},
+        {"status": ["approved"]},
+    ):
+        with pytest.raises(BadRequest):
+            NewApproval.checked(**{**base, **bad})  # type: ignore[arg-type]
