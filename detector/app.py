@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
@@ -22,7 +23,7 @@ from detector.metrics import Metrics
 from detector.reload import Reloader
 from detector.scan import HashPool, MatchView, ScanContext, ScanService, SnapshotHolder
 from detector.settings import Settings
-from detector.tools.policy import Activation, decide_all
+from detector.tools.policy import Activation, decide_all, next_change
 from detector.tools.registry import ToolRegistry
 from hashsets import pg as hashsets_pg
 
@@ -108,28 +109,32 @@ async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContex
     return views
 
 
-async def _decide_tools(app: web.Application, conn: asyncpg.Connection) -> dict[str, Activation]:
-    """The approval policy's decision for every installed tool, now."""
+async def _decide_tools(app: web.Application, conn: asyncpg.Connection) -> tuple[dict[str, Activation], datetime | None]:
+    """The approval policy's decision for every installed tool now, and when it may next change by itself."""
     approvals, allowances = await approvals_pg.policy_inputs(conn)
-    return decide_all(
+    now = datetime.now(UTC)
+    decisions = decide_all(
         {t.name: t.version for t in app[TOOLS]},
         approvals=approvals,
         allowances=allowances,
         jurisdictions=app[SETTINGS].jurisdictions,
-        now=datetime.now(UTC),
+        now=now,
     )
+    return decisions, next_change(approvals, now)
 
 
-def _fingerprint(version_ids: Sequence[int], activations: Mapping[str, Activation]) -> Hashable:
+def _fingerprint(version_ids: Sequence[int], activations: Mapping[str, Activation], changes_at: datetime | None) -> Hashable:
     # The decisions are part of it: an approval suspended, withdrawn or expired changes the
-    # fingerprint, so the reloader swaps in a snapshot without that tool's index.
-    return tuple(version_ids), tuple(sorted(activations.items()))
+    # fingerprint, so the reloader swaps in a snapshot without that tool's index. So is the next
+    # validity boundary, so passing one always installs a snapshot that schedules the next.
+    return tuple(version_ids), tuple(sorted(activations.items())), changes_at
 
 
 async def _active_fingerprint(app: web.Application) -> Hashable:
     async with app[POOL].acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         versions = await hashsets_pg.active_versions(conn)
-        return _fingerprint([v.version_id for v in versions], await _decide_tools(app, conn))
+        activations, changes_at = await _decide_tools(app, conn)
+        return _fingerprint([v.version_id for v in versions], activations, changes_at)
 
 
 async def _load_snapshot(app: web.Application) -> tuple[Hashable, MatchSnapshot]:
@@ -140,7 +145,7 @@ async def _load_snapshot(app: web.Application) -> tuple[Hashable, MatchSnapshot]
     loaded: list[LoadedVersion] = []
     async with app[POOL].acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         versions = await hashsets_pg.active_versions(conn)
-        activations = await _decide_tools(app, conn)
+        activations, changes_at = await _decide_tools(app, conn)
         for version in versions:
             if version.tool not in tools.names():
                 log.warning("list %s holds %s hashes, but that tool is not enabled: not matched", version.name, version.tool)
@@ -169,7 +174,8 @@ async def _load_snapshot(app: web.Application) -> tuple[Hashable, MatchSnapshot]
     }
     active = [t for t in tools if activations[t.name].active]
     snapshot = await asyncio.get_running_loop().run_in_executor(None, build_snapshot, active, loaded, entries, activations)
-    return _fingerprint([v.version_id for v in versions], activations), snapshot
+    snapshot = dataclasses.replace(snapshot, policy_changes_at=changes_at)
+    return _fingerprint([v.version_id for v in versions], activations, changes_at), snapshot
 
 
 def _log_tool_changes(old: MatchSnapshot | None, new: MatchSnapshot) -> None:
@@ -183,10 +189,20 @@ def _log_tool_changes(old: MatchSnapshot | None, new: MatchSnapshot) -> None:
 
 
 async def _index(app: web.Application) -> AsyncIterator[None]:
+    loop = asyncio.get_running_loop()
+    timer: list[asyncio.TimerHandle] = []
+
     def install(snapshot: MatchSnapshot, seconds: float) -> None:
         _log_tool_changes(app[HOLDER].current, snapshot)
         app[HOLDER].current = snapshot
         app[METRICS].observe_snapshot(snapshot, seconds)
+        # An approval that expires (or starts) changes what may scan with nothing written to the
+        # database: wake the reloader at that moment instead of waiting for the periodic check.
+        while timer:
+            timer.pop().cancel()
+        if snapshot.policy_changes_at is not None:
+            delay = (snapshot.policy_changes_at - datetime.now(UTC)).total_seconds()
+            timer.append(loop.call_later(min(max(delay, 0.0) + 0.01, 86_400.0), reloader.wake))
 
     reloader = Reloader(
         url=app[DB_URL],
@@ -198,6 +214,8 @@ async def _index(app: web.Application) -> AsyncIterator[None]:
     await reloader.load_now()
     task = asyncio.create_task(reloader.run(), name="hashguard-reload")
     yield
+    while timer:
+        timer.pop().cancel()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

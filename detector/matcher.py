@@ -56,6 +56,8 @@ class MatchSnapshot:
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     # The policy's decision for every installed tool; only active tools have an index here.
     activations: Mapping[str, Activation] = field(default_factory=dict)
+    # When an approval next starts or ends: the decisions above may change then with no write.
+    policy_changes_at: datetime | None = None
 
     def active_tools(self) -> list[str]:
         """Tools the policy lets scan in this snapshot (with or without lists loaded)."""

@@ -41,6 +41,10 @@ class Reloader:
         self._wake = asyncio.Event()
         self.current: Hashable = None
 
+    def wake(self) -> None:
+        """Check for changes now, e.g. at the moment an approval expires (nothing is written then)."""
+        self._wake.set()
+
     async def load_now(self) -> None:
         started = time.perf_counter()
         fingerprint, snapshot = await self._load()

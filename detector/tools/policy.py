@@ -261,6 +261,12 @@ def _why_not(
     return inactive(Reason.NO_APPROVAL, f"no approval in the deployment's jurisdictions ({where}) and no local allowance")
 
 
+def next_change(approvals: Iterable[Approval], now: datetime) -> datetime | None:
+    """The next moment an approval starts or ends, when decisions may change without any write."""
+    moments = [m for a in approvals for m in (a.valid_from, a.valid_until) if m is not None and m > now]
+    return min(moments, default=None)
+
+
 def decide_all(
     tools: Mapping[str, str],
     *,

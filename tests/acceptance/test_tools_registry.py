@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,22 @@ def test_suspension_and_withdrawal_stop_the_tool_in_every_replica(
     # Where the withdrawal does not apply (no jurisdiction declared), the local allowance does.
     elsewhere = {line.split("\t")[0]: line.split("\t") for line in cli("tools", "list").stdout.splitlines()[1:]}
     assert elsewhere["pdq"][5:7] == ["yes", "local_allowance"]
+
+
+def test_an_expiring_approval_stops_the_tool_at_its_end_without_any_write(
+    cli: Cli, start_service: Callable[..., Service]
+) -> None:
+    cli("tools", "allow-local", "md5", "--reason", "keeps the service ready")
+    service = start_service(allow_tools=False, HASHGUARD_JURISDICTIONS="EU")
+    admin = cli.new_key("admin")
+    until = datetime.now(UTC) + timedelta(seconds=3)
+    body = {"tool": "pdq", "authority": "EU", "jurisdiction": "EU", "instrument": "test", "valid_until": until.isoformat()}
+    assert service.post_json("/v1/tools/approvals", body, admin).status == 201
+    wait_until(lambda: bool(tools_state(service)["pdq"]["active"]), STOP_WITHIN_S)
+    # The periodic check runs every 30 s here: only the scheduled wake-up can be this quick.
+    left = max(0.0, (until - datetime.now(UTC)).total_seconds())
+    wait_until(lambda: tools_state(service)["pdq"]["reason"] == "expired", left + STOP_WITHIN_S)
+    assert datetime.now(UTC) >= until
 
 
 def test_admin_api(cli: Cli, start_service: Callable[..., Service]) -> None:

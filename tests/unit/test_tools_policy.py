@@ -197,3 +197,12 @@ def test_new_approvals_are_validated() -> None:
     ):
         with pytest.raises(BadRequest):
             NewApproval.checked(**{**base, **bad})  # type: ignore[arg-type]
+
+
+def test_next_change_is_the_nearest_future_boundary() -> None:
+    from detector.tools.policy import next_change
+
+    soon, later = NOW + timedelta(hours=1), NOW + timedelta(days=1)
+    approvals = [approval(1, valid_until=later), approval(2, valid_from=soon), approval(3, valid_until=NOW)]
+    assert next_change(approvals, NOW) == soon
+    assert next_change([approval(1)], NOW) is None
