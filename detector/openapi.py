@@ -222,7 +222,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "/healthz": {"get": {"summary": "The process is alive", "responses": {"200": {"description": '{"status": "ok"}'}}}},
             "/readyz": {
                 "get": {
-                    "summary": "Database reachable and index loaded; reports the loaded list versions",
+                    "summary": "Database reachable, index loaded, a detection tool active; reports list versions and every tool's activation",
                     "responses": {"200": {"description": "Ready."}, "503": {"description": "Not ready; `problems` says why."}},
                 }
             },
