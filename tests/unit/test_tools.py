@@ -139,3 +139,16 @@ def test_interface_defaults_keep_the_builtin_tools_unchanged() -> None:
     assert tools.get("dhash").estimate_quality(b"\x00" * 8) == 0
     assert tools.get("dhash").estimate_quality(b"\x0f" * 8) == 100
     assert pdq.normalise(" 0xAB ") == "ab"
+
+
+def test_a_plugin_that_cannot_be_imported_fails_clearly() -> None:
+    point = EntryPoint(name="broken", value="hashguard_no_such_module_xyz:Tool", group="hashguard.tools")
+    with pytest.raises(ToolRegistryError, match=r"entry point 'broken'.*cannot be loaded: ModuleNotFoundError"):
+        discover([point])
+
+
+def test_jurisdictions_setting_is_normalised() -> None:
+    from detector.settings import Settings
+
+    assert Settings.from_env({}).jurisdictions == ()
+    assert Settings.from_env({"HASHGUARD_JURISDICTIONS": " gb, AU,,gb "}).jurisdictions == ("AU", "GB")
