@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
+from datetime import UTC, datetime
 
 import asyncpg
 import numpy as np
@@ -14,12 +17,14 @@ from aiohttp import web
 
 from detector import http, pg
 from detector.appkeys import DB_URL, HASH_POOL, HOLDER, KEY_CACHE, METRICS, POOL, SCANNER, SETTINGS, TOOLS
+from detector.approvals import pg as approvals_pg
 from detector.db import create_pool, migrate, resolve_url
 from detector.matcher import Hit, LoadedVersion, MatchSnapshot, ToolEntries, build_snapshot
 from detector.metrics import Metrics
 from detector.reload import Reloader
 from detector.scan import HashPool, MatchView, ScanContext, ScanService, SnapshotHolder
 from detector.settings import Settings
+from detector.tools.policy import Activation, decide_all, next_change
 from detector.tools.registry import ToolRegistry
 from hashsets import pg as hashsets_pg
 
@@ -85,7 +90,8 @@ async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContex
             entry = described.get(hit.row_id)
             if entry is None:  # the list version was deleted after this snapshot was built
                 continue
-            version = tools.get(hit.tool).version
+            act = hit.activation
+            version = act.version if act is not None else tools.get(hit.tool).version
             # The version the snapshot held when it matched; the row's own is the one that added it.
             hashset = hit.hashset or entry.hashset
             hashset_version = hit.hashset_version or entry.hashset_version
@@ -97,6 +103,8 @@ async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContex
                 tool_version=version,
                 distance=hit.distance,
                 quarantined=hit.row_id in quarantined,
+                approval_id=act.approval_id if act is not None else None,
+                approval_reason=act.reason.value if act is not None else None,
             )
             if hit.shadow:
                 metrics.shadow_matches.labels(hashset=hashset, tool=hit.tool).inc()
@@ -118,6 +126,9 @@ async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContex
                     api_key_id=context.api_key_id,
                     shadow=hit.shadow,
                     quarantined=view.quarantined,
+                    approval_id=act.approval_id if act is not None else None,
+                    local_allowance_id=act.allowance_id if act is not None else None,
+                    approval_reason=act.reason.value if act is not None else None,
                 )
             )
         await pg.record_matches(conn, records)
@@ -158,9 +169,33 @@ async def _lookback_retention(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def _decide_tools(app: web.Application, conn: asyncpg.Connection) -> tuple[dict[str, Activation], datetime | None]:
+    """The approval policy's decision for every installed tool now, and when it may next change by itself."""
+    approvals, allowances = await approvals_pg.policy_inputs(conn)
+    now = datetime.now(UTC)
+    decisions = decide_all(
+        {t.name: t.version for t in app[TOOLS]},
+        approvals=approvals,
+        allowances=allowances,
+        jurisdictions=app[SETTINGS].jurisdictions,
+        now=now,
+    )
+    return decisions, next_change(approvals, now)
+
+
+def _fingerprint(generation: int, activations: Mapping[str, Activation], changes_at: datetime | None) -> Hashable:
+    # The lists' generation counter moves with every change to what is matched (versions, status,
+    # thresholds, disabled entries, allow-list). The decisions are part of it: an approval suspended, withdrawn or expired changes the
+    # fingerprint, so the reloader swaps in a snapshot without that tool's index. So is the next
+    # validity boundary, so passing one always installs a snapshot that schedules the next.
+    return generation, tuple(sorted(activations.items())), changes_at
+
+
 async def _active_fingerprint(app: web.Application) -> Hashable:
-    async with app[POOL].acquire() as conn:
-        return await hashsets_pg.generation(conn)
+    async with app[POOL].acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        generation = await hashsets_pg.generation(conn)
+        activations, changes_at = await _decide_tools(app, conn)
+        return _fingerprint(generation, activations, changes_at)
 
 
 async def _load_snapshot(app: web.Application) -> tuple[Hashable, MatchSnapshot]:
@@ -181,11 +216,18 @@ async def _load_snapshot(app: web.Application) -> tuple[Hashable, MatchSnapshot]
     async with app[POOL].acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         generation = await hashsets_pg.generation(conn)
         versions = await hashsets_pg.active_versions(conn)
+        activations, changes_at = await _decide_tools(app, conn)
         for version in versions:
-            if version.tool not in tools.names():
+            if version.tool not in tools.names() or not activations[version.tool].active:
+                # Stored, not matched: a coverage gap, reported; the list comes back into use when
+                # its tool is enabled and approved again.
                 log.warning(
-                    "list %s holds %d %s entries, but no enabled tool computes %s hashes: a coverage gap",
-                    version.name, version.entry_count, version.tool, version.tool,
+                    "list %s holds %d %s entries, but no active tool computes %s hashes (%s): a coverage gap",
+                    version.name,
+                    version.entry_count,
+                    version.tool,
+                    version.tool,
+                    activations[version.tool].reason if version.tool in activations else "not enabled",
                 )
                 gaps.append(
                     LoadedVersion(hashset=version.name, version=version.version, tool=version.tool, entries=version.entry_count)
@@ -210,7 +252,7 @@ async def _load_snapshot(app: web.Application) -> tuple[Hashable, MatchSnapshot]
                 )
             )
         for allow_id, tool_name, value in await hashsets_pg.allowed_hashes(conn):
-            if tool_name in tools.names():
+            if tool_name in tools.names() and activations[tool_name].active:
                 allow_ids.setdefault(tool_name, []).append(allow_id)
                 allow_codes.setdefault(tool_name, []).append(value)
         app[METRICS].quarantined_entries.set(await hashsets_pg.count_quarantined(conn))
@@ -229,16 +271,39 @@ async def _load_snapshot(app: web.Application) -> tuple[Hashable, MatchSnapshot]
         )
         for name in allow_ids
     }
+    active = [t for t in tools if activations[t.name].active]
     snapshot = await asyncio.get_running_loop().run_in_executor(
-        None, build_snapshot, list(tools), loaded, entries, allow, gaps
+        None, functools.partial(build_snapshot, active, loaded, entries, activations, allow=allow, coverage_gaps=gaps)
     )
-    return generation, snapshot
+    snapshot = dataclasses.replace(snapshot, policy_changes_at=changes_at)
+    return _fingerprint(generation, activations, changes_at), snapshot
+
+
+def _log_tool_changes(old: MatchSnapshot | None, new: MatchSnapshot) -> None:
+    before = old.activations if old is not None else {}
+    for name, act in new.activations.items():
+        if before.get(name) != act:
+            state = "ACTIVE" if act.active else "inactive"
+            log.info("tool %s %s is %s: %s (%s)", name, act.version, state, act.reason, act.detail)
+    if not new.active_tools():
+        log.warning("no detection tool is active: scans answer 503 not_ready until a tool is approved or allowed locally")
 
 
 async def _index(app: web.Application) -> AsyncIterator[None]:
+    loop = asyncio.get_running_loop()
+    timer: list[asyncio.TimerHandle] = []
+
     def install(snapshot: MatchSnapshot, seconds: float) -> None:
+        _log_tool_changes(app[HOLDER].current, snapshot)
         app[HOLDER].current = snapshot
         app[METRICS].observe_snapshot(snapshot, seconds)
+        # An approval that expires (or starts) changes what may scan with nothing written to the
+        # database: wake the reloader at that moment instead of waiting for the periodic check.
+        while timer:
+            timer.pop().cancel()
+        if snapshot.policy_changes_at is not None:
+            delay = (snapshot.policy_changes_at - datetime.now(UTC)).total_seconds()
+            timer.append(loop.call_later(min(max(delay, 0.0) + 0.01, 86_400.0), reloader.wake))
 
     reloader = Reloader(
         url=app[DB_URL],
@@ -250,6 +315,8 @@ async def _index(app: web.Application) -> AsyncIterator[None]:
     await reloader.load_now()
     task = asyncio.create_task(reloader.run(), name="hashguard-reload")
     yield
+    while timer:
+        timer.pop().cancel()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

@@ -15,6 +15,7 @@ import asyncpg
 from aiohttp import web
 
 from detector import pg
+from detector.approvals.cli import register as register_tools
 from detector.auth import Role, new_key
 from detector.db import DatabaseError, open_pool
 from detector.decode import Media
@@ -111,7 +112,7 @@ def cmd_hash(args: argparse.Namespace) -> int:
         try:
             media.rgb()
             for tool in registry:
-                result = tool.hash(media)
+                result = tool.hash_with_quality(media)
                 print(json.dumps({"file": name, "tool": tool.name, "hash": tool.format(result.value), "quality": result.quality}))
         except DetectorError as exc:
             print(json.dumps({"file": name, "error": {"code": exc.code, "message": exc.message}}), file=sys.stderr)
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     hashsets_cli.register(sub)
 
     sub.add_parser("migrate", help="create or update the database schema").set_defaults(func=cmd_migrate)
+    register_tools(sub)
     return parser
 
 

@@ -15,7 +15,8 @@ import numpy as np
 
 from detector.exactset import ExactHashSet
 from detector.index import HammingIndex
-from detector.tools.base import HashTool, ToolKind
+from detector.tools.base import HashTool, IndexKind
+from detector.tools.policy import Activation
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -40,6 +41,8 @@ class Hit:
     hashset: str = ""
     hashset_version: int = 0  # the version held by the snapshot that matched (not the one that added the row)
     shadow: bool = False
+    # The policy decision the tool was active under when this snapshot was built (provenance).
+    activation: Activation | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -83,6 +86,14 @@ class MatchSnapshot:
     rows: Mapping[str, _Rows] = field(default_factory=dict)
     allow: Mapping[str, _Allow] = field(default_factory=dict)
     coverage_gaps: tuple[LoadedVersion, ...] = ()  # lists held in a hash type no enabled tool computes
+    # The policy's decision for every installed tool; only active tools have an index here.
+    activations: Mapping[str, Activation] = field(default_factory=dict)
+    # When an approval next starts or ends: the decisions above may change then with no write.
+    policy_changes_at: datetime | None = None
+
+    def active_tools(self) -> list[str]:
+        """Tools the policy lets scan in this snapshot (with or without lists loaded)."""
+        return [name for name, a in self.activations.items() if a.active]
 
     @property
     def tools(self) -> frozenset[str]:
@@ -126,6 +137,7 @@ class MatchSnapshot:
         """
         hits: list[Hit] = []
         for tool, value in hashes.items():
+            act = self.activations.get(tool)
             default = thresholds[tool]
             raw = self._raw(tool, value, self._search_limit(tool, default))
             if not raw:
@@ -136,7 +148,7 @@ class MatchSnapshot:
                 if position in blocked:
                     continue
                 if table is None:  # a snapshot built without row tables: positions are row ids
-                    hits.append(Hit(tool=tool, row_id=position, distance=distance))
+                    hits.append(Hit(tool=tool, row_id=position, distance=distance, activation=act))
                     continue
                 row_id, version = table.resolve(position)
                 limit = default if version is None or version.threshold is None else version.threshold
@@ -150,6 +162,7 @@ class MatchSnapshot:
                         hashset=version.hashset if version else "",
                         hashset_version=version.version if version else 0,
                         shadow=version is not None and version.status == "shadow",
+                        activation=act,
                     )
                 )
         hits.sort(key=lambda h: (h.distance, h.tool, h.row_id))
@@ -164,10 +177,14 @@ def build_snapshot(
     tools: Iterable[HashTool],
     versions: Iterable[LoadedVersion],
     entries: Mapping[str, ToolEntries],
+    activations: Mapping[str, Activation] | None = None,
     allow: Mapping[str, ToolEntries] | None = None,
     coverage_gaps: Iterable[LoadedVersion] = (),
 ) -> MatchSnapshot:
     """Build one index per tool, plus its row table and allow-list. CPU-bound: run it in an executor.
+
+    ``tools`` are the tools to index — with a policy, only the active ones; ``activations``
+    records the decision for every installed tool so scans, /readyz and /metrics can say why.
 
     The index stores row positions, not database ids, so the row table can map a hit to its list
     version by contiguous spans (lists are loaded one after the other) at 8 bytes per entry.
@@ -181,7 +198,7 @@ def build_snapshot(
         data = entries.get(tool.name) or empty_codes(tool.width)
         positions = np.arange(data.ids.shape[0], dtype=np.int64)
         index: HammingIndex | ExactHashSet
-        if tool.kind is ToolKind.CRYPTOGRAPHIC:
+        if tool.index_kind() is IndexKind.EXACT:
             index = exact[tool.name] = ExactHashSet.build(data.codes, positions)
         else:
             index = hamming[tool.name] = HammingIndex.build(data.codes, positions)
@@ -195,7 +212,13 @@ def build_snapshot(
         if benign is not None and benign.ids.shape[0]:
             allowed[tool.name] = _allow(tool, index, rows[tool.name], benign)
     return MatchSnapshot(
-        versions=loaded, hamming=hamming, exact=exact, rows=rows, allow=allowed, coverage_gaps=tuple(coverage_gaps)
+        versions=loaded,
+        hamming=hamming,
+        exact=exact,
+        rows=rows,
+        allow=allowed,
+        coverage_gaps=tuple(coverage_gaps),
+        activations=dict(activations or {}),
     )
 
 

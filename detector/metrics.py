@@ -34,6 +34,7 @@ class Metrics:
     shadow_matches: Counter = field(init=False)
     quarantined_entries: Gauge = field(init=False)
     coverage_gap_entries: Gauge = field(init=False)
+    tool_active: Gauge = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -76,6 +77,13 @@ class Metrics:
             "hashguard_index_load_duration_seconds", "How long building the current index snapshot took.", registry=r
         )
 
+        self.tool_active = Gauge(
+            "hashguard_tool_active",
+            "1 when the detection tool may scan, 0 when not, with the approval policy's reason.",
+            ["tool", "reason"],
+            registry=r,
+        )
+
     def observe_snapshot(self, snapshot: MatchSnapshot, seconds: float) -> None:
         self.index_entries.clear()
         for v in snapshot.versions:
@@ -84,6 +92,9 @@ class Metrics:
         for v in snapshot.coverage_gaps:
             self.coverage_gap_entries.labels(hashset=v.hashset, tool=v.tool).set(v.entries)
         self.index_loaded.set(snapshot.loaded_at.timestamp())
+        self.tool_active.clear()
+        for name, act in snapshot.activations.items():
+            self.tool_active.labels(tool=name, reason=act.reason.value).set(1 if act.active else 0)
         self.index_load_seconds.set(seconds)
 
 
@@ -98,4 +109,5 @@ METRIC_NAMES: tuple[str, ...] = (
     "hashguard_index_entries",
     "hashguard_index_loaded_timestamp_seconds",
     "hashguard_index_load_duration_seconds",
+    "hashguard_tool_active",
 )

@@ -83,8 +83,11 @@ def _list_threshold(name: str) -> int | None:
 
 
 def _hex_width(tool: HashTool) -> int | None:
-    """The hash width for the fast column path, if the tool reads plain hex like the base class."""
-    return tool.width if type(tool).parse_hex is HashTool.parse_hex else None
+    """The hash width for the fast column path, if the tool reads plain hex like the base class
+    (a plug-in that normalises or validates its own way goes line by line, through its methods)."""
+    kind = type(tool)
+    plain = all(getattr(kind, m) is getattr(HashTool, m) for m in ("parse_hex", "normalise", "validate"))
+    return tool.width if plain else None
 
 
 def cmd_import(args: argparse.Namespace) -> int:
