@@ -103,20 +103,23 @@ def main() -> int:
 
     hashguard("migrate")
     hashguard("hashsets", "trust", "Benchmark Issuer (synthetic)", pair.public_text)
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     # stderr is inherited: on a terminal the progress bar shows.
     out = hashguard("hashsets", "import", str(list_path), "--manifest", str(manifest_path))
     seconds = time.perf_counter() - started
     print(out.stdout.strip())
+    load = f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}"
     print(f"import: {args.entries} entries in {seconds:.1f} s ({args.entries / seconds:,.0f} entries/s), command start to exit")
+    print(f"1-minute load average before -> after: {load} (the machine's other work competes for its CPUs)")
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     if not RESULTS.exists():
-        RESULTS.write_text("| date | entries | seconds | entries/s | machine |\n|---|---|---|---|---|\n")
+        RESULTS.write_text("| date | entries | seconds | entries/s | machine | load avg |\n|---|---|---|---|---|---|\n")
     with RESULTS.open("a") as handle:
         handle.write(
             f"| {datetime.now(UTC):%Y-%m-%d %H:%M} | {args.entries} | {seconds:.1f} | {args.entries / seconds:,.0f}"
-            f" | {platform.machine()}, {os.cpu_count()} CPUs (shared) |\n"
+            f" | {platform.machine()}, {os.cpu_count()} CPUs (shared) | {load} |\n"
         )
     if not args.keep:
         with contextlib.suppress(Exception):

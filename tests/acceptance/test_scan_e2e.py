@@ -225,7 +225,7 @@ def test_a_list_imported_while_running_is_matched_without_restart(
     else:
         raise AssertionError("the running service did not pick up the new list within 10 s")
     ready = service.request("GET", "/readyz").json()
-    assert ready["index"]["hashsets"] == [{"name": "late-list", "version": 1, "tool": "pdq", "entries": 5}]
+    assert ready["index"]["hashsets"] == [{"name": "late-list", "version": 1, "tool": "pdq", "entries": 5, "status": "active"}]
 
 
 def test_exact_tools_match_byte_identical_files(cli: Cli, start_service: Callable[..., Service], tmp_path: Path) -> None:
