@@ -27,9 +27,30 @@ from detector.db import embedded_url, migrate
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """URL of the session's embedded PostgreSQL (pgserver stops it when the session's process exits)."""
-    return embedded_url(tmp_path_factory.mktemp("pg"))
+def pg_server() -> Iterator[str]:
+    """URL of the session's embedded PostgreSQL.
+
+    (Fix applied by the lead to every worktree:) its folder is a private temporary one, not under
+    pytest's /tmp/pytest-of-root: every new pytest run chmods that folder back to 0700, and the
+    embedded server (running as the unprivileged user 'pgserver') then loses access to its own
+    data directory and dies mid-run whenever two pytest sessions overlap on this machine.
+    """
+    import tempfile as _tempfile
+    import warnings as _warnings
+
+    folder = Path(_tempfile.mkdtemp(prefix="hashguard-test-pg-"))
+    folder.chmod(0o755)
+    try:
+        yield embedded_url(folder)
+    finally:
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore")
+            import pgserver
+
+        pgserver.get_server(folder / "postgres", cleanup_mode="stop").cleanup()
+        import shutil as _shutil
+
+        _shutil.rmtree(folder, ignore_errors=True)
 
 
 def _with_database(url: str, name: str) -> str:
