@@ -141,7 +141,7 @@ async def test_notices_attach_raise_priority_and_bring_the_due_time_forward(conn
         authority_reference="RN-1",
         legal_deadline=deadline,
     )
-    again, notice_id, opened = await pg.file_notice(conn, order, None, CONFIG)
+    again, _, opened = await pg.file_notice(conn, order, None, CONFIG)
     assert not opened and again.id == ticket.id
     assert again.priority == 1 and again.due_at == deadline and again.notices == 2
     detail = await pg.ticket_detail(conn, ticket.id)
