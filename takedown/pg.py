@@ -317,7 +317,9 @@ async def record_match(
         )
         await conn.execute(Q.attach_sighting, ticket_id)
         ticket = await get_ticket(conn, ticket_id)
-        matched = [{"hashset": e.hashset, "hashset_version": e.hashset_version, "entry_id": e.entry_id, "tool": e.tool} for e in evidence]
+        matched = [
+            {"hashset": e.hashset, "hashset_version": e.hashset_version, "entry_id": e.entry_id, "tool": e.tool} for e in evidence
+        ]
         await append_audit(
             conn,
             actor=SYSTEM.name,
@@ -346,9 +348,7 @@ async def record_match(
 async def _auto_action(conn: asyncpg.Connection, evidence: Sequence[Evidence]) -> Action | None:
     rows = await conn.fetch(Q.policies_for, sorted({e.hashset for e in evidence}), sorted({e.tool for e in evidence}))
     actions = {
-        Action(r["action"])
-        for r in rows
-        if any(e.hashset == r["hashset"] and r["tool"] in ("*", e.tool) for e in evidence)
+        Action(r["action"]) for r in rows if any(e.hashset == r["hashset"] and r["tool"] in ("*", e.tool) for e in evidence)
     }
     return next((a for a in _SEVERITY if a in actions), None)
 
@@ -436,7 +436,12 @@ async def release(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, 
         await conn.execute(Q.set_lease, ticket_id, state.value, None, None, 0.0)
         after = await get_ticket(conn, ticket_id)
         await append_audit(
-            conn, actor=actor.name, action="ticket.released", subject=_subject(ticket_id), before=before.audit_view(), after=after.audit_view()
+            conn,
+            actor=actor.name,
+            action="ticket.released",
+            subject=_subject(ticket_id),
+            before=before.audit_view(),
+            after=after.audit_view(),
         )
         return after
 
@@ -449,14 +454,21 @@ async def assign(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, k
             raise UnknownKey(f"no active reviewer or lead key has the prefix {key_prefix!r}")
         before = await _locked(conn, ticket_id)
         if before.state not in NEEDS_REVIEW:
-            raise InvalidTransition(before.state.value, State.IN_REVIEW.value, "only a ticket that awaits a decision can be assigned")
+            raise InvalidTransition(
+                before.state.value, State.IN_REVIEW.value, "only a ticket that awaits a decision can be assigned"
+            )
         if before.state is State.APPEALED and before.decided_key_id == target["id"]:
             raise SameReviewer("this appeal cannot go to the reviewer who made the decision under appeal")
         state = transition(before.state, State.IN_REVIEW) if before.state is State.OPEN else before.state
         await conn.execute(Q.set_lease, ticket_id, state.value, target["id"], target["key_prefix"], config.lease_s)
         after = await get_ticket(conn, ticket_id)
         await append_audit(
-            conn, actor=actor.name, action="ticket.assigned", subject=_subject(ticket_id), before=before.audit_view(), after=after.audit_view()
+            conn,
+            actor=actor.name,
+            action="ticket.assigned",
+            subject=_subject(ticket_id),
+            before=before.audit_view(),
+            after=after.audit_view(),
         )
         return after
 
@@ -465,7 +477,13 @@ async def assign(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, k
 
 
 async def decide(
-    conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, decision: DecisionInput, config: TakedownConfig, *, override: bool
+    conn: asyncpg.Connection,
+    ticket_id: uuid.UUID,
+    actor: Actor,
+    decision: DecisionInput,
+    config: TakedownConfig,
+    *,
+    override: bool,
 ) -> Ticket:
     """A person's decision on a claimed ticket (or, with ``override``, a lead's on any ticket awaiting one)."""
     async with conn.transaction():
@@ -504,7 +522,9 @@ async def report(
         )
 
 
-async def close(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, explanation: str | None, config: TakedownConfig) -> Ticket:
+async def close(
+    conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, explanation: str | None, config: TakedownConfig
+) -> Ticket:
     async with conn.transaction():
         ticket = await _locked(conn, ticket_id)
         now = await _now(conn)
@@ -512,12 +532,18 @@ async def close(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, ex
             until = reasons.appeal_deadline(ticket.decided_at, config.appeal_window_days)
             if now <= until:
                 raise InvalidTransition(
-                    ticket.state.value, State.CLOSED.value, f"the uploader may appeal until {until.isoformat()}; close it after that"
+                    ticket.state.value,
+                    State.CLOSED.value,
+                    f"the uploader may appeal until {until.isoformat()}; close it after that",
                 )
-        return await _apply(conn, ticket, DecisionInput(to=State.CLOSED, explanation=explanation), actor, config, automated_decision=False)
+        return await _apply(
+            conn, ticket, DecisionInput(to=State.CLOSED, explanation=explanation), actor, config, automated_decision=False
+        )
 
 
-async def appeal(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, explanation: str | None, config: TakedownConfig) -> Ticket:
+async def appeal(
+    conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, explanation: str | None, config: TakedownConfig
+) -> Ticket:
     """The uploader's internal complaint (DSA Art 20), filed through the platform within the window."""
     async with conn.transaction():
         ticket = await _locked(conn, ticket_id)
@@ -739,7 +765,9 @@ async def retry_failed(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Ac
         await _locked(conn, ticket_id)
         ids = [r["id"] for r in await conn.fetch(Q.retry_failed, ticket_id)]
         if ids:
-            await append_audit(conn, actor=actor.name, action="ticket.deliveries_retried", subject=_subject(ticket_id), after={"outbox_ids": ids})
+            await append_audit(
+                conn, actor=actor.name, action="ticket.deliveries_retried", subject=_subject(ticket_id), after={"outbox_ids": ids}
+            )
     return len(ids)
 
 
@@ -787,4 +815,3 @@ async def purge_expired_evidence(conn: asyncpg.Connection, batch: int = 100) -> 
         purged += len(ids)
         if len(ids) < batch:
             return purged
-

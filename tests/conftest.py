@@ -285,7 +285,10 @@ class FakePlatform:
         payload = await request.read()
         key = request.headers.get("Idempotency-Key", "")
         signed = verify_signature(
-            self.secret, request.headers.get("X-Hashguard-Timestamp", ""), payload, request.headers.get("X-Hashguard-Signature", "")
+            self.secret,
+            request.headers.get("X-Hashguard-Timestamp", ""),
+            payload,
+            request.headers.get("X-Hashguard-Signature", ""),
         )
         body = json.loads(payload) if signed else {}
         content_id = body.get("content_id", "")

@@ -71,12 +71,21 @@ async def actioned(conn: asyncpg.Connection, content_id: str, who: Actor, action
         conn,
         content_id=content_id,
         content_url=None,
-        evidence=[Evidence(scan_id=uuid.uuid4(), hashset="l", hashset_version=1, entry_id="1", tool="pdq", tool_version="1", distance=0)],
+        evidence=[
+            Evidence(scan_id=uuid.uuid4(), hashset="l", hashset_version=1, entry_id="1", tool="pdq", tool_version="1", distance=0)
+        ],
         api_key_id=None,
         config=CONFIG,
     )
-    await conn.execute("UPDATE tickets SET lease_key_id = $2, lease_key_prefix = $3, lease_expires_at = now() + interval '1 hour', state = 'in_review' WHERE id = $1", ticket.ticket_id, who.key_id, who.name)
-    await pg.decide(conn, ticket.ticket_id, who, DecisionInput(to=State.ACTIONED, action=action, explanation="x"), CONFIG, override=False)
+    await conn.execute(
+        "UPDATE tickets SET lease_key_id = $2, lease_key_prefix = $3, lease_expires_at = now() + interval '1 hour', state = 'in_review' WHERE id = $1",
+        ticket.ticket_id,
+        who.key_id,
+        who.name,
+    )
+    await pg.decide(
+        conn, ticket.ticket_id, who, DecisionInput(to=State.ACTIONED, action=action, explanation="x"), CONFIG, override=False
+    )
     return ticket.ticket_id
 
 
@@ -169,7 +178,9 @@ async def test_a_wrong_secret_is_refused_by_the_receiver_and_retried(
     who = await reviewer(conn)
     await actioned(conn, "signed-1", who)
     wrong = jobs.OutboxDeliverer(
-        pool=pool, session=session, config=jobs.WebhookConfig(url=fake_platform.url, secret="not-the-secret", backoff_base_s=0.01, backoff_cap_s=0.01)
+        pool=pool,
+        session=session,
+        config=jobs.WebhookConfig(url=fake_platform.url, secret="not-the-secret", backoff_base_s=0.01, backoff_cap_s=0.01),
     )
     await wrong.run_once()
     requests, applied = fake_platform.snapshot()

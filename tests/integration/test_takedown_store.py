@@ -39,7 +39,12 @@ def evidence(hashset: str = "list-a", tool: str = "pdq", entry: str = "e-1") -> 
 
 async def match(conn: asyncpg.Connection, content_id: str, **kw: Any) -> pg.MatchTicket:
     return await pg.record_match(
-        conn, content_id=content_id, content_url=f"https://example.test/{content_id}", evidence=evidence(**kw), api_key_id=None, config=CONFIG
+        conn,
+        content_id=content_id,
+        content_url=f"https://example.test/{content_id}",
+        evidence=evidence(**kw),
+        api_key_id=None,
+        config=CONFIG,
     )
 
 
@@ -71,12 +76,19 @@ async def drive(conn: asyncpg.Connection, target: State, reviewer: Actor, second
     if target is State.IN_REVIEW:
         return ticket_id
     if target is State.DISMISSED or target is State.CLOSED:
-        await pg.decide(conn, ticket_id, reviewer, DecisionInput(to=State.DISMISSED, explanation="not illegal"), CONFIG, override=False)
+        await pg.decide(
+            conn, ticket_id, reviewer, DecisionInput(to=State.DISMISSED, explanation="not illegal"), CONFIG, override=False
+        )
         if target is State.CLOSED:
             await pg.close(conn, ticket_id, reviewer, "done", CONFIG)
         return ticket_id
     await pg.decide(
-        conn, ticket_id, reviewer, DecisionInput(to=State.ACTIONED, action=Action.REMOVE, explanation="known CSAM"), CONFIG, override=False
+        conn,
+        ticket_id,
+        reviewer,
+        DecisionInput(to=State.ACTIONED, action=Action.REMOVE, explanation="known CSAM"),
+        CONFIG,
+        override=False,
     )
     if target is State.ACTIONED:
         return ticket_id
@@ -104,7 +116,10 @@ async def test_matches_open_one_ticket_per_content_and_repeats_attach(conn: asyn
     assert ticket.sightings == 2 and ticket.automated_detection
     assert ticket.due_at - ticket.received_at == timedelta(hours=1)
     detail = await pg.ticket_detail(conn, first.ticket_id)
-    assert [(e.hashset, e.entry_id, e.tool, e.distance) for e in detail.evidence] == [("list-a", "e-1", "pdq", 4), ("list-a", "e-2", "pdq", 4)]
+    assert [(e.hashset, e.entry_id, e.tool, e.distance) for e in detail.evidence] == [
+        ("list-a", "e-1", "pdq", 4),
+        ("list-a", "e-2", "pdq", 4),
+    ]
 
 
 async def test_concurrent_matches_of_one_item_agree_on_one_ticket(database_url: str, conn: asyncpg.Connection) -> None:
@@ -196,7 +211,9 @@ async def test_the_whole_lifecycle_with_appeal_decided_by_another_reviewer(conn:
         conn,
         ticket_id,
         alice,
-        DecisionInput(to=State.ACTIONED, action=Action.BLOCK, legal_ground="18 U.S.C. 2252A", explanation="matches known material"),
+        DecisionInput(
+            to=State.ACTIONED, action=Action.BLOCK, legal_ground="18 U.S.C. 2252A", explanation="matches known material"
+        ),
         CONFIG,
         override=False,
     )
@@ -218,7 +235,9 @@ async def test_the_whole_lifecycle_with_appeal_decided_by_another_reviewer(conn:
     with pytest.raises(SameReviewer):
         await pg.decide(conn, ticket_id, alice, DecisionInput(to=State.UPHELD, explanation="x"), CONFIG, override=True)
     assert (await pg.claim_next(conn, bob, CONFIG)).id == ticket_id  # type: ignore[union-attr]
-    upheld = await pg.decide(conn, ticket_id, bob, DecisionInput(to=State.UPHELD, explanation="confirmed"), CONFIG, override=False)
+    upheld = await pg.decide(
+        conn, ticket_id, bob, DecisionInput(to=State.UPHELD, explanation="confirmed"), CONFIG, override=False
+    )
     assert upheld.state is State.UPHELD and upheld.action is Action.BLOCK
     closed = await pg.close(conn, ticket_id, bob, "case complete", CONFIG)
     assert closed.state is State.CLOSED
@@ -239,7 +258,10 @@ async def test_the_whole_lifecycle_with_appeal_decided_by_another_reviewer(conn:
     assert (await match(conn, "life-1")).ticket_id != ticket_id
     result = await pg.verify_audit(conn)
     assert result.ok and result.checked >= 9
-    actions = [r["action"] for r in await conn.fetch("SELECT action FROM audit_log WHERE subject = $1 ORDER BY seq", f"ticket:{ticket_id}")]
+    actions = [
+        r["action"]
+        for r in await conn.fetch("SELECT action FROM audit_log WHERE subject = $1 ORDER BY seq", f"ticket:{ticket_id}")
+    ]
     assert actions == [
         "ticket.opened",
         "ticket.claimed",
@@ -272,7 +294,9 @@ async def test_every_refused_move_is_409_and_changes_nothing(conn: asyncpg.Conne
     lead = await staff(conn, Role.LEAD)
     ticket_id = await drive(conn, state, reviewer, second)
     holder = second if state is State.APPEALED else reviewer
-    allowed = {State.IN_REVIEW: {State.ACTIONED, State.DISMISSED}, State.APPEALED: {State.REINSTATED, State.UPHELD}}.get(state, set())
+    allowed = {State.IN_REVIEW: {State.ACTIONED, State.DISMISSED}, State.APPEALED: {State.REINSTATED, State.UPHELD}}.get(
+        state, set()
+    )
     attempts: list[tuple[str, Any]] = []
     for to in DECISIONS:
         if to not in allowed:
@@ -393,4 +417,7 @@ async def test_append_audit_needs_the_changes_transaction(conn: asyncpg.Connecti
     with pytest.raises(RuntimeError, match="inside the transaction"):
         await pg.append_audit(conn, actor="x", action="y", subject="z")
     async with conn.transaction():
-        assert await pg.append_audit(conn, actor="cli:test", action="hashset.imported", subject="hashset:l", after={"version": 2}) == 1
+        assert (
+            await pg.append_audit(conn, actor="cli:test", action="hashset.imported", subject="hashset:l", after={"version": 2})
+            == 1
+        )

@@ -27,7 +27,14 @@ def chain(n: int) -> list[StoredEntry]:
         text = canonical(entry)
         rows.append(
             StoredEntry(
-                seq=seq, at=entry.at, actor=entry.actor, action=entry.action, subject=entry.subject, entry=text, prev_hash=prev, hash=link(prev, text)
+                seq=seq,
+                at=entry.at,
+                actor=entry.actor,
+                action=entry.action,
+                subject=entry.subject,
+                entry=text,
+                prev_hash=prev,
+                hash=link(prev, text),
             )
         )
         prev = rows[-1].hash
