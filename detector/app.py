@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncIterator, Hashable, Sequence
@@ -220,11 +221,26 @@ def _job_metrics(metrics: Metrics) -> takedown_jobs.JobMetrics:
     )
 
 
+def _settings_for_audit(settings: Settings) -> dict[str, str]:
+    """The settings in effect, for the audit log: secrets and database credentials only as set or unset."""
+    secret = {"HASHGUARD_WEBHOOK_SECRET", "HASHGUARD_DATABASE_URL"}
+    shown: dict[str, str] = {}
+    for f in dataclasses.fields(settings):
+        env, value = f.metadata["env"], getattr(settings, f.name)
+        if env in secret:
+            shown[env] = "(unset)" if value is None else "(set)"
+        else:
+            shown[env] = ",".join(value) if isinstance(value, tuple) else str(value)
+    return shown
+
+
 async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
     """Outbox delivery (when a webhook is configured), the evidence purge and the queue gauges."""
     settings = app[SETTINGS]
     metrics = _job_metrics(app[METRICS])
     pool = app[POOL]
+    async with pool.acquire() as conn:
+        await takedown_pg.record_settings(conn, _settings_for_audit(settings))
     tasks = [
         asyncio.create_task(
             takedown_jobs.retention_loop(pool, settings.retention_interval_s, metrics), name="hashguard-retention"

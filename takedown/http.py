@@ -81,9 +81,14 @@ async def _json(request: web.Request, *, optional: bool = False) -> Any:
         raise InvalidInput("send the body as application/json")
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise InvalidInput(f"the body is larger than {MAX_BODY} bytes")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise InvalidInput(f"the body is larger than {MAX_BODY} bytes")
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise InvalidInput(f"the body is larger than {MAX_BODY} bytes")
+        parts.append(chunk)
+    raw = b"".join(parts)
     if not raw.strip():
         if optional:
             return {}
@@ -172,7 +177,7 @@ async def post_notice(request: web.Request) -> web.Response:
     principal = await authenticate(request, PLATFORM)
     notice = parse_notice(await _json(request))
     async with request.app[POOL].acquire() as conn:
-        ticket, notice_id, opened = await pg.file_notice(conn, notice, principal.key_id, request.app[CONFIG])
+        ticket, notice_id, opened = await pg.file_notice(conn, notice, _actor(principal), request.app[CONFIG])
     if opened:
         request.app[METRICS].tickets_opened.labels(source=notice.source.value).inc()
     return web.json_response(

@@ -157,6 +157,23 @@ async def append_audit(
     return seq
 
 
+async def record_settings(conn: asyncpg.Connection, settings: Mapping[str, Any]) -> bool:
+    """Append ``settings.changed`` when the settings in effect differ from the last ones recorded.
+
+    Called at every start; replicas starting together with the same settings record them once
+    (the check runs under the audit lock). Returns whether an entry was appended.
+    """
+    async with conn.transaction():
+        await conn.execute(Q.audit_lock)
+        last = await conn.fetchval(Q.last_entry_for_subject, "settings")
+        before = json.loads(last)["after"] if last else None
+        after = json.loads(json.dumps(dict(settings), sort_keys=True))
+        if before == after:
+            return False
+        await append_audit(conn, actor=SYSTEM.name, action="settings.changed", subject="settings", before=before, after=after)
+        return True
+
+
 def _stored(row: asyncpg.Record) -> audit.StoredEntry:
     return audit.StoredEntry(
         seq=row["seq"],
@@ -353,9 +370,7 @@ async def _auto_action(conn: asyncpg.Connection, evidence: Sequence[Evidence]) -
     return next((a for a in _SEVERITY if a in actions), None)
 
 
-async def file_notice(
-    conn: asyncpg.Connection, notice: Notice, api_key_id: int | None, config: TakedownConfig
-) -> tuple[Ticket, int, bool]:
+async def file_notice(conn: asyncpg.Connection, notice: Notice, actor: Actor, config: TakedownConfig) -> tuple[Ticket, int, bool]:
     """Record a notice and open or attach to the content's live ticket: (ticket, notice id, opened)."""
     async with conn.transaction():
         now = await _now(conn)
@@ -383,14 +398,14 @@ async def file_notice(
             notice.authority_reference,
             notice.legal_deadline,
             notice.bona_fide,
-            api_key_id,
+            actor.key_id,
         )
         before = None if opened else (await get_ticket(conn, ticket_id)).audit_view()
         await conn.execute(Q.attach_notice, ticket_id, priority, due)
         ticket = await get_ticket(conn, ticket_id)
         await append_audit(
             conn,
-            actor=SYSTEM.name if api_key_id is None else f"key:{api_key_id}",
+            actor=actor.name,
             action="ticket.opened" if opened else "ticket.notice_attached",
             subject=_subject(ticket_id),
             before=before,

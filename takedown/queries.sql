@@ -225,6 +225,9 @@ INSERT INTO audit_log (seq, at, actor, action, subject, entry, prev_hash, hash) 
 -- name: audit_all
 SELECT seq, at, actor, action, subject, entry, prev_hash, hash FROM audit_log ORDER BY seq;
 
+-- name: last_entry_for_subject
+SELECT entry FROM audit_log WHERE subject = $1 ORDER BY seq DESC LIMIT 1;
+
 -- name: audit_page
 SELECT seq, at, actor, action, subject, entry, prev_hash, hash FROM audit_log
 WHERE seq > $1 AND ($2::text IS NULL OR subject = $2)

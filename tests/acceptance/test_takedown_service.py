@@ -187,8 +187,12 @@ def test_a_match_becomes_a_ticket_a_decision_a_platform_action_a_statement_and_a
     metrics = service.request("GET", "/metrics").body.decode()
     assert 'hashguard_tickets_opened_total{source="hash_match"} 3.0' in metrics
     assert 'hashguard_ticket_decisions_total{automated="true",state="actioned"} 1.0' in metrics
-    audit = _ok(service.request("GET", f"/v1/audit?subject=ticket:{ticket_id}", key=cli.new_key("auditor")))["entries"]
+    auditor = cli.new_key("auditor")
+    audit = _ok(service.request("GET", f"/v1/audit?subject=ticket:{ticket_id}", key=auditor))["entries"]
     assert [e["action"] for e in audit][:3] == ["ticket.opened", "ticket.match_attached", "ticket.notice_attached"]
+    settings = _ok(service.request("GET", "/v1/audit?subject=settings", key=auditor))
+    assert settings["entries"][0]["after"]["HASHGUARD_WEBHOOK_SECRET"] == "(set)"
+    assert fake_platform.secret not in json.dumps(settings)
     verified = cli("audit", "verify")
     assert "audit chain intact" in verified.stdout
     assert "Traceback" not in service.log()

@@ -144,7 +144,7 @@ async def test_concurrent_matches_of_one_item_agree_on_one_ticket(database_url: 
 
 async def test_notices_attach_raise_priority_and_bring_the_due_time_forward(conn: asyncpg.Connection) -> None:
     user = Notice(source=Source.USER_REPORT, content_id="post-9", content_url=None, explanation="looks like abuse")
-    ticket, _, opened = await pg.file_notice(conn, user, None, CONFIG)
+    ticket, _, opened = await pg.file_notice(conn, user, SYSTEM, CONFIG)
     assert opened and ticket.priority == 3 and ticket.due_at - ticket.received_at == timedelta(hours=72)
     deadline = ticket.received_at + timedelta(hours=5)
     order = Notice(
@@ -156,7 +156,7 @@ async def test_notices_attach_raise_priority_and_bring_the_due_time_forward(conn
         authority_reference="RN-1",
         legal_deadline=deadline,
     )
-    again, _, opened = await pg.file_notice(conn, order, None, CONFIG)
+    again, _, opened = await pg.file_notice(conn, order, SYSTEM, CONFIG)
     assert not opened and again.id == ticket.id
     assert again.priority == 1 and again.due_at == deadline and again.notices == 2
     detail = await pg.ticket_detail(conn, ticket.id)
@@ -373,7 +373,7 @@ async def test_evidence_is_purged_after_its_deadline_unless_on_legal_hold(conn: 
                 notifier_name="Hotline analyst",
                 notifier_email="analyst@hotline.test",
             ),
-            None,
+            SYSTEM,
             CONFIG,
         )
     young_until = (await pg.get_ticket(conn, young)).preserve_until
@@ -421,3 +421,13 @@ async def test_append_audit_needs_the_changes_transaction(conn: asyncpg.Connecti
             await pg.append_audit(conn, actor="cli:test", action="hashset.imported", subject="hashset:l", after={"version": 2})
             == 1
         )
+
+
+async def test_settings_are_audited_when_they_change(conn: asyncpg.Connection) -> None:
+    assert await pg.record_settings(conn, {"HASHGUARD_LEASE_S": "900.0", "HASHGUARD_WEBHOOK_SECRET": "(set)"})
+    assert not await pg.record_settings(conn, {"HASHGUARD_LEASE_S": "900.0", "HASHGUARD_WEBHOOK_SECRET": "(set)"})
+    assert await pg.record_settings(conn, {"HASHGUARD_LEASE_S": "60.0", "HASHGUARD_WEBHOOK_SECRET": "(set)"})
+    [last] = [e for e in await pg.audit_page(conn, after_seq=0, subject="settings", limit=10) if e.seq == 2]
+    entry = json.loads(last.entry)
+    assert entry["before"]["HASHGUARD_LEASE_S"] == "900.0" and entry["after"]["HASHGUARD_LEASE_S"] == "60.0"
+    assert (await pg.verify_audit(conn)).ok
