@@ -235,7 +235,7 @@ def _settings_for_audit(settings: Settings) -> dict[str, str]:
 
 
 async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
-    """Outbox delivery (when a webhook is configured), the evidence purge and the queue gauges."""
+    """Outbox delivery (when a webhook is configured), the evidence purge, lease expiry and the queue gauges."""
     settings = app[SETTINGS]
     metrics = _job_metrics(app[METRICS])
     pool = app[POOL]
@@ -245,7 +245,7 @@ async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(
             takedown_jobs.retention_loop(pool, settings.retention_interval_s, metrics), name="hashguard-retention"
         ),
-        asyncio.create_task(takedown_jobs.gauges_loop(pool, metrics), name="hashguard-takedown-gauges"),
+        asyncio.create_task(takedown_jobs.queue_loop(pool, metrics), name="hashguard-takedown-queue"),
     ]
     session: aiohttp.ClientSession | None = None
     if settings.webhook_url and settings.webhook_secret:

@@ -153,12 +153,15 @@ async def refresh_gauges(pool: asyncpg.Pool, metrics: JobMetrics) -> None:
     metrics.tickets_overdue.set(overdue)
 
 
-async def gauges_loop(pool: asyncpg.Pool, metrics: JobMetrics, interval_s: float = _GAUGE_INTERVAL_S) -> None:
+async def queue_loop(pool: asyncpg.Pool, metrics: JobMetrics, interval_s: float = _GAUGE_INTERVAL_S) -> None:
+    """Every ``interval_s``: return tickets with expired leases to the queue, then refresh the gauges."""
     while True:
         try:
+            async with pool.acquire() as conn:
+                await pg.expire_leases(conn)
             await refresh_gauges(pool, metrics)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.error("could not refresh the takedown gauges: %s", exc)
+            log.error("the takedown queue upkeep failed, will retry: %s", exc)
         await asyncio.sleep(interval_s)
 
 

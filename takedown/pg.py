@@ -461,6 +461,29 @@ async def release(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, 
         return after
 
 
+async def expire_leases(conn: asyncpg.Connection, batch: int = 500) -> int:
+    """Put tickets whose lease ran out back in the queue (in_review -> open), so listings tell the truth.
+
+    Claims already treat an expired lease as free; this sweep makes it visible and audited.
+    """
+    async with conn.transaction():
+        ids = [r["id"] for r in await conn.fetch(Q.expired_leases, batch)]
+        for ticket_id in ids:
+            before = await get_ticket(conn, ticket_id)
+            state = transition(before.state, State.OPEN) if before.state is State.IN_REVIEW else before.state
+            await conn.execute(Q.set_lease, ticket_id, state.value, None, None, 0.0)
+            after = await get_ticket(conn, ticket_id)
+            await append_audit(
+                conn,
+                actor=SYSTEM.name,
+                action="ticket.lease_expired",
+                subject=_subject(ticket_id),
+                before=before.audit_view(),
+                after=after.audit_view(),
+            )
+    return len(ids)
+
+
 async def assign(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, key_prefix: str, config: TakedownConfig) -> Ticket:
     """A lead hands a ticket that awaits a decision to a named reviewer (lease and all)."""
     async with conn.transaction():

@@ -240,3 +240,9 @@ SELECT now();
 SELECT state::text AS state, count(*) AS n,
        count(*) FILTER (WHERE state IN ('open', 'in_review', 'appealed') AND due_at < now()) AS overdue
 FROM tickets GROUP BY state;
+
+-- name: expired_leases
+SELECT id FROM tickets
+WHERE state IN ('in_review', 'appealed') AND lease_expires_at < now()
+ORDER BY lease_expires_at LIMIT $1
+FOR UPDATE SKIP LOCKED;

@@ -201,6 +201,15 @@ async def test_an_expired_lease_returns_the_ticket_to_the_queue(conn: asyncpg.Co
         await pg.decide(conn, ticket_id, first, DecisionInput(to=State.DISMISSED, explanation="x"), CONFIG, override=False)
     released = await pg.release(conn, ticket_id, second, override=False)
     assert released.state is State.OPEN and released.lease_key_id is None
+    # The upkeep job makes an expired lease visible: the ticket is open again, and it is audited.
+    await pg.claim_next(conn, first, CONFIG)
+    assert await pg.expire_leases(conn) == 0
+    await conn.execute("UPDATE tickets SET lease_expires_at = now() - interval '1 second' WHERE id = $1", ticket_id)
+    assert await pg.expire_leases(conn) == 1
+    expired = await pg.get_ticket(conn, ticket_id)
+    assert expired.state is State.OPEN and expired.lease_key_id is None
+    last = (await pg.audit_page(conn, after_seq=0, subject=f"ticket:{ticket_id}", limit=100))[-1]
+    assert last.action == "ticket.lease_expired" and last.actor == "system"
 
 
 async def test_the_whole_lifecycle_with_appeal_decided_by_another_reviewer(conn: asyncpg.Connection) -> None:
