@@ -311,15 +311,17 @@ async def record_match(
     async with conn.transaction():
         now = await _now(conn)
         source = Source.HASH_MATCH
+        due = due_at(now, config.due_hours[source])
         ticket_id, opened = await _live_ticket(
             conn,
             content_id=content_id,
             content_url=content_url,
             source=source,
             priority=PRIORITY[source],
-            due=due_at(now, config.due_hours[source]),
+            due=due,
             automated_detection=True,
         )
+        before = None if opened else (await get_ticket(conn, ticket_id)).audit_view()
         await conn.execute(
             Q.insert_evidence,
             ticket_id,
@@ -332,7 +334,7 @@ async def record_match(
             [e.tool_version for e in evidence],
             [e.distance for e in evidence],
         )
-        await conn.execute(Q.attach_sighting, ticket_id)
+        await conn.execute(Q.attach_sighting, ticket_id, PRIORITY[source], due)
         ticket = await get_ticket(conn, ticket_id)
         matched = [
             {"hashset": e.hashset, "hashset_version": e.hashset_version, "entry_id": e.entry_id, "tool": e.tool} for e in evidence
@@ -342,6 +344,7 @@ async def record_match(
             actor=SYSTEM.name,
             action="ticket.opened" if opened else "ticket.match_attached",
             subject=_subject(ticket_id),
+            before=before,
             after={**ticket.audit_view(), "source": source.value, "matches": matched},
         )
         action = await _auto_action(conn, evidence) if ticket.state is State.OPEN else None

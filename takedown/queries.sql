@@ -38,11 +38,22 @@ ORDER BY priority, due_at, received_at, id
 LIMIT $6 OFFSET $7;
 
 -- name: attach_sighting
-UPDATE tickets SET sightings = sightings + 1, updated_at = now() WHERE id = $1;
+-- A match raises an undecided ticket's priority and brings its due time forward, never the reverse.
+UPDATE tickets
+SET sightings = sightings + 1,
+    priority = CASE WHEN state IN ('open', 'in_review') THEN least(priority, $2) ELSE priority END,
+    due_at = CASE WHEN state IN ('open', 'in_review') THEN least(due_at, $3) ELSE due_at END,
+    updated_at = now()
+WHERE id = $1;
 
 -- name: attach_notice
--- A notice raises the ticket's priority and brings its due time forward, never the reverse.
-UPDATE tickets SET notices = notices + 1, priority = least(priority, $2), due_at = least(due_at, $3), updated_at = now()
+-- Likewise a notice (a decided ticket keeps its due time: a repeated hotline notice about removed
+-- content is counted, not re-queued).
+UPDATE tickets
+SET notices = notices + 1,
+    priority = CASE WHEN state IN ('open', 'in_review') THEN least(priority, $2) ELSE priority END,
+    due_at = CASE WHEN state IN ('open', 'in_review') THEN least(due_at, $3) ELSE due_at END,
+    updated_at = now()
 WHERE id = $1;
 
 -- name: insert_evidence

@@ -159,6 +159,12 @@ async def test_notices_attach_raise_priority_and_bring_the_due_time_forward(conn
     again, _, opened = await pg.file_notice(conn, order, SYSTEM, CONFIG)
     assert not opened and again.id == ticket.id
     assert again.priority == 1 and again.due_at == deadline and again.notices == 2
+    # A hash match on content a user reported makes the ticket as urgent as a match.
+    user2 = Notice(source=Source.USER_REPORT, content_id="post-10", content_url=None, explanation="bad")
+    reported, _, _ = await pg.file_notice(conn, user2, SYSTEM, CONFIG)
+    assert (await match(conn, "post-10")).ticket_id == reported.id
+    matched = await pg.get_ticket(conn, reported.id)
+    assert matched.priority == 1 and matched.due_at < reported.due_at and matched.source is Source.USER_REPORT
     detail = await pg.ticket_detail(conn, ticket.id)
     assert [n["source"] for n in detail.notices] == ["user_report", "authority_order"]
     assert detail.notices[0]["notifier_email"] is None  # anonymous notices are allowed
