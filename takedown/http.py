@@ -77,7 +77,7 @@ def _ticket_id(request: web.Request) -> uuid.UUID:
 
 
 async def _json(request: web.Request, *, optional: bool = False) -> Any:
-    if request.content_type not in ("application/json", ""):
+    if "Content-Type" in request.headers and request.content_type != "application/json":
         raise InvalidInput("send the body as application/json")
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise InvalidInput(f"the body is larger than {MAX_BODY} bytes")
@@ -210,6 +210,14 @@ def _int_param(raw: str | None, name: str, low: int, high: int, default: int | N
     return value
 
 
+def _query_text(raw: str | None, name: str) -> str | None:
+    if not raw:
+        return None
+    if "\x00" in raw or len(raw) > 1024:
+        raise InvalidInput(f"{name!r} must be at most 1024 characters, without NUL")
+    return raw
+
+
 def _bool_param(raw: str | None, name: str) -> bool | None:
     if raw is None or raw == "":
         return None
@@ -228,7 +236,7 @@ async def list_tickets(request: web.Request) -> web.Response:
         states=_enum_list(q.get("state"), State, "state"),
         sources=_enum_list(q.get("source"), Source, "source"),
         priority=_int_param(q.get("priority"), "priority", 1, 4, None),
-        content_id=q.get("content_id") or None,
+        content_id=_query_text(q.get("content_id"), "content_id"),
         overdue=_bool_param(q.get("overdue"), "overdue"),
         limit=_int_param(q.get("limit"), "limit", 1, MAX_PAGE, 50) or 50,
         offset=_int_param(q.get("offset"), "offset", 0, 10_000_000, 0) or 0,
@@ -406,7 +414,7 @@ async def get_audit(request: web.Request) -> web.Response:
     await authenticate(request, AUDIT_READERS)
     after = _int_param(request.query.get("after"), "after", 0, 2**62, 0) or 0
     limit = _int_param(request.query.get("limit"), "limit", 1, MAX_PAGE, 100) or 100
-    subject = request.query.get("subject") or None
+    subject = _query_text(request.query.get("subject"), "subject")
     async with request.app[POOL].acquire() as conn:
         entries = await pg.audit_page(conn, after_seq=after, subject=subject, limit=limit)
     return web.json_response(

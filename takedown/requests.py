@@ -31,6 +31,8 @@ def _text(body: Mapping[str, Any], name: str, *, required: bool = False, limit: 
         return None
     if not isinstance(value, str):
         raise InvalidInput(f"the field {name!r} must be a string")
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL: refuse it here, not with a 500 later
+        raise InvalidInput(f"the field {name!r} contains a NUL character")
     value = value.strip()
     if len(value) > limit:
         raise InvalidInput(f"the field {name!r} is longer than {limit} characters")

@@ -277,3 +277,74 @@ def test_a_kill_between_decision_and_delivery_loses_nothing_and_sends_nothing_tw
     assert len(a_requests) >= 2 and all(r["duplicate"] for r in a_requests[1:])
     assert len({r["raw"] for r in a_requests}) == 1  # the retry is the same request
     assert [applied[keys[t]]["action"] for t in (ticket_a, ticket_b)] == ["remove", "remove"]
+
+
+def test_bad_takedown_input_gets_clear_errors_and_changes_nothing(cli: Cli, start_service: Callable[..., Service]) -> None:
+    service = start_service()
+    platform, reviewer, admin = cli.new_key(), cli.new_key("reviewer"), cli.new_key("admin")
+
+    def expect(result: Any, status: int, code: str) -> None:
+        assert result.status == status, result.body
+        assert result.json()["error"]["code"] == code and result.json()["error"]["message"]
+
+    notice = {"source": "user_report", "content_id": "c-1", "explanation": "x"}
+    expect(service.post_json("/v1/notices", {**notice, "source": "hash_match"}, platform), 400, "bad_request")
+    expect(service.post_json("/v1/notices", {**notice, "source": "gossip"}, platform), 400, "bad_request")
+    expect(service.post_json("/v1/notices", {k: v for k, v in notice.items() if k != "content_id"}, platform), 400, "bad_request")
+    expect(service.post_json("/v1/notices", {**notice, "explanation": "a\u0000b"}, platform), 400, "bad_request")
+    expect(service.post_json("/v1/notices", {**notice, "content_id": "x" * 2000}, platform), 400, "bad_request")
+    expect(service.post_json("/v1/notices", {**notice, "source": "authority_order"}, platform), 400, "bad_request")
+    order = {**notice, "source": "authority_order", "authority": {"name": "eSafety", "reference": "R1", "deadline": "tomorrow"}}
+    expect(service.post_json("/v1/notices", order, platform), 400, "bad_request")
+    expect(service.post_json("/v1/notices", [notice], platform), 400, "bad_request")
+    expect(service.request("POST", "/v1/notices", b"{nope", platform, Content_Type="application/json"), 400, "bad_request")
+    expect(service.request("POST", "/v1/notices", b"x" * 300_000, platform, Content_Type="application/json"), 400, "bad_request")
+    expect(service.request("POST", "/v1/notices", b"{}", platform, Content_Type="text/plain"), 400, "bad_request")
+    expect(service.request("GET", "/v1/tickets?state=lost", key=reviewer), 400, "bad_request")
+    expect(service.request("GET", "/v1/tickets?limit=100000", key=reviewer), 400, "bad_request")
+    expect(service.request("GET", "/v1/tickets?content_id=%00", key=reviewer), 400, "bad_request")
+    expect(service.request("GET", "/v1/tickets/not-a-uuid", key=reviewer), 404, "ticket_not_found")
+    expect(service.request("GET", f"/v1/tickets/{uuid.uuid4()}/statement", key=platform), 404, "ticket_not_found")
+    expect(
+        service.request("PUT", "/v1/policies", b'{"hashset": "l", "auto_action": "yes"}', admin, Content_Type="application/json"),
+        400,
+        "bad_request",
+    )
+    expect(
+        service.request(
+            "PUT",
+            "/v1/policies",
+            b'{"hashset": "l", "auto_action": true, "action": "reinstate"}',
+            admin,
+            Content_Type="application/json",
+        ),
+        400,
+        "bad_request",
+    )
+    assert service.request("GET", "/v1/tickets", key=reviewer).json()["tickets"] == []  # nothing was opened
+
+    opened = _ok(service.post_json("/v1/notices", notice, platform), 201)
+    ticket = opened["ticket_id"]
+    assert opened["ticket"]["notices"] == 1 and not opened["attached"]
+    expect(service.request("GET", f"/v1/tickets/{ticket}/statement", key=platform), 404, "statement_not_found")
+    expect(service.post_json(f"/v1/tickets/{ticket}/appeal", {"explanation": "x"}, platform), 409, "invalid_transition")
+    expect(service.post_json(f"/v1/tickets/{ticket}/release", {}, reviewer), 409, "invalid_transition")
+    _ok(service.post_json("/v1/queue/claim", {}, reviewer))
+    expect(
+        service.post_json(f"/v1/tickets/{ticket}/decision", {"decision": "upheld", "explanation": "x"}, reviewer),
+        409,
+        "invalid_transition",
+    )
+    expect(service.post_json(f"/v1/tickets/{ticket}/decision", {"decision": "actioned"}, reviewer), 400, "bad_request")
+    expect(
+        service.post_json(
+            f"/v1/tickets/{ticket}/decision", {"decision": "dismissed", "action": "remove", "explanation": "x"}, reviewer
+        ),
+        400,
+        "bad_request",
+    )
+    assert service.request("GET", f"/v1/tickets/{ticket}", key=reviewer).json()["state"] == "in_review"
+    # No Content-Type at all is read as JSON.
+    closed = service.request("POST", f"/v1/tickets/{ticket}/close", None, reviewer)
+    expect(closed, 409, "invalid_transition")
+    assert "Traceback" not in service.log()
