@@ -522,6 +522,21 @@ def _takedown_paths(secured: list[dict[str, list[str]]]) -> dict[str, Any]:
                 "responses": {"200": _ok("The policy."), **_errors(400, 401, 403)},
             },
         },
+        "/v1/transparency": {
+            "get": {
+                "summary": "Transparency figures for a period (roles: lead, admin, auditor)",
+                "description": "Notices received by source; actions by action and source; automated detection and "
+                "decision counts and automated detections overturned by people; median seconds from receipt to action; "
+                "complaints, their outcomes and median decision time; reversals; reports filed by hotline. "
+                "Computed from case records, which outlive the evidence purge.",
+                "security": secured,
+                "parameters": [
+                    {"name": "from", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "to", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                ],
+                "responses": {"200": _ok("The figures."), **_errors(400, 401, 403)},
+            }
+        },
         "/v1/audit": {
             "get": {
                 "summary": "Read the hash-chained audit log (roles: auditor, admin)",

@@ -44,6 +44,7 @@ POLICY_READERS = frozenset({Role.LEAD, Role.ADMIN, Role.AUDITOR})
 ADMIN = frozenset({Role.ADMIN})
 AUDIT_READERS = frozenset({Role.AUDITOR, Role.ADMIN})
 STATEMENT_READERS = frozenset({Role.PLATFORM, Role.REVIEWER, Role.LEAD, Role.AUDITOR})
+TRANSPARENCY_READERS = frozenset({Role.LEAD, Role.ADMIN, Role.AUDITOR})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -422,6 +423,31 @@ async def get_audit(request: web.Request) -> web.Response:
     )
 
 
+def _period_param(raw: str | None, name: str, default: datetime) -> datetime:
+    if not raw:
+        return default
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(f"{name!r} must be an ISO 8601 date or timestamp") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@_edge
+async def get_transparency(request: web.Request) -> web.Response:
+    await authenticate(request, TRANSPARENCY_READERS)
+    now = datetime.now(UTC)
+    end = _period_param(request.query.get("to"), "to", now)
+    start = _period_param(
+        request.query.get("from"), "from", end.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    )
+    if start >= end:
+        raise InvalidInput("'from' must be before 'to'")
+    async with request.app[POOL].acquire() as conn:
+        body = await pg.transparency_report(conn, start, end)
+    return web.json_response(body)
+
+
 ROUTES: Mapping[tuple[str, str], Handler] = {
     ("POST", "/v1/notices"): post_notice,
     ("GET", "/v1/tickets"): list_tickets,
@@ -439,6 +465,7 @@ ROUTES: Mapping[tuple[str, str], Handler] = {
     ("GET", "/v1/policies"): get_policies,
     ("PUT", "/v1/policies"): put_policy,
     ("GET", "/v1/audit"): get_audit,
+    ("GET", "/v1/transparency"): get_transparency,
 }
 
 # Who may call what; the role tests check the service against this table and a copy of their own.
@@ -459,6 +486,7 @@ ROLES: Mapping[tuple[str, str], frozenset[Role]] = {
     ("GET", "/v1/policies"): POLICY_READERS,
     ("PUT", "/v1/policies"): ADMIN,
     ("GET", "/v1/audit"): AUDIT_READERS,
+    ("GET", "/v1/transparency"): TRANSPARENCY_READERS,
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from detector.db import Queries
-from takedown import audit, reasons, webhooks
+from takedown import audit, reasons, transparency, webhooks
 from takedown.config import TakedownConfig
 from takedown.errors import (
     AppealWindowClosed,
@@ -830,6 +830,21 @@ async def queue_gauges(conn: asyncpg.Connection) -> tuple[dict[str, int], int]:
     """Tickets per state, and how many are overdue."""
     rows = await conn.fetch(Q.queue_gauges)
     return {r["state"]: int(r["n"]) for r in rows}, sum(int(r["overdue"]) for r in rows)
+
+
+async def transparency_report(conn: asyncpg.Connection, start: datetime, end: datetime) -> dict[str, Any]:
+    """The transparency figures for decisions and notices in [start, end), in one consistent snapshot."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        notices = {r["key"]: int(r["n"]) for r in await conn.fetch(Q.transparency_notices, start, end)}
+        decisions = [transparency.DecisionRow(**dict(r)) for r in await conn.fetch(Q.transparency_decisions, start, end)]
+        medians = {r["key"]: float(r["median_s"]) for r in await conn.fetch(Q.transparency_time_to_action, start, end)}
+        appeals = [
+            transparency.AppealRow(outcome=r["outcome"], n=int(r["n"]), median_s=r["median_s"])
+            for r in await conn.fetch(Q.transparency_appeal_times, start, end)
+        ]
+    return transparency.report(
+        start=start, end=end, notices=notices, decisions=decisions, median_to_action_s=medians, appeals=appeals
+    )
 
 
 # ---------------------------------------------------------------- retention

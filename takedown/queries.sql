@@ -257,3 +257,37 @@ SELECT id FROM tickets
 WHERE state IN ('in_review', 'appealed') AND lease_expires_at < now()
 ORDER BY lease_expires_at LIMIT $1
 FOR UPDATE SKIP LOCKED;
+
+-- name: transparency_notices
+-- Notices received in [$1, $2), by source (DSA Art 15(1)(b)); hash matches are own-initiative detections.
+SELECT source::text AS key, count(*) AS n FROM ticket_notices WHERE received_at >= $1 AND received_at < $2 GROUP BY source
+UNION ALL
+SELECT 'hash_match', count(*) FROM tickets WHERE source = 'hash_match' AND received_at >= $1 AND received_at < $2;
+
+-- name: transparency_decisions
+-- Decisions in [$1, $2) by resulting state, action, ground, whether detection and decision were
+-- automated, the ticket's source and the hotline reported to.
+SELECT d.to_state::text AS to_state, d.action::text AS action, d.ground, d.automated_detection, d.automated_decision,
+       t.source::text AS source, d.reported_to, count(*) AS n
+FROM ticket_decisions d JOIN tickets t ON t.id = d.ticket_id
+WHERE d.decided_at >= $1 AND d.decided_at < $2
+GROUP BY 1, 2, 3, 4, 5, 6, 7
+ORDER BY 1, 2, 3, 4, 5, 6, 7;
+
+-- name: transparency_time_to_action
+-- Median seconds from receipt to the first restriction, per source, for restrictions in [$1, $2).
+SELECT t.source::text AS key, percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM t.first_action_at - t.received_at)) AS median_s
+FROM tickets t WHERE t.first_action_at >= $1 AND t.first_action_at < $2
+GROUP BY 1 ORDER BY 1;
+
+-- name: transparency_appeal_times
+-- Median seconds from an appeal to its decision, for appeals decided in [$1, $2) (DSA Art 15(1)(d)).
+SELECT d.to_state::text AS outcome, count(*) AS n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM d.decided_at - a.decided_at)) AS median_s
+FROM ticket_decisions d
+JOIN LATERAL (
+    SELECT decided_at FROM ticket_decisions a
+    WHERE a.ticket_id = d.ticket_id AND a.to_state = 'appealed' AND a.id < d.id ORDER BY a.id DESC LIMIT 1
+) a ON true
+WHERE d.to_state IN ('reinstated', 'upheld') AND d.decided_at >= $1 AND d.decided_at < $2
+GROUP BY 1 ORDER BY 1;

@@ -47,6 +47,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str | None]] = {
     ("GET", "/v1/policies"): frozenset({"lead", "admin", "auditor"}),
     ("PUT", "/v1/policies"): frozenset({"admin"}),
     ("GET", "/v1/audit"): frozenset({"auditor", "admin"}),
+    ("GET", "/v1/transparency"): frozenset({"lead", "admin", "auditor"}),
 }
 
 

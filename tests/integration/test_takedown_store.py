@@ -446,3 +446,35 @@ async def test_settings_are_audited_when_they_change(conn: asyncpg.Connection) -
     entry = json.loads(last.entry)
     assert entry["before"]["HASHGUARD_LEASE_S"] == "900.0" and entry["after"]["HASHGUARD_LEASE_S"] == "60.0"
     assert (await pg.verify_audit(conn)).ok
+
+
+async def test_transparency_figures_come_from_the_case_records(conn: asyncpg.Connection) -> None:
+    alice, bob = await staff(conn), await staff(conn)
+    await pg.set_policy(conn, SYSTEM, pg.Policy(hashset="verified", tool="*", auto_action=True, action=Action.REMOVE))
+    for i in range(2):
+        await match(conn, f"auto-{i}", hashset="verified")
+    reinstated = await drive(conn, State.REINSTATED, alice, bob)  # hash match, actioned by a person, then reversed
+    await drive(conn, State.DISMISSED, alice, bob)  # a hash match a person found to be a false match
+    reported = await drive(conn, State.REPORTED, alice, bob)
+    user = Notice(source=Source.USER_REPORT, content_id="user-1", content_url=None, explanation="x")
+    await pg.file_notice(conn, user, SYSTEM, CONFIG)
+    now = await conn.fetchval("SELECT now()")
+    figures = await pg.transparency_report(conn, now - timedelta(hours=1), now + timedelta(hours=1))
+    assert figures["notices_received"] == {"hash_match": 5, "user_report": 1}
+    assert figures["actions_taken"] == {"by_action": {"remove": 4}, "by_source": {"hash_match": 4}}
+    assert figures["automated_means"] == {
+        "actions_with_automated_detection": 4,
+        "actions_decided_by_automated_means": 2,
+        "automated_detections_overturned_by_people": 2,
+    }
+    assert set(figures["median_seconds_to_action"]) == {"hash_match"} and figures["median_seconds_to_action"]["hash_match"] >= 0
+    assert figures["complaints"]["received"] == 1 and figures["complaints"]["decided"] == {"reinstated": 1}
+    assert figures["complaints"]["reversals"] == 1
+    assert figures["reports_filed"] == {"NCMEC": 1}
+    assert figures["decisions"]["dismissed"] == 1
+    # Purging evidence does not change the figures.
+    await conn.execute(
+        "UPDATE tickets SET preserve_until = now() - interval '1 minute' WHERE id = ANY($1::uuid[])", [reinstated, reported]
+    )
+    assert await pg.purge_expired_evidence(conn) == 2
+    assert await pg.transparency_report(conn, now - timedelta(hours=1), now + timedelta(hours=1)) == figures
