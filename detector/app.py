@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncIterator, Hashable, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -229,6 +230,11 @@ def _settings_for_audit(settings: Settings) -> dict[str, str]:
         env, value = f.metadata["env"], getattr(settings, f.name)
         if env in secret:
             shown[env] = "(unset)" if value is None else "(set)"
+        elif env == "HASHGUARD_WEBHOOK_URL" and value:
+            # A URL may carry credentials (user:pass@, a token in the query): keep only where it points.
+            parts = urlsplit(value)
+            netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+            shown[env] = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
         else:
             shown[env] = ",".join(value) if isinstance(value, tuple) else str(value)
     return shown

@@ -193,6 +193,7 @@ def test_a_match_becomes_a_ticket_a_decision_a_platform_action_a_statement_and_a
     assert [e["action"] for e in audit][:3] == ["ticket.opened", "ticket.match_attached", "ticket.notice_attached"]
     settings = _ok(service.request("GET", "/v1/audit?subject=settings", key=auditor))
     assert settings["entries"][0]["after"]["HASHGUARD_WEBHOOK_SECRET"] == "(set)"
+    assert settings["entries"][0]["after"]["HASHGUARD_WEBHOOK_URL"] == fake_platform.url
     assert fake_platform.secret not in json.dumps(settings)
     verified = cli("audit", "verify")
     assert "audit chain intact" in verified.stdout
