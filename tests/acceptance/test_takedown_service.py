@@ -350,3 +350,27 @@ def test_bad_takedown_input_gets_clear_errors_and_changes_nothing(cli: Cli, star
     closed = service.request("POST", f"/v1/tickets/{ticket}/close", None, reviewer)
     expect(closed, 409, "invalid_transition")
     assert "Traceback" not in service.log()
+
+
+def test_the_takedown_commands_and_key_changes_are_audited(cli: Cli) -> None:
+    key = cli.new_key("reviewer")
+    prefix = key[:11]
+    cli("keys", "revoke", prefix)
+    out = cli("takedown", "policy", "ncmec-pdq", "--auto-action", "--action", "block")
+    assert "auto_action (block)" in out.stdout
+    cli("takedown", "policy", "ncmec-pdq", "--review")
+    assert cli("takedown", "policies").stdout.splitlines()[1:] == ["ncmec-pdq\t*\tfalse\tremove"]
+    assert "purged the evidence of 0 tickets" in cli("takedown", "purge").stdout
+    entries = [json.loads(line) for line in cli("audit", "show").stdout.splitlines()]
+    assert [(e["action"], e["subject"]) for e in entries] == [
+        ("key.created", f"key:{prefix}"),
+        ("key.revoked", f"key:{prefix}"),
+        ("policy.changed", "policy:ncmec-pdq/*"),
+        ("policy.changed", "policy:ncmec-pdq/*"),
+    ]
+    assert entries[0]["after"] == {"role": "reviewer", "label": ""} and entries[0]["actor"].startswith("cli:")
+    assert entries[3]["before"] == {"auto_action": True, "action": "block"}
+    assert key not in json.dumps(entries)  # never the key itself
+    only = [json.loads(line) for line in cli("audit", "show", "--subject", f"key:{prefix}").stdout.splitlines()]
+    assert len(only) == 2
+    assert "4 entries" in cli("audit", "verify").stdout
