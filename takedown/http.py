@@ -27,7 +27,7 @@ from takedown.errors import InvalidInput, TakedownError, TicketNotFound
 from takedown.jobs import Waker
 from takedown.requests import parse_decision, parse_notice, parse_reason, parse_report
 from takedown.tickets import Actor, Decision, Evidence, Ticket
-from takedown.workflow import Action, Source, State
+from takedown.workflow import RESTRICTIONS, Action, Source, State
 
 CONFIG = web.AppKey("takedown_config", TakedownConfig)
 WAKER = web.AppKey("takedown_waker", Waker)
@@ -398,12 +398,9 @@ async def put_policy(request: web.Request) -> web.Response:
     if not isinstance(auto, bool):
         raise InvalidInput("'auto_action' must be true or false")
     raw_action = parse_reason(body, "action", required=False) or Action.REMOVE.value
-    try:
-        action = Action(raw_action)
-    except ValueError:
-        action = Action.REINSTATE
-    if action is Action.REINSTATE:
+    if raw_action not in {a.value for a in RESTRICTIONS}:
         raise InvalidInput("'action' must be one of: block, remove, restrict")
+    action = Action(raw_action)
     policy = pg.Policy(hashset=hashset or "", tool=tool, auto_action=auto, action=action)
     async with request.app[POOL].acquire() as conn:
         await pg.set_policy(conn, _actor(principal), policy)
