@@ -7,7 +7,8 @@ import contextlib
 import dataclasses
 import logging
 import uuid
-from collections.abc import AsyncIterator, Hashable, Sequence
+from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
+from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -17,12 +18,14 @@ from aiohttp import web
 
 from detector import http, pg
 from detector.appkeys import DB_URL, HASH_POOL, HOLDER, KEY_CACHE, METRICS, POOL, SCANNER, SETTINGS, TOOLS
+from detector.approvals import pg as approvals_pg
 from detector.db import create_pool, migrate, resolve_url
 from detector.matcher import Hit, LoadedVersion, MatchSnapshot, ToolEntries, build_snapshot
 from detector.metrics import Metrics
 from detector.reload import Reloader
 from detector.scan import HashPool, MatchView, Resolution, ScanContext, ScanService, SnapshotHolder
 from detector.settings import Settings, SettingsError
+from detector.tools.policy import Activation, decide_all, next_change
 from detector.tools.registry import ToolRegistry
 from hashsets import pg as hashsets_pg
 from takedown import http as takedown_http
@@ -75,7 +78,8 @@ async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContex
             entry = described.get(hit.row_id)
             if entry is None:  # the list version was deleted after this snapshot was built
                 continue
-            version = tools.get(hit.tool).version
+            act = hit.activation
+            version = act.version if act is not None else tools.get(hit.tool).version
             views.append(
                 MatchView(
                     hashset=entry.hashset,
@@ -84,6 +88,8 @@ async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContex
                     tool=hit.tool,
                     tool_version=version,
                     distance=hit.distance,
+                    approval_id=act.approval_id if act is not None else None,
+                    approval_reason=act.reason.value if act is not None else None,
                 )
             )
             records.append(
@@ -99,6 +105,9 @@ async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContex
                     tool_version=version,
                     distance=hit.distance,
                     api_key_id=context.api_key_id,
+                    approval_id=act.approval_id if act is not None else None,
+                    local_allowance_id=act.allowance_id if act is not None else None,
+                    approval_reason=act.reason.value if act is not None else None,
                 )
             )
         await pg.record_matches(conn, records)
@@ -141,9 +150,32 @@ async def _open_ticket(
     )
 
 
+async def _decide_tools(app: web.Application, conn: asyncpg.Connection) -> tuple[dict[str, Activation], datetime | None]:
+    """The approval policy's decision for every installed tool now, and when it may next change by itself."""
+    approvals, allowances = await approvals_pg.policy_inputs(conn)
+    now = datetime.now(UTC)
+    decisions = decide_all(
+        {t.name: t.version for t in app[TOOLS]},
+        approvals=approvals,
+        allowances=allowances,
+        jurisdictions=app[SETTINGS].jurisdictions,
+        now=now,
+    )
+    return decisions, next_change(approvals, now)
+
+
+def _fingerprint(version_ids: Sequence[int], activations: Mapping[str, Activation], changes_at: datetime | None) -> Hashable:
+    # The decisions are part of it: an approval suspended, withdrawn or expired changes the
+    # fingerprint, so the reloader swaps in a snapshot without that tool's index. So is the next
+    # validity boundary, so passing one always installs a snapshot that schedules the next.
+    return tuple(version_ids), tuple(sorted(activations.items())), changes_at
+
+
 async def _active_fingerprint(app: web.Application) -> Hashable:
-    async with app[POOL].acquire() as conn:
-        return tuple(v.version_id for v in await hashsets_pg.active_versions(conn))
+    async with app[POOL].acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        versions = await hashsets_pg.active_versions(conn)
+        activations, changes_at = await _decide_tools(app, conn)
+        return _fingerprint([v.version_id for v in versions], activations, changes_at)
 
 
 async def _load_snapshot(app: web.Application) -> tuple[Hashable, MatchSnapshot]:
@@ -154,9 +186,19 @@ async def _load_snapshot(app: web.Application) -> tuple[Hashable, MatchSnapshot]
     loaded: list[LoadedVersion] = []
     async with app[POOL].acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         versions = await hashsets_pg.active_versions(conn)
+        activations, changes_at = await _decide_tools(app, conn)
         for version in versions:
             if version.tool not in tools.names():
                 log.warning("list %s holds %s hashes, but that tool is not enabled: not matched", version.name, version.tool)
+                continue
+            if not activations[version.tool].active:
+                # Stored, not matched: the list comes back into use when the tool is approved again.
+                log.warning(
+                    "list %s holds %s hashes, but that tool is not active (%s): not matched",
+                    version.name,
+                    version.tool,
+                    activations[version.tool].reason,
+                )
                 continue
             async for chunk in hashsets_pg.stream_entries(conn, version.version_id):
                 ids.setdefault(version.tool, []).append(np.fromiter((r[0] for r in chunk), dtype=np.int64, count=len(chunk)))
@@ -171,14 +213,37 @@ async def _load_snapshot(app: web.Application) -> tuple[Hashable, MatchSnapshot]
         )
         for name in ids
     }
-    snapshot = await asyncio.get_running_loop().run_in_executor(None, build_snapshot, list(tools), loaded, entries)
-    return tuple(v.version_id for v in versions), snapshot
+    active = [t for t in tools if activations[t.name].active]
+    snapshot = await asyncio.get_running_loop().run_in_executor(None, build_snapshot, active, loaded, entries, activations)
+    snapshot = dataclasses.replace(snapshot, policy_changes_at=changes_at)
+    return _fingerprint([v.version_id for v in versions], activations, changes_at), snapshot
+
+
+def _log_tool_changes(old: MatchSnapshot | None, new: MatchSnapshot) -> None:
+    before = old.activations if old is not None else {}
+    for name, act in new.activations.items():
+        if before.get(name) != act:
+            state = "ACTIVE" if act.active else "inactive"
+            log.info("tool %s %s is %s: %s (%s)", name, act.version, state, act.reason, act.detail)
+    if not new.active_tools():
+        log.warning("no detection tool is active: scans answer 503 not_ready until a tool is approved or allowed locally")
 
 
 async def _index(app: web.Application) -> AsyncIterator[None]:
+    loop = asyncio.get_running_loop()
+    timer: list[asyncio.TimerHandle] = []
+
     def install(snapshot: MatchSnapshot, seconds: float) -> None:
+        _log_tool_changes(app[HOLDER].current, snapshot)
         app[HOLDER].current = snapshot
         app[METRICS].observe_snapshot(snapshot, seconds)
+        # An approval that expires (or starts) changes what may scan with nothing written to the
+        # database: wake the reloader at that moment instead of waiting for the periodic check.
+        while timer:
+            timer.pop().cancel()
+        if snapshot.policy_changes_at is not None:
+            delay = (snapshot.policy_changes_at - datetime.now(UTC)).total_seconds()
+            timer.append(loop.call_later(min(max(delay, 0.0) + 0.01, 86_400.0), reloader.wake))
 
     reloader = Reloader(
         url=app[DB_URL],
@@ -190,6 +255,8 @@ async def _index(app: web.Application) -> AsyncIterator[None]:
     await reloader.load_now()
     task = asyncio.create_task(reloader.run(), name="hashguard-reload")
     yield
+    while timer:
+        timer.pop().cancel()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

@@ -16,6 +16,7 @@ import asyncpg
 from aiohttp import web
 
 from detector import pg
+from detector.approvals.cli import register as register_tools
 from detector.auth import Role, new_key
 from detector.db import DatabaseError, open_pool
 from detector.decode import Media
@@ -133,7 +134,7 @@ def cmd_hash(args: argparse.Namespace) -> int:
         try:
             media.rgb()
             for tool in registry:
-                result = tool.hash(media)
+                result = tool.hash_with_quality(media)
                 print(json.dumps({"file": name, "tool": tool.name, "hash": tool.format(result.value), "quality": result.quality}))
         except DetectorError as exc:
             print(json.dumps({"file": name, "error": {"code": exc.code, "message": exc.message}}), file=sys.stderr)
@@ -221,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     hashsets.add_parser("list", help="list hash lists with their current versions").set_defaults(func=cmd_hashsets_list)
 
     sub.add_parser("migrate", help="create or update the database schema").set_defaults(func=cmd_migrate)
+    register_tools(sub)
     takedown_cli.register(sub, lambda work: asyncio.run(_with_pool(Settings.from_env(), work)))
     return parser
 

@@ -52,6 +52,13 @@ def embedded_url(data_dir: Path) -> str:
     return str(server.get_uri())
 
 
+def stop_embedded(data_dir: Path) -> None:
+    """Stop the embedded PostgreSQL of ``data_dir`` now rather than at process exit. Blocking."""
+    import pgserver
+
+    pgserver.get_server(data_dir / "postgres", cleanup_mode="stop").cleanup()
+
+
 async def resolve_url(database_url: str | None, data_dir: Path) -> str:
     if database_url:
         return database_url

@@ -163,7 +163,6 @@ class BruteForceIndex:
         return cls(arrays["codes"], arrays["ids"])
 
 
-
 # ---------------------------------------------------------------------------------------
 # The fast index: multi-index hashing over direct-addressed bucket tables.
 # ---------------------------------------------------------------------------------------
@@ -172,10 +171,12 @@ class BruteForceIndex:
 # per-query radii (or a scan) at search time. Measured on a 2-core AMD EPYC (see
 # benchmarks/results/index.md); only the ratios matter, and a wrong guess costs speed,
 # never correctness.
-_C_PROBE = 60.0  # one bucket lookup: a cache miss on the offsets table
-_C_CAND_RANDOM = 12.0  # verify a candidate whose code is elsewhere (random read, overlapped)
-_C_CAND_SEQUENTIAL = 2.0  # verify a candidate stored in bucket order (table 0, inline codes)
-_C_SCAN_WORD = 0.35  # brute force, per 64-bit word of every stored code
+# On that machine a random read from a 1 GB array costs ~100 ns even when many overlap
+# (and ~800 ns when they cannot), so the model counts cache misses.
+_C_MISS = 100.0  # one random read: bucket bounds, a bucket's first row, a candidate's code
+_C_SEQUENTIAL = 2.0  # verify a candidate stored in bucket order (table 0, inline codes)
+_C_SCAN_WORD = 0.8  # brute force, per 64-bit word of every stored code
+_BLOCK_SHIFT = 8  # bucket bounds are uint16 within blocks of 256 buckets (see mih_search)
 
 _MIN_KEY_BITS = 8
 _MAX_KEY_BITS = 24  # a 2^24-entry offsets table is 64 MiB; beyond that memory dominates
@@ -201,9 +202,7 @@ def _ball(k: int, r: int) -> int:
 
 
 @functools.lru_cache(maxsize=8192)
-def _plan(
-    sub_lens: tuple[int, ...], n: int, nwords: int, inline: bool, t: int
-) -> tuple[tuple[int, ...] | None, float]:
+def _plan(sub_lens: tuple[int, ...], n: int, nwords: int, inline: bool, t: int) -> tuple[tuple[int, ...] | None, float]:
     """Choose a probe radius per table (-1 = skip the table) for threshold ``t``.
 
     Exactness needs ``sum(radius + 1) > t`` over the used tables; within that, minimise the
@@ -215,16 +214,20 @@ def _plan(
     need = t + 1
     inf = float("inf")
     # best[s] = (cost, radii) reaching covered sum min(s, need) with the tables so far.
-    best: list[tuple[float, tuple[int, ...]]] = [(0.0, ())] + [(inf, ())] * need
+    empty: tuple[int, ...] = ()
+    best: list[tuple[float, tuple[int, ...]]] = [(0.0, empty)] + [(inf, empty)] * need
     for i, k in enumerate(sub_lens):
-        per_candidate = _C_CAND_SEQUENTIAL if (inline or i == 0) else _C_CAND_RANDOM
-        per_probe = _C_PROBE + per_candidate * n / (1 << k)
+        per_bucket = n / (1 << k)
+        # A probe: one miss for the bounds, one for the bucket's start if it is not empty,
+        # then its candidates: sequential when stored in bucket order, else a miss each.
+        per_probe = _C_MISS * (1 + -math.expm1(-per_bucket))
+        per_probe += per_bucket * (_C_SEQUENTIAL if (inline or i == 0) else _C_MISS)
         options = [(-1, 0.0)]
         r = 0
         while r < k and _ball(k, r) < (1 << k):
             options.append((r, _ball(k, r) * per_probe))
             r += 1
-        nxt: list[tuple[float, tuple[int, ...]]] = [(inf, ())] * (need + 1)
+        nxt: list[tuple[float, tuple[int, ...]]] = [(inf, empty)] * (need + 1)
         for s, (cost, radii) in enumerate(best):
             if cost == inf:
                 continue
@@ -240,9 +243,7 @@ def _plan(
 
 
 @functools.lru_cache(maxsize=8192)
-def _plan_array(
-    sub_lens: tuple[int, ...], n: int, nwords: int, inline: bool, t: int
-) -> npt.NDArray[np.int64] | None:
+def _plan_array(sub_lens: tuple[int, ...], n: int, nwords: int, inline: bool, t: int) -> npt.NDArray[np.int64] | None:
     radii, _cost = _plan(sub_lens, n, nwords, inline, t)
     if radii is None:
         return None
@@ -266,7 +267,7 @@ def _choose_key_bits(bits: int, n: int, nwords: int, ids_itemsize: int, design: 
     best_k, best_cost = 0, n * nwords * _C_SCAN_WORD
     for k in range(_MIN_KEY_BITS, min(_MAX_KEY_BITS, bits) + 1):
         m = bits // k
-        table_bytes = (m - 1) * n * (4 + (8 if inline else 0)) + m * ((1 << k) + 1) * 4
+        table_bytes = (m - 1) * n * (4 + (8 if inline else 0)) + m * ((1 << k) + 1) * 2
         if nwords * 8 * n + ids_itemsize * n + table_bytes > budget:
             continue
         _radii, cost = _plan((k,) * m, n, nwords, inline, design)
@@ -289,7 +290,9 @@ class _Segment:
     sub_start: I64Array  # (m,) first bit of each table's substring
     sub_len: I64Array  # (m,) substring width
     off_base: I64Array  # (m,) where each table's offsets start in ``offsets``
-    offsets: npt.NDArray[np.uint32]  # concatenated CSR offsets, 2^k + 1 per table
+    offsets: npt.NDArray[np.unsignedinteger[Any]]  # CSR bounds in block, 2^k + 1 per table
+    blocks: npt.NDArray[np.uint32]  # absolute start of every block of 256 buckets
+    block_base: I64Array  # (m,) where each table's blocks start in ``blocks``
     positions: npt.NDArray[np.int32]  # (m - 1, n) rows of tables 1.. in bucket order
     inline: U64Array  # (m - 1, n) one-word codes in bucket order, or (0, 0)
     alive: npt.NDArray[np.bool_] | None
@@ -307,6 +310,8 @@ class _Segment:
             "sub_len": self.sub_len,
             "off_base": self.off_base,
             "offsets": self.offsets,
+            "blocks": self.blocks,
+            "block_base": self.block_base,
             "positions": self.positions,
             "inline": self.inline,
         }
@@ -325,6 +330,8 @@ class _Segment:
             sub_len=arrays["sub_len"],
             off_base=arrays["off_base"],
             offsets=arrays["offsets"],
+            blocks=arrays["blocks"],
+            block_base=arrays["block_base"],
             positions=arrays["positions"],
             inline=arrays["inline"],
             alive=alive,
@@ -332,19 +339,16 @@ class _Segment:
         )
 
     @classmethod
-    def build(
-        cls, words: U64Array, ids: I64Array, bits: int, design: int, key_bits: int | None
-    ) -> _Segment:
+    def build(cls, words: U64Array, ids: I64Array, bits: int, design: int, key_bits: int | None) -> _Segment:
         n, nwords = words.shape
         if n >= 2**31 - 1:
             raise ValueError("an index segment holds fewer than 2^31 entries")
         if n and np.iinfo(np.int32).min <= ids.min() and ids.max() <= np.iinfo(np.int32).max:
             # Halves the ids' memory; they are widened back to int64 on the way out.
             ids = ids.astype(np.int32)
-        if key_bits is None:
-            k = _choose_key_bits(bits, n, nwords, ids.dtype.itemsize, design)
-        else:
-            k = key_bits if n else 0
+        k = _choose_key_bits(bits, n, nwords, ids.dtype.itemsize, design) if key_bits is None else key_bits
+        if n == 0:
+            k = 0
         m = bits // k if k else 0
         sub_len = np.full(m, k, dtype=np.int64)
         sub_start = np.arange(m, dtype=np.int64) * k
@@ -366,26 +370,29 @@ class _Segment:
                 positions[i - 1] = order
                 if inline_on:
                     inline[i - 1] = gather_first_word(words, order)
+        offsets, blocks, block_base = _two_level(tables)
         return cls(
             words=np.ascontiguousarray(words),
             ids=ids,
             sub_start=sub_start,
             sub_len=sub_len,
             off_base=off_base,
-            offsets=np.concatenate(tables) if tables else np.zeros(1, dtype=np.uint32),
+            offsets=offsets,
+            blocks=blocks,
+            block_base=block_base,
             positions=positions,
             inline=inline,
             alive=None,
             n_alive=n,
         )
 
-    def search(
-        self, queries: U64Array, t: int
-    ) -> tuple[I64Array, I64Array, I64Array]:
+    def search(self, queries: U64Array, t: int) -> tuple[I64Array, I64Array, I64Array]:
         """(ids, dists, starts) of live entries within ``t`` of each query row."""
-        radii = _plan_array(
-            tuple(self.sub_len.tolist()), self.n, self.words.shape[1], self.inline.shape[0] > 0, t
-        ) if self.sub_len.shape[0] else None
+        radii = (
+            _plan_array(tuple(self.sub_len.tolist()), self.n, self.words.shape[1], self.inline.shape[0] > 0, t)
+            if self.sub_len.shape[0]
+            else None
+        )
         capacity = 64 * queries.shape[0]
         while True:
             rows = np.empty(capacity, dtype=np.int64)
@@ -400,6 +407,8 @@ class _Segment:
                     self.inline,
                     self.offsets,
                     self.off_base,
+                    self.blocks,
+                    self.block_base,
                     self.sub_start,
                     self.sub_len,
                     radii,
@@ -439,11 +448,35 @@ class _Segment:
             sub_len=self.sub_len,
             off_base=self.off_base,
             offsets=self.offsets,
+            blocks=self.blocks,
+            block_base=self.block_base,
             positions=self.positions,
             inline=self.inline,
             alive=alive,
             n_alive=int(np.count_nonzero(alive)),
         )
+
+
+def _two_level(
+    tables: list[npt.NDArray[np.uint32]],
+) -> tuple[npt.NDArray[np.unsignedinteger[Any]], npt.NDArray[np.uint32], I64Array]:
+    """Split each table's CSR offsets into per-block bases and in-block offsets.
+
+    uint16 in-block offsets halve the largest part of the tables after the row arrays
+    (12 x 2^21 buckets for 10M PDQ); a block with 65536+ entries (only with masses of
+    duplicates) makes every table fall back to uint32.
+    """
+    if not tables:
+        return np.zeros(1, np.uint16), np.zeros(1, np.uint32), np.zeros(0, np.int64)
+    bases = [t[:: 1 << _BLOCK_SHIFT].copy() for t in tables]
+    local = [t - np.repeat(b, 1 << _BLOCK_SHIFT)[: t.shape[0]] for t, b in zip(tables, bases, strict=True)]
+    narrow = max(int(x.max()) for x in local) <= np.iinfo(np.uint16).max
+    block_base = np.cumsum([0] + [b.shape[0] for b in bases[:-1]]).astype(np.int64)
+    return (
+        np.concatenate(local).astype(np.uint16 if narrow else np.uint32),
+        np.concatenate(bases),
+        block_base,
+    )
 
 
 def _to_words(codes: U8Array, nwords: int) -> U64Array:
@@ -523,12 +556,8 @@ class HammingIndex:
         if key_bits is not None and not 1 <= key_bits <= min(bits, _MAX_KEY_BITS):
             raise ValueError(f"key_bits must be between 1 and {min(bits, _MAX_KEY_BITS)}")
         nwords = -(-array.shape[1] // 8)
-        segment = _Segment.build(
-            _to_words(array, nwords), as_ids(ids, array.shape[0]), bits, design, key_bits
-        )
-        index = cls(
-            bits=bits, nbytes=array.shape[1], design=design, key_bits=key_bits, segments=(segment,)
-        )
+        segment = _Segment.build(_to_words(array, nwords), as_ids(ids, array.shape[0]), bits, design, key_bits)
+        index = cls(bits=bits, nbytes=array.shape[1], design=design, key_bits=key_bits, segments=(segment,))
         index._warm_up()
         return index
 
@@ -560,9 +589,7 @@ class HammingIndex:
                 return []
             return sorted_hits(ids, dists)
         parts = [segment.search(words, t) for segment in self._segments]
-        return sorted_hits(
-            np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        )
+        return sorted_hits(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
 
     def search_batch(self, codes: Any, max_distance: int) -> list[list[Hit]]:
         """:meth:`search` for each row of ``codes``, in one kernel call per segment."""
@@ -610,10 +637,7 @@ class HammingIndex:
         if added is not None:
             delta_parts.append(added)
         delta_n = sum(p[0].shape[0] for p in delta_parts)
-        compact = (
-            delta_n > max(base.n // _DELTA_FRACTION, _SCAN_BELOW)
-            or (base.n - base.n_alive) > base.n // _DEAD_FRACTION
-        )
+        compact = delta_n > max(base.n // _DELTA_FRACTION, _SCAN_BELOW) or (base.n - base.n_alive) > base.n // _DEAD_FRACTION
         if compact:
             parts = [base.live_entries(), *delta_parts]
             new_segments: tuple[_Segment, ...] = (self._segment_from(parts),)
@@ -636,9 +660,7 @@ class HammingIndex:
     def _segment_from(self, parts: list[tuple[U64Array, I64Array]]) -> _Segment:
         words = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, self._nwords), np.uint64)
         ids = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
-        return _Segment.build(
-            np.ascontiguousarray(words), ids, self.bits, self._design, self._key_bits
-        )
+        return _Segment.build(np.ascontiguousarray(words), ids, self.bits, self._design, self._key_bits)
 
     # -- files --------------------------------------------------------------------------
 
@@ -672,11 +694,7 @@ class HammingIndex:
         segments = []
         for i in range(int(meta["segments"])):
             prefix = f"{i}."
-            segments.append(
-                _Segment.from_arrays(
-                    {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-                )
-            )
+            segments.append(_Segment.from_arrays({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}))
         index = cls(
             bits=int(meta["bits"]),
             nbytes=int(meta["nbytes"]),

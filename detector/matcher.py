@@ -15,7 +15,8 @@ import numpy as np
 
 from detector.exactset import ExactHashSet
 from detector.index import HammingIndex
-from detector.tools.base import HashTool, ToolKind
+from detector.tools.base import HashTool, IndexKind
+from detector.tools.policy import Activation
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -35,6 +36,8 @@ class Hit:
     tool: str
     row_id: int
     distance: int
+    # The policy decision the tool was active under when this snapshot was built (provenance).
+    activation: Activation | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -51,6 +54,14 @@ class MatchSnapshot:
     hamming: Mapping[str, HammingIndex] = field(default_factory=dict)
     exact: Mapping[str, ExactHashSet] = field(default_factory=dict)
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The policy's decision for every installed tool; only active tools have an index here.
+    activations: Mapping[str, Activation] = field(default_factory=dict)
+    # When an approval next starts or ends: the decisions above may change then with no write.
+    policy_changes_at: datetime | None = None
+
+    def active_tools(self) -> list[str]:
+        """Tools the policy lets scan in this snapshot (with or without lists loaded)."""
+        return [name for name, a in self.activations.items() if a.active]
 
     @property
     def tools(self) -> frozenset[str]:
@@ -66,11 +77,12 @@ class MatchSnapshot:
         """Every stored entry within its tool's threshold of the given hashes, nearest first."""
         hits: list[Hit] = []
         for tool, value in hashes.items():
+            act = self.activations.get(tool)
             if (index := self.hamming.get(tool)) is not None:
                 code = np.frombuffer(value, dtype=np.uint8)
-                hits.extend(Hit(tool=tool, row_id=i, distance=d) for i, d in index.search(code, thresholds[tool]))
+                hits.extend(Hit(tool=tool, row_id=i, distance=d, activation=act) for i, d in index.search(code, thresholds[tool]))
             elif (exact := self.exact.get(tool)) is not None:
-                hits.extend(Hit(tool=tool, row_id=i, distance=0) for i in exact.lookup(value))
+                hits.extend(Hit(tool=tool, row_id=i, distance=0, activation=act) for i in exact.lookup(value))
         hits.sort(key=lambda h: (h.distance, h.tool, h.row_id))
         return hits
 
@@ -80,15 +92,22 @@ def empty_codes(width: int) -> ToolEntries:
 
 
 def build_snapshot(
-    tools: Iterable[HashTool], versions: Iterable[LoadedVersion], entries: Mapping[str, ToolEntries]
+    tools: Iterable[HashTool],
+    versions: Iterable[LoadedVersion],
+    entries: Mapping[str, ToolEntries],
+    activations: Mapping[str, Activation] | None = None,
 ) -> MatchSnapshot:
-    """Build one index per tool. CPU-bound: callers run it in an executor."""
+    """Build one index per tool. CPU-bound: callers run it in an executor.
+
+    ``tools`` are the tools to index — with a policy, only the active ones; ``activations``
+    records the decision for every installed tool so scans, /readyz and /metrics can say why.
+    """
     hamming: dict[str, HammingIndex] = {}
     exact: dict[str, ExactHashSet] = {}
     for tool in tools:
         data = entries.get(tool.name) or empty_codes(tool.width)
-        if tool.kind is ToolKind.CRYPTOGRAPHIC:
+        if tool.index_kind() is IndexKind.EXACT:
             exact[tool.name] = ExactHashSet.build(data.codes, data.ids)
         else:
             hamming[tool.name] = HammingIndex.build(data.codes, data.ids)
-    return MatchSnapshot(versions=tuple(versions), hamming=hamming, exact=exact)
+    return MatchSnapshot(versions=tuple(versions), hamming=hamming, exact=exact, activations=dict(activations or {}))

@@ -31,6 +31,7 @@ class Metrics:
     index_loaded: Gauge = field(init=False)
     index_load_seconds: Gauge = field(init=False)
     matches: Counter = field(init=False)
+    tool_active: Gauge = field(init=False)
     tickets_opened: Counter = field(init=False)
     ticket_decisions: Counter = field(init=False)
     webhook_deliveries: Counter = field(init=False)
@@ -65,6 +66,12 @@ class Metrics:
             "hashguard_index_load_duration_seconds", "How long building the current index snapshot took.", registry=r
         )
 
+        self.tool_active = Gauge(
+            "hashguard_tool_active",
+            "1 when the detection tool may scan, 0 when not, with the approval policy's reason.",
+            ["tool", "reason"],
+            registry=r,
+        )
         self._takedown(r)
 
     def _takedown(self, r: CollectorRegistry) -> None:
@@ -103,6 +110,9 @@ class Metrics:
         for v in snapshot.versions:
             self.index_entries.labels(hashset=v.hashset, tool=v.tool).set(v.entries)
         self.index_loaded.set(snapshot.loaded_at.timestamp())
+        self.tool_active.clear()
+        for name, act in snapshot.activations.items():
+            self.tool_active.labels(tool=name, reason=act.reason.value).set(1 if act.active else 0)
         self.index_load_seconds.set(seconds)
 
 
@@ -114,6 +124,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "hashguard_index_entries",
     "hashguard_index_loaded_timestamp_seconds",
     "hashguard_index_load_duration_seconds",
+    "hashguard_tool_active",
     "hashguard_tickets_opened_total",
     "hashguard_ticket_decisions_total",
     "hashguard_webhook_deliveries_total",

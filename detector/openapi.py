@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from detector.approvals.openapi import ACTIVATION, APPROVAL, tool_registry_paths
 from detector.settings import Settings
 
 _ERROR = {
@@ -33,6 +34,14 @@ _MATCH = {
         "distance": {
             "type": "integer",
             "description": "Hamming distance between the upload's hash and the entry (0 for exact tools).",
+        },
+        "approval_id": {
+            "type": ["integer", "null"],
+            "description": "The tool approval the match ran under (GET /v1/tools/approvals/{id}); null under a local allowance.",
+        },
+        "approval_reason": {
+            "type": ["string", "null"],
+            "description": "Why the tool was active: approved, recommended, permitted or local_allowance.",
         },
     },
 }
@@ -75,9 +84,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
     text = {
         400: "Malformed request (missing content_id, malformed hash, bad JSON).",
         401: "Missing, unknown or revoked API key.",
+        404: "No such record.",
+        409: "Conflicts with the record's current state.",
         403: "The key's role may not call this endpoint.",
-        404: "No ticket (or statement) with that id.",
-        409: "Refused by the ticket workflow (invalid_transition, not_lease_holder, same_reviewer, appeal_window_closed); nothing changed.",
         413: "Body larger than HASHGUARD_MAX_UPLOAD_BYTES.",
         415: "Not an image in a supported format, or wrong content type.",
         422: "Corrupt or truncated image, or more pixels than HASHGUARD_MAX_PIXELS.",
@@ -103,7 +112,15 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "A key from `hashguard keys create`."}
             },
-            "schemas": {"Error": _ERROR, "Match": _MATCH, "Verdict": _VERDICT, "LookupItem": _LOOKUP_ITEM, **_TAKEDOWN_SCHEMAS},
+            "schemas": {
+                "Error": _ERROR,
+                "Match": _MATCH,
+                "Verdict": _VERDICT,
+                "LookupItem": _LOOKUP_ITEM,
+                "ToolApproval": APPROVAL,
+                "ToolActivation": ACTIVATION,
+                **_TAKEDOWN_SCHEMAS,
+            },
         },
         "paths": {
             "/v1/scan": {
@@ -206,7 +223,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "/healthz": {"get": {"summary": "The process is alive", "responses": {"200": {"description": '{"status": "ok"}'}}}},
             "/readyz": {
                 "get": {
-                    "summary": "Database reachable and index loaded; reports the loaded list versions",
+                    "summary": "Database reachable, index loaded, a detection tool active; reports list versions and every tool's activation",
                     "responses": {"200": {"description": "Ready."}, "503": {"description": "Not ready; `problems` says why."}},
                 }
             },
@@ -217,6 +234,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 }
             },
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1."}}}},
+            **tool_registry_paths(secured, _errors),
             **_takedown_paths(secured),
         },
     }

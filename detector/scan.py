@@ -16,6 +16,7 @@ from detector.decode import Media
 from detector.errors import NotReady, ScanTimeout
 from detector.matcher import Hit, MatchSnapshot
 from detector.tools.base import HashResult
+from detector.tools.policy import ToolNotActive
 from detector.tools.registry import ToolRegistry
 
 T = TypeVar("T")
@@ -42,6 +43,9 @@ class MatchView:
     tool: str
     tool_version: str
     distance: int
+    # The approval the tool ran under (None under a local allowance) and why it was active.
+    approval_id: int | None = None
+    approval_reason: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -106,6 +110,15 @@ class HashPool:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
+def require_active_tools(snapshot: MatchSnapshot) -> None:
+    """A scan with no tool allowed to run would be a no_match that checked nothing: refuse it."""
+    if not snapshot.active_tools():
+        raise NotReady(
+            "no detection tool is active: no approval in HASHGUARD_JURISDICTIONS covers an installed tool and none is"
+            " allowed locally; hold the upload and retry"
+        )
+
+
 class ScanService:
     def __init__(self, *, tools: ToolRegistry, holder: SnapshotHolder, pool: HashPool, max_pixels: int, resolve: Resolve) -> None:
         self._tools = tools
@@ -131,6 +144,7 @@ class ScanService:
     async def scan(self, data: bytes, context: ScanContext) -> Outcome:
         started = time.perf_counter()
         snapshot = self._holder.require()
+        require_active_tools(snapshot)
         _, hits = await self._pool.run(self._hash_and_match, data, snapshot)
         return await self._outcome(started, context, hits)
 
@@ -138,6 +152,13 @@ class ScanService:
         """Verdicts for hashes the platform computed itself, one per item, in order."""
         started = time.perf_counter()
         snapshot = self._holder.require()
+        require_active_tools(snapshot)
+        active = snapshot.active_tools()
+        for _, hashes in items:
+            for name in hashes:
+                if name not in active:
+                    decision = snapshot.activations.get(name)
+                    raise ToolNotActive(name, decision.reason if decision else "not enabled", active)
 
         def match_all() -> list[list[Hit]]:
             return [snapshot.match(hashes, self._thresholds) for _, hashes in items]

@@ -103,6 +103,13 @@ class Settings:
         (),
         "Comma-separated detection tools to use (default: every installed tool).",
     )
+    jurisdictions: tuple[str, ...] = _setting(
+        "HASHGUARD_JURISDICTIONS",
+        lambda raw: tuple(sorted({part.strip().upper() for part in raw.split(",") if part.strip()})),
+        (),
+        "Comma-separated jurisdictions this deployment serves (e.g. GB,AU,EU); a tool scans only while an approval"
+        " recorded for one of them covers it, or an admin allowed it locally (hashguard tools allow-local).",
+    )
     db_pool_size: int = _setting(
         "HASHGUARD_DB_POOL_SIZE",
         _int(1),
@@ -226,5 +233,7 @@ def documented_settings() -> list[tuple[str, str, str]]:
             shown = "CPUs available"
         if f.name == "tools" and not default:
             shown = "(all installed)"
+        if f.name == "jurisdictions" and not default:
+            shown = "(none: only local allowances)"
         rows.append((f.metadata["env"], shown, f.metadata["help"]))
     return rows

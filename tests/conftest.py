@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -23,34 +25,23 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from detector.db import embedded_url, migrate
+from detector.db import embedded_url, migrate, stop_embedded
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """URL of the session's embedded PostgreSQL.
 
-    (Fix applied by the lead to every worktree:) its folder is a private temporary one, not under
-    pytest's /tmp/pytest-of-root: every new pytest run chmods that folder back to 0700, and the
-    embedded server (running as the unprivileged user 'pgserver') then loses access to its own
-    data directory and dies mid-run whenever two pytest sessions overlap on this machine.
+    Its folder is a private temporary one, not under pytest's numbered base folder: a second
+    pytest run on the same machine prunes old numbered folders, which would pull the data
+    directory from under a running server.
     """
-    import tempfile as _tempfile
-    import warnings as _warnings
-
-    folder = Path(_tempfile.mkdtemp(prefix="hashguard-test-pg-"))
-    folder.chmod(0o755)
+    folder = Path(tempfile.mkdtemp(prefix="hashguard-test-pg-"))
     try:
         yield embedded_url(folder)
     finally:
-        with _warnings.catch_warnings():
-            _warnings.simplefilter("ignore")
-            import pgserver
-
-        pgserver.get_server(folder / "postgres", cleanup_mode="stop").cleanup()
-        import shutil as _shutil
-
-        _shutil.rmtree(folder, ignore_errors=True)
+        stop_embedded(folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _with_database(url: str, name: str) -> str:
@@ -149,7 +140,8 @@ class Service:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, *extra: str, ready_timeout: float = 90) -> Service:
+    def start(self, *extra: str, ready_timeout: float = 90, expect_ready: bool = True) -> Service:
+        """Start and wait until /readyz says ready (or, with ``expect_ready=False``, until it answers at all)."""
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "detector.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port), *extra],
@@ -162,7 +154,8 @@ class Service:
             if self.process.poll() is not None:
                 raise AssertionError(f"hashguard serve exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if http("GET", self.url + "/readyz", timeout=2).status == 200:
+                status = http("GET", self.url + "/readyz", timeout=2).status
+                if status == 200 or (not expect_ready and status == 503):
                     return self
             except OSError:
                 pass
@@ -209,15 +202,40 @@ def cli(service_env: dict[str, str]) -> Cli:
     return Cli(service_env)
 
 
+def allow_all_tools_locally(database_url: str) -> None:
+    """What an admin of a fresh install does first: allow every installed tool locally (recorded as such)."""
+    from detector.approvals import pg as approvals_pg
+    from detector.tools.registry import ToolRegistry
+
+    async def work() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await migrate(conn)
+            standing = {a.tool for a in await approvals_pg.standing_allowances(conn)}
+            for name in ToolRegistry.load().names():
+                if name not in standing:
+                    await approvals_pg.allow_local(conn, tool=name, versions="*", reason="test fixture", actor="tests")
+        finally:
+            await conn.close()
+
+    asyncio.run(work())
+
+
 @pytest.fixture
 def start_service(service_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Service]]:
-    """Start one or more services (``start_service(HASHGUARD_X="1")``); all are stopped after the test."""
+    """Start one or more services (``start_service(HASHGUARD_X="1")``); all are stopped after the test.
+
+    Unless ``allow_tools=False``, every installed tool is first allowed locally on the test's
+    database, so tests that are not about the approval policy scan with every tool as before.
+    """
     started: list[Service] = []
 
-    def start(*args: str, **env: str) -> Service:
+    def start(*args: str, allow_tools: bool = True, expect_ready: bool = True, **env: str) -> Service:
+        if allow_tools:
+            allow_all_tools_locally(service_env["HASHGUARD_DATABASE_URL"])
         service = Service(env={**service_env, **env}, log_path=tmp_path / f"serve-{len(started)}.log")
         started.append(service)
-        return service.start(*args)
+        return service.start(*args, expect_ready=expect_ready)
 
     yield start
     for service in started:

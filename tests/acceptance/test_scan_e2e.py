@@ -240,7 +240,17 @@ def test_exact_tools_match_byte_identical_files(cli: Cli, start_service: Callabl
     same = scan(service, key, picture)
     assert same.json()["verdict"] == "match"
     assert same.json()["matches"] == [
-        {"hashset": "md5-list", "hashset_version": 1, "entry_id": "1", "tool": "md5", "tool_version": "1", "distance": 0}
+        {
+            "hashset": "md5-list",
+            "hashset_version": 1,
+            "entry_id": "1",
+            "tool": "md5",
+            "tool_version": "1",
+            "distance": 0,
+            # start_service allowed every tool locally: no approval, and the record says so.
+            "approval_id": None,
+            "approval_reason": "local_allowance",
+        }
     ]
     reencoded = scan(service, key, encode(draw(21), "JPEG", quality=84))
     assert reencoded.json()["verdict"] == "no_match"

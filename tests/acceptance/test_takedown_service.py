@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from detector import http as detector_http
+from detector.approvals import http as approvals_http
 from detector.synthetic import draw, variant
 from takedown import http as takedown_http
 from tests.acceptance.test_scan_e2e import make_list, scan
@@ -48,11 +49,21 @@ EXPECTED: dict[tuple[str, str], frozenset[str | None]] = {
     ("PUT", "/v1/policies"): frozenset({"admin"}),
     ("GET", "/v1/audit"): frozenset({"auditor", "admin"}),
     ("GET", "/v1/transparency"): frozenset({"lead", "admin", "auditor"}),
+    # The tool registry (issue 7).
+    ("GET", "/v1/tools"): frozenset({"admin", "auditor"}),
+    ("GET", "/v1/tools/approvals"): frozenset({"admin", "auditor"}),
+    ("POST", "/v1/tools/approvals"): frozenset({"admin"}),
+    ("GET", r"/v1/tools/approvals/{approval_id:\d{1,18}}"): frozenset({"admin", "auditor"}),
+    ("POST", r"/v1/tools/approvals/{approval_id:\d{1,18}}/status"): frozenset({"admin"}),
+    ("GET", "/v1/tools/allowances"): frozenset({"admin", "auditor"}),
+    ("POST", "/v1/tools/allowances"): frozenset({"admin"}),
+    ("DELETE", "/v1/tools/allowances/{tool}"): frozenset({"admin"}),
+    ("GET", "/v1/tools/events"): frozenset({"admin", "auditor"}),
 }
 
 
 def test_the_role_table_covers_every_route_and_matches_the_code() -> None:
-    served = set(detector_http.ROUTES) | set(takedown_http.ROUTES)
+    served = set(detector_http.ROUTES) | set(approvals_http.ROUTES) | set(takedown_http.ROUTES)
     assert served == set(EXPECTED)
     for route, roles in takedown_http.ROLES.items():
         assert {r.value for r in roles} == EXPECTED[route], route
@@ -65,7 +76,7 @@ def test_every_endpoint_against_every_role_and_no_key(cli: Cli, start_service: C
     missing = str(uuid.uuid4())
     checked = 0
     for (method, path), allowed in EXPECTED.items():
-        url = path.replace("{ticket_id}", missing)
+        url = path.replace("{ticket_id}", missing).replace(r"{approval_id:\d{1,18}}", "999999").replace("{tool}", "nosuchtool")
         for role, key in keys.items():
             result = service.request(method, url, b"{}", key, Content_Type="application/json")
             where = f"{method} {path} as {role or 'no key'}: {result.status} {result.body[:200]!r}"
