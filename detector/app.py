@@ -137,6 +137,8 @@ async def _open_ticket(
             tool=v.tool,
             tool_version=v.tool_version,
             distance=v.distance,
+            approval_id=v.approval_id,
+            approval_reason=v.approval_reason,
         )
         for v in views
     ]

@@ -141,6 +141,8 @@ def _evidence_json(e: Evidence) -> dict[str, Any]:
         "tool": e.tool,
         "tool_version": e.tool_version,
         "distance": e.distance,
+        "approval_id": e.approval_id,
+        "approval_reason": e.approval_reason,
         "observed_at": _time(e.observed_at),
     }
 

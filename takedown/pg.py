@@ -333,6 +333,8 @@ async def record_match(
             [e.tool for e in evidence],
             [e.tool_version for e in evidence],
             [e.distance for e in evidence],
+            [e.approval_id for e in evidence],
+            [e.approval_reason for e in evidence],
         )
         await conn.execute(Q.attach_sighting, ticket_id, PRIORITY[source], due)
         ticket = await get_ticket(conn, ticket_id)

@@ -57,13 +57,15 @@ SET notices = notices + 1,
 WHERE id = $1;
 
 -- name: insert_evidence
-INSERT INTO ticket_evidence (ticket_id, scan_id, hashset, hashset_version, entry_id, tool, tool_version, distance, api_key_id)
-SELECT $1, $2, e.hashset, e.hashset_version, e.entry_id, e.tool, e.tool_version, e.distance, $3
-FROM unnest($4::text[], $5::integer[], $6::text[], $7::text[], $8::text[], $9::integer[])
-     AS e (hashset, hashset_version, entry_id, tool, tool_version, distance);
+INSERT INTO ticket_evidence (ticket_id, scan_id, hashset, hashset_version, entry_id, tool, tool_version, distance, api_key_id,
+                             approval_id, approval_reason)
+SELECT $1, $2, e.hashset, e.hashset_version, e.entry_id, e.tool, e.tool_version, e.distance, $3, e.approval_id, e.approval_reason
+FROM unnest($4::text[], $5::integer[], $6::text[], $7::text[], $8::text[], $9::integer[], $10::bigint[], $11::text[])
+     AS e (hashset, hashset_version, entry_id, tool, tool_version, distance, approval_id, approval_reason);
 
 -- name: ticket_evidence
-SELECT scan_id, hashset, hashset_version, entry_id, tool, tool_version, distance, api_key_id, observed_at
+SELECT scan_id, hashset, hashset_version, entry_id, tool, tool_version, distance, api_key_id, observed_at, approval_id,
+       approval_reason
 FROM ticket_evidence WHERE ticket_id = $1 ORDER BY id;
 
 -- name: insert_notice

@@ -42,6 +42,9 @@ class Evidence:
     distance: int
     api_key_id: int | None = None
     observed_at: datetime | None = None
+    # The tool approval (or local allowance: approval_id None) the match ran under.
+    approval_id: int | None = None
+    approval_reason: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -133,6 +133,7 @@ def test_a_match_becomes_a_ticket_a_decision_a_platform_action_a_statement_and_a
     detail = _ok(service.request("GET", f"/v1/tickets/{ticket_id}", key=alice))
     assert detail["state"] == "open" and detail["sightings"] == 2 and detail["notices"] == 1 and detail["source"] == "hash_match"
     assert [e["entry_id"] for e in detail["evidence"]] == ["entry-13", "entry-13"]
+    assert {(e["approval_id"], e["approval_reason"]) for e in detail["evidence"]} == {(None, "local_allowance")}
     listing = _ok(service.request("GET", "/v1/tickets?state=open&source=hash_match", key=alice))["tickets"]
     assert {t["id"] for t in listing} == {ticket_id, other["ticket_id"]}
     body = json.dumps(detail) + json.dumps(listing)
