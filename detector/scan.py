@@ -58,7 +58,15 @@ class Outcome:
     ticket_id: str | None = None
 
 
-Resolve = Callable[[uuid.UUID, ScanContext, Sequence[Hit]], Awaitable[list[MatchView]]]
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Resolution:
+    """What storing a scan's hits produced: the matches as platforms see them, and the ticket opened or joined."""
+
+    matches: list[MatchView]
+    ticket_id: str | None = None
+
+
+Resolve = Callable[[uuid.UUID, ScanContext, Sequence[Hit]], Awaitable[Resolution]]
 
 
 class SnapshotHolder:
@@ -161,13 +169,15 @@ class ScanService:
     async def _outcome(self, started: float, context: ScanContext, hits: Sequence[Hit]) -> Outcome:
         scan_id = uuid.uuid4()
         # Only a match touches the database; a failure there surfaces as an error, never no_match.
-        matches = await self._resolve(scan_id, context, hits) if hits else []
+        resolved = await self._resolve(scan_id, context, hits) if hits else Resolution(matches=[])
+        matches = resolved.matches
         return Outcome(
             scan_id=scan_id,
             content_id=context.content_id,
             verdict="match" if matches else "no_match",
             matches=tuple(matches),
             elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+            ticket_id=resolved.ticket_id if matches else None,
         )
 
     def tool_version(self, tool: str) -> str:
