@@ -10,7 +10,9 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import asyncpg
 import numpy as np
 from aiohttp import web
@@ -22,11 +24,17 @@ from detector.db import create_pool, migrate, resolve_url
 from detector.matcher import Hit, LoadedVersion, MatchSnapshot, ToolEntries, build_snapshot
 from detector.metrics import Metrics
 from detector.reload import Reloader
-from detector.scan import HashPool, MatchView, ScanContext, ScanService, SnapshotHolder
-from detector.settings import Settings
+from detector.scan import HashPool, MatchView, Resolution, ScanContext, ScanService, SnapshotHolder
+from detector.settings import Settings, SettingsError
 from detector.tools.policy import Activation, decide_all, next_change
 from detector.tools.registry import ToolRegistry
 from hashsets import pg as hashsets_pg
+from takedown import http as takedown_http
+from takedown import jobs as takedown_jobs
+from takedown import pg as takedown_pg
+from takedown.config import TakedownConfig
+from takedown.tickets import Evidence
+from takedown.workflow import Source
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +69,8 @@ async def _hash_pool(app: web.Application) -> AsyncIterator[None]:
     await asyncio.get_running_loop().run_in_executor(None, app[HASH_POOL].close)
 
 
-async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContext, hits: Sequence[Hit]) -> list[MatchView]:
-    """Turn index hits into list details and keep the evidence, in one transaction.
+async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContext, hits: Sequence[Hit]) -> Resolution:
+    """Turn index hits into list details, keep the evidence and open (or join) the content's ticket, in one transaction.
 
     Shadow-list hits are recorded (flagged) and counted but not returned, so the verdict stays
     ``no_match`` for them and nothing acts on them. Entries matching far more often than the flood
@@ -85,6 +93,7 @@ async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContex
                             newly, settings.flood_max_matches, settings.flood_window_s)
                 metrics.quarantined_entries.set(await hashsets_pg.count_quarantined(conn))
         views: list[MatchView] = []
+        shadow: list[MatchView] = []
         records: list[pg.MatchRecord] = []
         for hit in hits:
             entry = described.get(hit.row_id)
@@ -107,10 +116,9 @@ async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContex
                 approval_reason=act.reason.value if act is not None else None,
             )
             if hit.shadow:
-                metrics.shadow_matches.labels(hashset=hashset, tool=hit.tool).inc()
+                shadow.append(view)
             else:
                 views.append(view)
-                metrics.matches.labels(hashset=hashset, tool=hit.tool).inc()
             records.append(
                 pg.MatchRecord(
                     scan_id=scan_id,
@@ -132,7 +140,47 @@ async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContex
                 )
             )
         await pg.record_matches(conn, records)
-    return views
+        # Shadow matches are evidence only: no ticket, no action, not in the verdict.
+        ticket = await _open_ticket(app, conn, scan_id, context, views) if views else None
+    for view in views:
+        metrics.matches.labels(hashset=view.hashset, tool=view.tool).inc()
+    for view in shadow:
+        metrics.shadow_matches.labels(hashset=view.hashset, tool=view.tool).inc()
+    if ticket is not None:
+        if ticket.opened:
+            metrics.tickets_opened.labels(source=Source.HASH_MATCH.value).inc()
+        if ticket.auto_action is not None:
+            metrics.ticket_decisions.labels(state="actioned", automated="true").inc()
+            app[takedown_http.WAKER].wake()
+    return Resolution(matches=views, ticket_id=str(ticket.ticket_id) if ticket else None)
+
+
+async def _open_ticket(
+    app: web.Application, conn: asyncpg.Connection, scan_id: uuid.UUID, context: ScanContext, views: Sequence[MatchView]
+) -> takedown_pg.MatchTicket:
+    """A match opens a takedown ticket (or joins the content's live one) in the evidence's transaction."""
+    evidence = [
+        Evidence(
+            scan_id=scan_id,
+            hashset=v.hashset,
+            hashset_version=v.hashset_version,
+            entry_id=v.entry_id,
+            tool=v.tool,
+            tool_version=v.tool_version,
+            distance=v.distance,
+            approval_id=v.approval_id,
+            approval_reason=v.approval_reason,
+        )
+        for v in views
+    ]
+    return await takedown_pg.record_match(
+        conn,
+        content_id=context.content_id,
+        content_url=context.content_url,
+        evidence=evidence,
+        api_key_id=context.api_key_id,
+        config=app[takedown_http.CONFIG],
+    )
 
 
 async def _remember(app: web.Application, scan_id: uuid.UUID, context: ScanContext, hashes: Mapping[str, bytes]) -> None:
@@ -322,6 +370,95 @@ async def _index(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+def _takedown_config(settings: Settings) -> TakedownConfig:
+    return TakedownConfig(
+        due_hours={
+            Source.HASH_MATCH: settings.due_hash_match_h,
+            Source.AUTHORITY_ORDER: settings.due_authority_order_h,
+            Source.HOTLINE: settings.due_hotline_h,
+            Source.TRUSTED_FLAGGER: settings.due_trusted_flagger_h,
+            Source.USER_REPORT: settings.due_user_report_h,
+        },
+        lease_s=settings.lease_s,
+        appeal_window_days=settings.appeal_window_days,
+        retention_days=settings.retention_days,
+    )
+
+
+def _job_metrics(metrics: Metrics) -> takedown_jobs.JobMetrics:
+    return takedown_jobs.JobMetrics(
+        deliveries=metrics.webhook_deliveries,
+        outbox_pending=metrics.outbox_pending,
+        outbox_failed=metrics.outbox_failed,
+        outbox_oldest_pending=metrics.outbox_oldest_pending,
+        tickets=metrics.tickets,
+        tickets_overdue=metrics.tickets_overdue,
+        evidence_purged=metrics.evidence_purged,
+    )
+
+
+def _settings_for_audit(settings: Settings) -> dict[str, str]:
+    """The settings in effect, for the audit log: secrets and database credentials only as set or unset."""
+    secret = {"HASHGUARD_WEBHOOK_SECRET", "HASHGUARD_DATABASE_URL"}
+    shown: dict[str, str] = {}
+    for f in dataclasses.fields(settings):
+        env, value = f.metadata["env"], getattr(settings, f.name)
+        if env in secret:
+            shown[env] = "(unset)" if value is None else "(set)"
+        elif env == "HASHGUARD_WEBHOOK_URL" and value:
+            # A URL may carry credentials (user:pass@, a token in the query): keep only where it points.
+            parts = urlsplit(value)
+            netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+            shown[env] = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        else:
+            shown[env] = ",".join(value) if isinstance(value, tuple) else str(value)
+    return shown
+
+
+async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
+    """Outbox delivery (when a webhook is configured), the evidence purge, lease expiry and the queue gauges."""
+    settings = app[SETTINGS]
+    metrics = _job_metrics(app[METRICS])
+    pool = app[POOL]
+    async with pool.acquire() as conn:
+        await takedown_pg.record_settings(conn, _settings_for_audit(settings))
+    tasks = [
+        asyncio.create_task(
+            takedown_jobs.retention_loop(pool, settings.retention_interval_s, metrics), name="hashguard-retention"
+        ),
+        asyncio.create_task(takedown_jobs.queue_loop(pool, metrics), name="hashguard-takedown-queue"),
+    ]
+    session: aiohttp.ClientSession | None = None
+    if settings.webhook_url and settings.webhook_secret:
+        session = aiohttp.ClientSession()
+        deliverer = takedown_jobs.OutboxDeliverer(
+            pool=pool,
+            session=session,
+            config=takedown_jobs.WebhookConfig(
+                url=settings.webhook_url,
+                secret=settings.webhook_secret,
+                timeout_s=settings.webhook_timeout_s,
+                max_attempts=settings.webhook_max_attempts,
+                backoff_base_s=settings.webhook_backoff_s,
+                backoff_cap_s=settings.webhook_backoff_max_s,
+                poll_s=settings.outbox_poll_s,
+            ),
+            metrics=metrics,
+            waker=app[takedown_http.WAKER],
+        )
+        tasks.append(asyncio.create_task(deliverer.run(), name="hashguard-outbox"))
+    else:
+        log.warning("HASHGUARD_WEBHOOK_URL is not set: takedown actions are kept in the outbox, undelivered")
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if session is not None:
+        await session.close()
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the service. Resources (database pool, hashing threads, index) start with the app."""
     app = web.Application(
@@ -338,5 +475,11 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_hash_pool)
     app.cleanup_ctx.append(_index)
     app.cleanup_ctx.append(_lookback_retention)
+    if settings.webhook_url and not settings.webhook_secret:
+        raise SettingsError("HASHGUARD_WEBHOOK_URL is set but HASHGUARD_WEBHOOK_SECRET is not: webhooks must be signed")
+    app[takedown_http.CONFIG] = _takedown_config(settings)
+    app[takedown_http.WAKER] = takedown_jobs.Waker()
+    app.cleanup_ctx.append(_takedown_jobs)
     http.setup_routes(app)
+    takedown_http.setup_routes(app)
     return app

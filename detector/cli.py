@@ -24,6 +24,8 @@ from detector.settings import Settings, SettingsError
 from detector.tools.registry import ToolRegistry, ToolRegistryError
 from hashsets import cli as hashsets_cli
 from hashsets.errors import HashsetError
+from takedown import cli as takedown_cli
+from takedown import pg as takedown_pg
 
 
 class CommandError(Exception):
@@ -72,7 +74,16 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     made = new_key()
 
     async def work(conn: asyncpg.Connection) -> int:
-        return await pg.insert_key(conn, made, Role(args.role), args.label)
+        async with conn.transaction():
+            key_id = await pg.insert_key(conn, made, Role(args.role), args.label)
+            await takedown_pg.append_audit(
+                conn,
+                actor=takedown_cli.cli_actor().name,
+                action="key.created",
+                subject=f"key:{made.prefix}",
+                after={"role": args.role, "label": args.label},
+            )
+            return key_id
 
     asyncio.run(_with_pool(_settings(args), work))
     print(made.secret)
@@ -89,7 +100,16 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    if not asyncio.run(_with_pool(_settings(args), lambda conn: pg.revoke_key(conn, args.prefix))):
+    async def work(conn: asyncpg.Connection) -> bool:
+        async with conn.transaction():
+            revoked = await pg.revoke_key(conn, args.prefix)
+            if revoked:
+                await takedown_pg.append_audit(
+                    conn, actor=takedown_cli.cli_actor().name, action="key.revoked", subject=f"key:{args.prefix}"
+                )
+            return revoked
+
+    if not asyncio.run(_with_pool(_settings(args), work)):
         raise CommandError(f"no active key starts with {args.prefix!r}")
     print(f"revoked {args.prefix}")
     return 0
@@ -156,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="create or update the database schema").set_defaults(func=cmd_migrate)
     register_tools(sub)
+    takedown_cli.register(sub, lambda work: asyncio.run(_with_pool(Settings.from_env(), work)))
     return parser
 
 

@@ -35,6 +35,15 @@ class Metrics:
     quarantined_entries: Gauge = field(init=False)
     coverage_gap_entries: Gauge = field(init=False)
     tool_active: Gauge = field(init=False)
+    tickets_opened: Counter = field(init=False)
+    ticket_decisions: Counter = field(init=False)
+    webhook_deliveries: Counter = field(init=False)
+    outbox_pending: Gauge = field(init=False)
+    outbox_failed: Gauge = field(init=False)
+    outbox_oldest_pending: Gauge = field(init=False)
+    tickets: Gauge = field(init=False)
+    tickets_overdue: Gauge = field(init=False)
+    evidence_purged: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -83,6 +92,38 @@ class Metrics:
             ["tool", "reason"],
             registry=r,
         )
+        self._takedown(r)
+
+    def _takedown(self, r: CollectorRegistry) -> None:
+        self.tickets_opened = Counter("hashguard_tickets_opened", "Takedown tickets opened, by source.", ["source"], registry=r)
+        self.ticket_decisions = Counter(
+            "hashguard_ticket_decisions",
+            "Ticket decisions, by resulting state and whether the decision was automated.",
+            ["state", "automated"],
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "hashguard_webhook_deliveries",
+            "Platform webhook attempts, by action and result (delivered, retry, failed).",
+            ["action", "result"],
+            registry=r,
+        )
+        self.outbox_pending = Gauge("hashguard_outbox_pending", "Platform actions waiting to be delivered.", registry=r)
+        self.outbox_failed = Gauge(
+            "hashguard_outbox_failed", "Platform actions that ran out of attempts and need a retry.", registry=r
+        )
+        self.outbox_oldest_pending = Gauge(
+            "hashguard_outbox_oldest_pending_timestamp_seconds",
+            "When the oldest undelivered platform action was decided (Unix time; 0 when none).",
+            registry=r,
+        )
+        self.tickets = Gauge("hashguard_tickets", "Tickets by state.", ["state"], registry=r)
+        self.tickets_overdue = Gauge(
+            "hashguard_tickets_overdue", "Tickets still awaiting a decision after their due time.", registry=r
+        )
+        self.evidence_purged = Counter(
+            "hashguard_evidence_purged", "Tickets whose evidence was purged after its preservation deadline.", registry=r
+        )
 
     def observe_snapshot(self, snapshot: MatchSnapshot, seconds: float) -> None:
         self.index_entries.clear()
@@ -110,4 +151,13 @@ METRIC_NAMES: tuple[str, ...] = (
     "hashguard_index_loaded_timestamp_seconds",
     "hashguard_index_load_duration_seconds",
     "hashguard_tool_active",
+    "hashguard_tickets_opened_total",
+    "hashguard_ticket_decisions_total",
+    "hashguard_webhook_deliveries_total",
+    "hashguard_outbox_pending",
+    "hashguard_outbox_failed",
+    "hashguard_outbox_oldest_pending_timestamp_seconds",
+    "hashguard_tickets",
+    "hashguard_tickets_overdue",
+    "hashguard_evidence_purged_total",
 )

@@ -63,7 +63,15 @@ class Outcome:
     ticket_id: str | None = None
 
 
-Resolve = Callable[[uuid.UUID, ScanContext, Sequence[Hit]], Awaitable[list[MatchView]]]
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Resolution:
+    """What storing a scan's hits produced: the matches as platforms see them, and the ticket opened or joined."""
+
+    matches: list[MatchView]
+    ticket_id: str | None = None
+
+
+Resolve = Callable[[uuid.UUID, ScanContext, Sequence[Hit]], Awaitable[Resolution]]
 # Keeps an upload's hashes for look-back (HASHGUARD_LOOKBACK_DAYS); None when that is off.
 Remember = Callable[[uuid.UUID, ScanContext, Mapping[str, bytes]], Awaitable[None]]
 
@@ -182,7 +190,8 @@ class ScanService:
     ) -> Outcome:
         scan_id = uuid.uuid4()
         # Only a match touches the database; a failure there surfaces as an error, never no_match.
-        matches = await self._resolve(scan_id, context, hits) if hits else []
+        resolved = await self._resolve(scan_id, context, hits) if hits else Resolution(matches=[])
+        matches = resolved.matches
         if self._remember is not None and hashes:
             try:
                 await self._remember(scan_id, context, hashes)
@@ -194,6 +203,7 @@ class ScanService:
             verdict="match" if matches else "no_match",
             matches=tuple(matches),
             elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+            ticket_id=resolved.ticket_id if matches else None,
         )
 
     def tool_version(self, tool: str) -> str:
