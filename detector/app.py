@@ -170,6 +170,7 @@ async def _open_ticket(
             distance=v.distance,
             approval_id=v.approval_id,
             approval_reason=v.approval_reason,
+            quarantined=v.quarantined,
         )
         for v in views
     ]

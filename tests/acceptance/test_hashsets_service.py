@@ -340,3 +340,24 @@ def test_look_back_rechecks_recent_uploads_against_added_hashes_only_when_enable
     plain = start_service()
     assert verdict(plain, key, near(6, 2)) == "match"
     eventually(lambda: query(database_url, "SELECT count(*) AS n FROM scan_hashes")[0]["n"] == 0)
+
+
+@pytest.mark.slow
+def test_a_quarantined_entry_is_never_actioned_automatically(
+    cli: Cli, start_service: Callable[..., Service], tmp_path: Path
+) -> None:
+    cli("hashsets", "import", str(write_list(tmp_path / "l.csv", [1, 2])), "--name", "auto-list", "--tool", "pdq", "--allow-unsigned")
+    assert "auto_action (remove)" in cli("takedown", "policy", "auto-list", "--auto-action", "--action", "remove").stdout
+    service = start_service(HASHGUARD_FLOOD_MAX_MATCHES="1")
+    key, reviewer = cli.new_key(), cli.new_key("reviewer")
+
+    def ticket_state(content_id: str) -> str:
+        answer = service.post_json("/v1/lookup", {"content_id": content_id, "hashes": {"pdq": pdq(1)}}, key).json()
+        assert answer["verdict"] == "match"
+        ticket = service.request("GET", f"/v1/tickets/{answer['ticket_id']}", key=reviewer)
+        assert ticket.status == 200, ticket.body
+        return str(ticket.json()["state"])
+
+    assert ticket_state("first-upload") == "actioned"  # the list's policy acts automatically
+    assert ticket_state("second-upload") == "open"  # over the flood limit: a reviewer decides
+    assert "pic-1\tsince" in cli("hashsets", "show", "auto-list").stdout
