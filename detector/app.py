@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
@@ -62,17 +63,37 @@ async def _hash_pool(app: web.Application) -> AsyncIterator[None]:
         pool=app[HASH_POOL],
         max_pixels=settings.max_pixels,
         resolve=lambda scan_id, context, hits: _resolve(app, scan_id, context, hits),
+        remember=(lambda scan_id, context, hashes: _remember(app, scan_id, context, hashes)) if settings.lookback_days else None,
     )
     yield
     await asyncio.get_running_loop().run_in_executor(None, app[HASH_POOL].close)
 
 
 async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContext, hits: Sequence[Hit]) -> Resolution:
-    """Turn index hits into list details, keep the evidence and open (or join) the content's ticket, in one transaction."""
+    """Turn index hits into list details, keep the evidence and open (or join) the content's ticket, in one transaction.
+
+    Shadow-list hits are recorded (flagged) and counted but not returned, so the verdict stays
+    ``no_match`` for them and nothing acts on them. Entries matching far more often than the flood
+    limit are quarantined: still answered as a match (the platform holds the upload), flagged so
+    the takedown side sends them to review instead of acting automatically.
+    """
     tools = app[TOOLS]
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
     async with app[POOL].acquire() as conn, conn.transaction():
         described = await hashsets_pg.describe_entries(conn, sorted({h.row_id for h in hits}))
+        quarantined: set[int] = set()
+        if settings.flood_max_matches > 0:
+            live = sorted({h.row_id for h in hits if not h.shadow})
+            quarantined, newly = await hashsets_pg.flood_check(
+                conn, live, window_s=settings.flood_window_s, limit=settings.flood_max_matches
+            )
+            if newly:
+                log.warning("%d list entries matched more than %d times in %.0f s: quarantined, their matches go to review",
+                            newly, settings.flood_max_matches, settings.flood_window_s)
+                metrics.quarantined_entries.set(await hashsets_pg.count_quarantined(conn))
         views: list[MatchView] = []
+        shadow: list[MatchView] = []
         records: list[pg.MatchRecord] = []
         for hit in hits:
             entry = described.get(hit.row_id)
@@ -80,41 +101,51 @@ async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContex
                 continue
             act = hit.activation
             version = act.version if act is not None else tools.get(hit.tool).version
-            views.append(
-                MatchView(
-                    hashset=entry.hashset,
-                    hashset_version=entry.hashset_version,
-                    entry_id=entry.entry_id,
-                    tool=hit.tool,
-                    tool_version=version,
-                    distance=hit.distance,
-                    approval_id=act.approval_id if act is not None else None,
-                    approval_reason=act.reason.value if act is not None else None,
-                )
+            # The version the snapshot held when it matched; the row's own is the one that added it.
+            hashset = hit.hashset or entry.hashset
+            hashset_version = hit.hashset_version or entry.hashset_version
+            view = MatchView(
+                hashset=hashset,
+                hashset_version=hashset_version,
+                entry_id=entry.entry_id,
+                tool=hit.tool,
+                tool_version=version,
+                distance=hit.distance,
+                quarantined=hit.row_id in quarantined,
+                approval_id=act.approval_id if act is not None else None,
+                approval_reason=act.reason.value if act is not None else None,
             )
+            if hit.shadow:
+                shadow.append(view)
+            else:
+                views.append(view)
             records.append(
                 pg.MatchRecord(
                     scan_id=scan_id,
                     content_id=context.content_id,
                     content_url=context.content_url,
                     hash_entry_id=hit.row_id,
-                    hashset=entry.hashset,
-                    hashset_version=entry.hashset_version,
+                    hashset=hashset,
+                    hashset_version=hashset_version,
                     entry_id=entry.entry_id,
                     tool=hit.tool,
                     tool_version=version,
                     distance=hit.distance,
                     api_key_id=context.api_key_id,
+                    shadow=hit.shadow,
+                    quarantined=view.quarantined,
                     approval_id=act.approval_id if act is not None else None,
                     local_allowance_id=act.allowance_id if act is not None else None,
                     approval_reason=act.reason.value if act is not None else None,
                 )
             )
         await pg.record_matches(conn, records)
+        # Shadow matches are evidence only: no ticket, no action, not in the verdict.
         ticket = await _open_ticket(app, conn, scan_id, context, views) if views else None
-    metrics = app[METRICS]
     for view in views:
         metrics.matches.labels(hashset=view.hashset, tool=view.tool).inc()
+    for view in shadow:
+        metrics.shadow_matches.labels(hashset=view.hashset, tool=view.tool).inc()
     if ticket is not None:
         if ticket.opened:
             metrics.tickets_opened.labels(source=Source.HASH_MATCH.value).inc()
@@ -139,6 +170,7 @@ async def _open_ticket(
             distance=v.distance,
             approval_id=v.approval_id,
             approval_reason=v.approval_reason,
+            quarantined=v.quarantined,
         )
         for v in views
     ]
@@ -150,6 +182,40 @@ async def _open_ticket(
         api_key_id=context.api_key_id,
         config=app[takedown_http.CONFIG],
     )
+
+
+async def _remember(app: web.Application, scan_id: uuid.UUID, context: ScanContext, hashes: Mapping[str, bytes]) -> None:
+    async with app[POOL].acquire() as conn:
+        await hashsets_pg.remember_scan(
+            conn,
+            scan_id,
+            content_id=context.content_id,
+            content_url=context.content_url,
+            api_key_id=context.api_key_id,
+            hashes=hashes,
+        )
+
+
+async def _lookback_retention(app: web.Application) -> AsyncIterator[None]:
+    """Upload hashes kept for look-back are deleted once older than HASHGUARD_LOOKBACK_DAYS (all of
+    them when it is 0, so turning look-back off also forgets what it kept)."""
+
+    async def purge_forever() -> None:
+        while True:
+            try:
+                async with app[POOL].acquire() as conn:
+                    gone = await hashsets_pg.purge_scan_hashes(conn, app[SETTINGS].lookback_days)
+                if gone:
+                    log.info("look-back: deleted %d upload hashes past their retention", gone)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.exception("could not purge look-back upload hashes; retrying")
+            await asyncio.sleep(600)
+
+    task = asyncio.create_task(purge_forever(), name="hashguard-lookback-retention")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _decide_tools(app: web.Application, conn: asyncpg.Connection) -> tuple[dict[str, Activation], datetime | None]:
@@ -166,59 +232,100 @@ async def _decide_tools(app: web.Application, conn: asyncpg.Connection) -> tuple
     return decisions, next_change(approvals, now)
 
 
-def _fingerprint(version_ids: Sequence[int], activations: Mapping[str, Activation], changes_at: datetime | None) -> Hashable:
-    # The decisions are part of it: an approval suspended, withdrawn or expired changes the
+def _fingerprint(generation: int, activations: Mapping[str, Activation], changes_at: datetime | None) -> Hashable:
+    # The lists' generation counter moves with every change to what is matched (versions, status,
+    # thresholds, disabled entries, allow-list). The decisions are part of it: an approval suspended, withdrawn or expired changes the
     # fingerprint, so the reloader swaps in a snapshot without that tool's index. So is the next
     # validity boundary, so passing one always installs a snapshot that schedules the next.
-    return tuple(version_ids), tuple(sorted(activations.items())), changes_at
+    return generation, tuple(sorted(activations.items())), changes_at
 
 
 async def _active_fingerprint(app: web.Application) -> Hashable:
     async with app[POOL].acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        versions = await hashsets_pg.active_versions(conn)
+        generation = await hashsets_pg.generation(conn)
         activations, changes_at = await _decide_tools(app, conn)
-        return _fingerprint([v.version_id for v in versions], activations, changes_at)
+        return _fingerprint(generation, activations, changes_at)
 
 
 async def _load_snapshot(app: web.Application) -> tuple[Hashable, MatchSnapshot]:
-    """Read every active list version in one consistent database snapshot and index it."""
+    """Read every active and shadow list version in one consistent database snapshot and index it.
+
+    The fingerprint is the lists' generation counter read in the same transaction, so a change
+    committed while loading is seen as a change at the next check.
+    """
     tools = app[TOOLS]
     ids: dict[str, list[np.ndarray]] = {}
     codes: dict[str, list[bytes]] = {}
+    spans: dict[str, list[tuple[int, int]]] = {}
+    offsets: dict[str, int] = {}
     loaded: list[LoadedVersion] = []
+    gaps: list[LoadedVersion] = []
+    allow_ids: dict[str, list[int]] = {}
+    allow_codes: dict[str, list[bytes]] = {}
     async with app[POOL].acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        generation = await hashsets_pg.generation(conn)
         versions = await hashsets_pg.active_versions(conn)
         activations, changes_at = await _decide_tools(app, conn)
         for version in versions:
-            if version.tool not in tools.names():
-                log.warning("list %s holds %s hashes, but that tool is not enabled: not matched", version.name, version.tool)
-                continue
-            if not activations[version.tool].active:
-                # Stored, not matched: the list comes back into use when the tool is approved again.
+            if version.tool not in tools.names() or not activations[version.tool].active:
+                # Stored, not matched: a coverage gap, reported; the list comes back into use when
+                # its tool is enabled and approved again.
                 log.warning(
-                    "list %s holds %s hashes, but that tool is not active (%s): not matched",
+                    "list %s holds %d %s entries, but no active tool computes %s hashes (%s): a coverage gap",
                     version.name,
+                    version.entry_count,
                     version.tool,
-                    activations[version.tool].reason,
+                    version.tool,
+                    activations[version.tool].reason if version.tool in activations else "not enabled",
+                )
+                gaps.append(
+                    LoadedVersion(hashset=version.name, version=version.version, tool=version.tool, entries=version.entry_count)
                 )
                 continue
-            async for chunk in hashsets_pg.stream_entries(conn, version.version_id):
+            start = offsets.get(version.tool, 0)
+            count = 0
+            async for chunk in hashsets_pg.stream_entries(conn, version):
                 ids.setdefault(version.tool, []).append(np.fromiter((r[0] for r in chunk), dtype=np.int64, count=len(chunk)))
                 codes.setdefault(version.tool, []).append(b"".join(r[1] for r in chunk))
+                count += len(chunk)
+            spans.setdefault(version.tool, []).append((start, len(loaded)))
+            offsets[version.tool] = start + count
             loaded.append(
-                LoadedVersion(hashset=version.name, version=version.version, tool=version.tool, entries=version.entry_count)
+                LoadedVersion(
+                    hashset=version.name,
+                    version=version.version,
+                    tool=version.tool,
+                    entries=count,
+                    status=version.status,
+                    threshold=version.threshold,
+                )
             )
+        for allow_id, tool_name, value in await hashsets_pg.allowed_hashes(conn):
+            if tool_name in tools.names() and activations[tool_name].active:
+                allow_ids.setdefault(tool_name, []).append(allow_id)
+                allow_codes.setdefault(tool_name, []).append(value)
+        app[METRICS].quarantined_entries.set(await hashsets_pg.count_quarantined(conn))
     entries = {
         name: ToolEntries(
             ids=np.concatenate(ids[name]),
             codes=np.frombuffer(b"".join(codes[name]), dtype=np.uint8).reshape(-1, tools.get(name).width),
+            spans=tuple(spans[name]),
         )
         for name in ids
     }
+    allow = {
+        name: ToolEntries(
+            ids=np.array(allow_ids[name], dtype=np.int64),
+            codes=np.frombuffer(b"".join(allow_codes[name]), dtype=np.uint8).reshape(-1, tools.get(name).width),
+        )
+        for name in allow_ids
+    }
     active = [t for t in tools if activations[t.name].active]
-    snapshot = await asyncio.get_running_loop().run_in_executor(None, build_snapshot, active, loaded, entries, activations)
+    snapshot = await asyncio.get_running_loop().run_in_executor(
+        None, functools.partial(build_snapshot, active, loaded, entries, activations, allow=allow, coverage_gaps=gaps)
+    )
     snapshot = dataclasses.replace(snapshot, policy_changes_at=changes_at)
-    return _fingerprint([v.version_id for v in versions], activations, changes_at), snapshot
+    return _fingerprint(generation, activations, changes_at), snapshot
 
 
 def _log_tool_changes(old: MatchSnapshot | None, new: MatchSnapshot) -> None:
@@ -368,6 +475,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_hash_pool)
     app.cleanup_ctx.append(_index)
+    app.cleanup_ctx.append(_lookback_retention)
     if settings.webhook_url and not settings.webhook_secret:
         raise SettingsError("HASHGUARD_WEBHOOK_URL is set but HASHGUARD_WEBHOOK_SECRET is not: webhooks must be signed")
     app[takedown_http.CONFIG] = _takedown_config(settings)

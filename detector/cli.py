@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,8 @@ from detector.decode import Media
 from detector.errors import DetectorError
 from detector.settings import Settings, SettingsError
 from detector.tools.registry import ToolRegistry, ToolRegistryError
-from hashsets import pg as hashsets_pg
+from hashsets import cli as hashsets_cli
 from hashsets.errors import HashsetError
-from hashsets.parse import parse_lines
 from takedown import cli as takedown_cli
 from takedown import pg as takedown_pg
 
@@ -142,42 +140,6 @@ def cmd_hash(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _read_lines(path: Path, digest: Any) -> Iterator[str]:
-    with path.open("rb") as handle:
-        for raw in handle:
-            digest.update(raw)
-            # A non-UTF-8 byte becomes U+FFFD and that line fails hash validation with its number.
-            yield raw.decode("utf-8", errors="replace")
-
-
-def cmd_hashsets_import(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    tool = ToolRegistry.load().get(args.tool)
-    path = Path(args.file)
-    if not path.is_file():
-        raise CommandError(f"{path} is not a readable file")
-    digest = hashlib.sha256()
-    entries = parse_lines(_read_lines(path, digest), tool.parse_hex)
-
-    async def work(conn: asyncpg.Connection) -> hashsets_pg.ImportResult:
-        return await hashsets_pg.import_entries(
-            conn, name=args.name, tool=tool.name, source=args.source, entries=entries, file_sha256=digest.digest()
-        )
-
-    result = asyncio.run(_with_pool(settings, work))
-    print(f"imported {result.entries} {tool.name} entries into {result.hashset!r} as version {result.version}")
-    return 0
-
-
-def cmd_hashsets_list(args: argparse.Namespace) -> int:
-    summaries = asyncio.run(_with_pool(_settings(args), hashsets_pg.list_hashsets))
-    print("name\ttool\tstatus\tversion\tentries\timported\tsource")
-    for s in summaries:
-        imported = f"{s.imported_at:%Y-%m-%d %H:%M}" if s.imported_at else "-"
-        print(f"{s.name}\t{s.tool}\t{s.status}\t{s.version or '-'}\t{s.entry_count}\t{imported}\t{s.source}")
-    return 0
-
-
 def cmd_migrate(args: argparse.Namespace) -> int:
     asyncio.run(_with_pool(_settings(args), lambda conn: asyncio.sleep(0)))
     print("database schema is up to date")
@@ -210,16 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     hash_.add_argument("files", nargs="+")
     hash_.set_defaults(func=cmd_hash)
 
-    hashsets = sub.add_parser("hashsets", help="manage hash lists").add_subparsers(dest="hashsets_command", required=True)
-    imp = hashsets.add_parser(
-        "import", help="import a list: CSV with a 'hash' column (optional id, category) or one hex hash per line"
-    )
-    imp.add_argument("file")
-    imp.add_argument("--name", required=True)
-    imp.add_argument("--tool", required=True)
-    imp.add_argument("--source", default="", help="the issuing organisation")
-    imp.set_defaults(func=cmd_hashsets_import)
-    hashsets.add_parser("list", help="list hash lists with their current versions").set_defaults(func=cmd_hashsets_list)
+    hashsets_cli.register(sub)
 
     sub.add_parser("migrate", help="create or update the database schema").set_defaults(func=cmd_migrate)
     register_tools(sub)

@@ -275,7 +275,12 @@ async def readyz(request: web.Request) -> web.Response:
             "loaded_at": snapshot.loaded_at.isoformat(),
             "entries_by_tool": snapshot.entries_by_tool(),
             "hashsets": [
-                {"name": v.hashset, "version": v.version, "tool": v.tool, "entries": v.entries} for v in snapshot.versions
+                {"name": v.hashset, "version": v.version, "tool": v.tool, "entries": v.entries, "status": v.status}
+                for v in snapshot.versions
+            ],
+            # Lists held in a hash type no enabled tool computes: not matched, reported, never dropped silently.
+            "coverage_gaps": [
+                {"name": v.hashset, "version": v.version, "tool": v.tool, "entries": v.entries} for v in snapshot.coverage_gaps
             ],
         }
         body["tools"] = [activation_record(a) for a in snapshot.activations.values()]

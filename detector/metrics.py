@@ -31,6 +31,9 @@ class Metrics:
     index_loaded: Gauge = field(init=False)
     index_load_seconds: Gauge = field(init=False)
     matches: Counter = field(init=False)
+    shadow_matches: Counter = field(init=False)
+    quarantined_entries: Gauge = field(init=False)
+    coverage_gap_entries: Gauge = field(init=False)
     tool_active: Gauge = field(init=False)
     tickets_opened: Counter = field(init=False)
     ticket_decisions: Counter = field(init=False)
@@ -56,6 +59,23 @@ class Metrics:
         )
         self.errors = Counter("hashguard_errors", "Error responses, by error code.", ["code"], registry=r)
         self.matches = Counter("hashguard_matches", "List entries matched, by list and tool.", ["hashset", "tool"], registry=r)
+        self.shadow_matches = Counter(
+            "hashguard_shadow_matches",
+            "Matches against shadow lists (recorded, never answered or actioned), by list and tool.",
+            ["hashset", "tool"],
+            registry=r,
+        )
+        self.quarantined_entries = Gauge(
+            "hashguard_quarantined_entries",
+            "List entries in flood quarantine (matching far more often than usual; their matches go to review).",
+            registry=r,
+        )
+        self.coverage_gap_entries = Gauge(
+            "hashguard_coverage_gap_entries",
+            "Entries of active lists in a hash type no enabled tool computes (not matched), by list and tool.",
+            ["hashset", "tool"],
+            registry=r,
+        )
         self.index_entries = Gauge(
             "hashguard_index_entries", "Entries held in the in-memory index, by list and tool.", ["hashset", "tool"], registry=r
         )
@@ -109,6 +129,9 @@ class Metrics:
         self.index_entries.clear()
         for v in snapshot.versions:
             self.index_entries.labels(hashset=v.hashset, tool=v.tool).set(v.entries)
+        self.coverage_gap_entries.clear()
+        for v in snapshot.coverage_gaps:
+            self.coverage_gap_entries.labels(hashset=v.hashset, tool=v.tool).set(v.entries)
         self.index_loaded.set(snapshot.loaded_at.timestamp())
         self.tool_active.clear()
         for name, act in snapshot.activations.items():
@@ -121,6 +144,9 @@ METRIC_NAMES: tuple[str, ...] = (
     "hashguard_scan_duration_seconds",
     "hashguard_errors_total",
     "hashguard_matches_total",
+    "hashguard_shadow_matches_total",
+    "hashguard_quarantined_entries",
+    "hashguard_coverage_gap_entries",
     "hashguard_index_entries",
     "hashguard_index_loaded_timestamp_seconds",
     "hashguard_index_load_duration_seconds",

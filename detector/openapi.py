@@ -224,7 +224,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "/readyz": {
                 "get": {
                     "summary": "Database reachable, index loaded, a detection tool active; reports list versions and every tool's activation",
-                    "responses": {"200": {"description": "Ready."}, "503": {"description": "Not ready; `problems` says why."}},
+                    "responses": {
+                        "200": {
+                            "description": "Ready. `index.hashsets`: name, version, tool, entries, status (active or shadow)"
+                            " of each loaded list; `index.coverage_gaps`: lists in a hash type no enabled tool computes."
+                        },
+                        "503": {"description": "Not ready; `problems` says why."},
+                    },
                 }
             },
             "/metrics": {

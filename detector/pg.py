@@ -38,6 +38,8 @@ class MatchRecord:
     tool_version: str
     distance: int
     api_key_id: int | None
+    shadow: bool = False  # a shadow list's match: recorded, never answered or actioned
+    quarantined: bool = False  # the entry is flood-quarantined: review, not automatic action
     # Provenance: the approval the tool ran under, or the local allowance, and the policy's reason.
     approval_id: int | None = None
     local_allowance_id: int | None = None
@@ -86,6 +88,8 @@ async def record_matches(conn: asyncpg.Connection, records: Sequence[MatchRecord
         "tool_version",
         "distance",
         "api_key_id",
+        "shadow",
+        "quarantined",
         "approval_id",
         "local_allowance_id",
         "approval_reason",

@@ -5,6 +5,7 @@ resolve hits into list details. Storage is reached only through the injected ``r
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -20,6 +21,7 @@ from detector.tools.policy import ToolNotActive
 from detector.tools.registry import ToolRegistry
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 Verdict = Literal["match", "no_match"]
 
@@ -43,6 +45,9 @@ class MatchView:
     tool: str
     tool_version: str
     distance: int
+    # The entry is flood-quarantined: the platform still gets "match", but the takedown side
+    # must send it to review rather than act automatically. Not part of the platform's JSON.
+    quarantined: bool = False
     # The approval the tool ran under (None under a local allowance) and why it was active.
     approval_id: int | None = None
     approval_reason: str | None = None
@@ -67,6 +72,8 @@ class Resolution:
 
 
 Resolve = Callable[[uuid.UUID, ScanContext, Sequence[Hit]], Awaitable[Resolution]]
+# Keeps an upload's hashes for look-back (HASHGUARD_LOOKBACK_DAYS); None when that is off.
+Remember = Callable[[uuid.UUID, ScanContext, Mapping[str, bytes]], Awaitable[None]]
 
 
 class SnapshotHolder:
@@ -120,7 +127,17 @@ def require_active_tools(snapshot: MatchSnapshot) -> None:
 
 
 class ScanService:
-    def __init__(self, *, tools: ToolRegistry, holder: SnapshotHolder, pool: HashPool, max_pixels: int, resolve: Resolve) -> None:
+    def __init__(
+        self,
+        *,
+        tools: ToolRegistry,
+        holder: SnapshotHolder,
+        pool: HashPool,
+        max_pixels: int,
+        resolve: Resolve,
+        remember: Remember | None = None,
+    ) -> None:
+        self._remember = remember
         self._tools = tools
         self._holder = holder
         self._pool = pool
@@ -145,8 +162,8 @@ class ScanService:
         started = time.perf_counter()
         snapshot = self._holder.require()
         require_active_tools(snapshot)
-        _, hits = await self._pool.run(self._hash_and_match, data, snapshot)
-        return await self._outcome(started, context, hits)
+        results, hits = await self._pool.run(self._hash_and_match, data, snapshot)
+        return await self._outcome(started, context, hits, {n: r.value for n, r in results.items()})
 
     async def lookup(self, items: Sequence[tuple[ScanContext, Mapping[str, bytes]]]) -> list[Outcome]:
         """Verdicts for hashes the platform computed itself, one per item, in order."""
@@ -164,13 +181,22 @@ class ScanService:
             return [snapshot.match(hashes, self._thresholds) for _, hashes in items]
 
         all_hits = await self._pool.run(match_all)
-        return [await self._outcome(started, context, hits) for (context, _), hits in zip(items, all_hits, strict=True)]
+        return [
+            await self._outcome(started, context, hits, hashes) for (context, hashes), hits in zip(items, all_hits, strict=True)
+        ]
 
-    async def _outcome(self, started: float, context: ScanContext, hits: Sequence[Hit]) -> Outcome:
+    async def _outcome(
+        self, started: float, context: ScanContext, hits: Sequence[Hit], hashes: Mapping[str, bytes] | None = None
+    ) -> Outcome:
         scan_id = uuid.uuid4()
         # Only a match touches the database; a failure there surfaces as an error, never no_match.
         resolved = await self._resolve(scan_id, context, hits) if hits else Resolution(matches=[])
         matches = resolved.matches
+        if self._remember is not None and hashes:
+            try:
+                await self._remember(scan_id, context, hashes)
+            except Exception:  # best effort: look-back is a later re-check, the verdict stands either way
+                log.exception("could not keep the upload's hashes for look-back (scan %s)", scan_id)
         return Outcome(
             scan_id=scan_id,
             content_id=context.content_id,

@@ -125,8 +125,29 @@ class Settings:
     reload_interval_s: float = _setting(
         "HASHGUARD_RELOAD_INTERVAL_S",
         _float(0.5),
-        30.0,
+        5.0,
         "Fallback check for changed hash lists, in seconds; changes normally arrive at once through PostgreSQL NOTIFY.",
+    )
+    flood_max_matches: int = _setting(
+        "HASHGUARD_FLOOD_MAX_MATCHES",
+        _int(0),
+        100,
+        "Flood quarantine: a list entry matching more than this many times within HASHGUARD_FLOOD_WINDOW_S is"
+        " quarantined (still answered as a match, but its matches go to review instead of automatic action,"
+        " and hashguard_quarantined_entries rises). 0 turns the check off.",
+    )
+    flood_window_s: float = _setting(
+        "HASHGUARD_FLOOD_WINDOW_S",
+        _float(1.0),
+        3600.0,
+        "The window, in seconds, over which HASHGUARD_FLOOD_MAX_MATCHES is counted.",
+    )
+    lookback_days: int = _setting(
+        "HASHGUARD_LOOKBACK_DAYS",
+        _int(0),
+        0,
+        "Re-check content scanned in the last N days against hashes a new list version adds. Needs keeping the"
+        " hashes of every upload, innocent ones included, for N days: personal data. 0 (default) keeps none.",
     )
     webhook_url: str | None = _setting(
         "HASHGUARD_WEBHOOK_URL",

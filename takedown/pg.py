@@ -368,6 +368,9 @@ async def record_match(
 
 
 async def _auto_action(conn: asyncpg.Connection, evidence: Sequence[Evidence]) -> Action | None:
+    if any(e.quarantined for e in evidence):
+        # An entry matching far more often than usual may be a false positive: a person decides.
+        return None
     rows = await conn.fetch(Q.policies_for, sorted({e.hashset for e in evidence}), sorted({e.tool for e in evidence}))
     actions = {
         Action(r["action"]) for r in rows if any(e.hashset == r["hashset"] and r["tool"] in ("*", e.tool) for e in evidence)

@@ -45,6 +45,8 @@ class Evidence:
     # The tool approval (or local allowance: approval_id None) the match ran under.
     approval_id: int | None = None
     approval_reason: str | None = None
+    # The list entry is in flood quarantine (hashsets): its matches go to review, never to automatic action.
+    quarantined: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -95,7 +95,7 @@ def test_every_endpoint_against_every_role_and_no_key(cli: Cli, start_service: C
 @pytest.fixture
 def listed(cli: Cli, tmp_path: Path) -> dict[int, str]:
     hashes = make_list(cli, tmp_path / "pictures")
-    cli("hashsets", "import", str(tmp_path / "pictures" / "list.csv"), "--name", "test-list", "--tool", "pdq")
+    cli("hashsets", "import", str(tmp_path / "pictures" / "list.csv"), "--name", "test-list", "--tool", "pdq", "--allow-unsigned")
     return hashes
 
 

@@ -68,7 +68,7 @@ def test_suspension_and_withdrawal_stop_the_tool_in_every_replica(
     cli: Cli, start_service: Callable[..., Service], tmp_path: Path, database_url: str
 ) -> None:
     make_list(cli, tmp_path / "pictures")
-    cli("hashsets", "import", str(tmp_path / "pictures" / "list.csv"), "--name", "gb-list", "--tool", "pdq")
+    cli("hashsets", "import", str(tmp_path / "pictures" / "list.csv"), "--name", "gb-list", "--tool", "pdq", "--allow-unsigned")
     approval_id = int(
         cli(
             "tools",
