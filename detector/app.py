@@ -28,6 +28,7 @@ from detector.scan import HashPool, MatchView, Resolution, ScanContext, ScanServ
 from detector.settings import Settings, SettingsError
 from detector.tools.policy import Activation, decide_all, next_change
 from detector.tools.registry import ToolRegistry
+from detector.wiring import wire
 from hashsets import pg as hashsets_pg
 from takedown import http as takedown_http
 from takedown import jobs as takedown_jobs
@@ -462,6 +463,7 @@ async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the service. Resources (database pool, hashing threads, index) start with the app."""
+    wire()
     app = web.Application(
         # Bodies are streamed with their own limits; this cap is a second line of defence.
         client_max_size=settings.max_upload_bytes + _MULTIPART_SLACK,

@@ -22,6 +22,7 @@ from detector.decode import Media
 from detector.errors import DetectorError
 from detector.settings import Settings, SettingsError
 from detector.tools.registry import ToolRegistry, ToolRegistryError
+from detector.wiring import wire
 from hashsets import cli as hashsets_cli
 from hashsets.errors import HashsetError
 from takedown import cli as takedown_cli
@@ -187,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         # pgserver narrates every initdb and pg_ctl call at INFO; only its problems matter here.
         logging.getLogger("pgserver").setLevel(max(logging.WARNING, logging.getLogger().level))
+        wire()
         return int(args.func(args))
     except (CommandError, SettingsError, DatabaseError, HashsetError, DetectorError, ToolRegistryError) as exc:
         print(f"hashguard: error: {exc}", file=sys.stderr)

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from detector.db import Queries
+from detector.db import Change, Queries, record_change
 from hashsets.duplicates import DuplicateIds
 from hashsets.errors import (
     EntryNotFound,
@@ -151,8 +151,17 @@ class Feedback:
 async def record_event(
     conn: asyncpg.Connection, actor: str, action: str, hashset: str | None, details: Mapping[str, Any] | None = None
 ) -> None:
-    """Append to ``hashset_events`` (to be folded into the audit chain). Details never hold hash values."""
+    """Append to ``hashset_events`` and to the audit chain. Details never hold hash values."""
     await conn.execute(Q.insert_event, actor or "unknown", action, hashset, json.dumps(dict(details or {}), default=str))
+    await record_change(
+        conn,
+        Change(
+            actor=actor or "unknown",
+            action=f"hashset.{action}",
+            subject=f"hashset:{hashset}" if hashset else "hashsets",
+            after=json.loads(json.dumps(dict(details or {}), default=str)),
+        ),
+    )
 
 
 async def _hashset_row(conn: asyncpg.Connection, name: str) -> asyncpg.Record:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -628,6 +628,23 @@ async def set_hold(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor,
         return after
 
 
+DecisionHook = Callable[[asyncpg.Connection, Ticket, Ticket, Actor], Awaitable[None]]
+
+# Other contexts react to decisions (e.g. wrong-match feedback for a list's issuer) through hooks the
+# composition root registers; they run inside the decision's transaction, so both commit together.
+_decision_hooks: list[DecisionHook] = []
+
+
+def add_decision_hook(hook: DecisionHook) -> None:
+    if hook not in _decision_hooks:
+        _decision_hooks.append(hook)
+
+
+async def evidence_entry_rows(conn: asyncpg.Connection, ticket_id: uuid.UUID) -> list[tuple[int, uuid.UUID]]:
+    """(hash entry row, scan id) of every list entry matched in a ticket's evidence."""
+    return [(r["hash_entry_id"], r["scan_id"]) for r in await conn.fetch(Q.evidence_entry_rows, ticket_id)]
+
+
 async def _apply(
     conn: asyncpg.Connection,
     ticket: Ticket,
@@ -698,6 +715,8 @@ async def _apply(
     after = await get_ticket(conn, ticket.id)
     if to is State.ACTIONED:
         await _issue_statement(conn, after, decision, actor, decided_at, automated_decision, config)
+    for hook in _decision_hooks:
+        await hook(conn, ticket, after, actor)
     await append_audit(
         conn,
         actor=actor.name,

@@ -293,3 +293,11 @@ JOIN LATERAL (
 ) a ON true
 WHERE d.to_state IN ('reinstated', 'upheld') AND d.decided_at >= $1 AND d.decided_at < $2
 GROUP BY 1 ORDER BY 1;
+
+-- name: evidence_entry_rows
+-- The list entries behind a ticket's hash-match evidence (for wrong-match feedback to the list's issuer).
+SELECT DISTINCT sm.hash_entry_id, sm.scan_id
+FROM ticket_evidence te
+JOIN scan_matches sm ON sm.scan_id = te.scan_id AND sm.hashset = te.hashset AND sm.entry_id = te.entry_id
+WHERE te.ticket_id = $1
+ORDER BY sm.hash_entry_id;

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from detector.db import Queries
+from detector.db import Change, Queries, record_change
 from detector.errors import BadRequest
 from detector.tools.policy import (
     AllowanceExists,
@@ -94,6 +94,11 @@ async def _event(
     after: dict[str, Any] | None = None,
 ) -> None:
     await conn.fetchval(Q.insert_event, actor, action, tool, approval_id, allowance_id, _json(before), _json(after))
+    ids = {k: v for k, v in (("approval_id", approval_id), ("allowance_id", allowance_id)) if v is not None}
+    await record_change(
+        conn,
+        Change(actor=actor, action=f"tool.{action}", subject=f"tool:{tool}", before=before, after={**(after or {}), **ids}),
+    )
 
 
 async def list_approvals(conn: asyncpg.Connection, tool: str | None = None) -> list[Approval]:

@@ -4,6 +4,8 @@ a platform action, appeals, and a SIGKILL between decision and delivery losing n
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import uuid
 from collections.abc import Callable
@@ -178,6 +180,9 @@ def test_a_match_becomes_a_ticket_a_decision_a_platform_action_a_statement_and_a
     _ok(service.post_json(f"/v1/tickets/{ticket_id}/decision", {"decision": "reinstated", "explanation": "a false match"}, bob))
     fake_platform.wait_for(lambda: len(fake_platform.snapshot()[1]) == 2, what="the reinstate action")
     assert [b["action"] for b in fake_platform.snapshot()[1].values()] == ["remove", "reinstate"]
+    # The reinstatement says the match was wrong: the list's issuer gets it as feedback per entry.
+    feedback = list(csv.DictReader(io.StringIO(cli("hashsets", "feedback", "test-list").stdout)))
+    assert [(f["entry_id"], f["wrong_matches"]) for f in feedback] == [("entry-13", "2")]  # both sightings' evidence
 
     # A list marked auto_action: the next match is actioned by the system at once.
     _ok(
