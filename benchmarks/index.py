@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import os
 import platform
 import shlex
@@ -150,8 +151,10 @@ def measure(
     row = Row(name=name, build_s=build_s, rss_mb=rss_mb() - before, note=note)
     if nbytes is not None:
         row.nbytes_mb = nbytes(index) / 1e6
-    used_idx = list(range(len(queries))) if max_queries is None else (
-        list(range(max_queries // 2)) + list(range(len(queries) // 2, len(queries) // 2 + max_queries // 2))
+    used_idx = (
+        list(range(len(queries)))
+        if max_queries is None
+        else (list(range(max_queries // 2)) + list(range(len(queries) // 2, len(queries) // 2 + max_queries // 2)))
     )
     used = queries[used_idx]
     latencies = np.empty(len(used_idx))
@@ -192,19 +195,21 @@ def hashguard_rows(codes: U8, queries: U8, truth: Truth, t: int) -> Row:
     )
 
 
-def faiss_rows(codes: U8, queries: U8, truth: Truth, t: int, configs: Sequence[tuple[int, int, int]], flat_queries: int | None) -> list[Row]:
+def faiss_rows(
+    codes: U8, queries: U8, truth: Truth, t: int, configs: Sequence[tuple[int, int, int]], flat_queries: int | None
+) -> list[Row]:
     import faiss
 
     faiss.omp_set_num_threads(1)
     bits = codes.shape[1] * 8
 
     def search(ix: Any, q: U8) -> set[tuple[int, int]]:
-        lims, dists, labels = ix.range_search(q[None, :], t + 1)
+        _lims, dists, labels = ix.range_search(q[None, :], t + 1)
         return set(zip(labels.tolist(), dists.tolist(), strict=True))
 
     def batch(ix: Any, qs: U8) -> list[set[tuple[int, int]]]:
         lims, dists, labels = ix.range_search(qs, t + 1)
-        return [set(zip(labels[a:b].tolist(), dists[a:b].tolist(), strict=True)) for a, b in zip(lims[:-1], lims[1:], strict=True)]
+        return [set(zip(labels[a:b].tolist(), dists[a:b].tolist(), strict=True)) for a, b in itertools.pairwise(lims)]
 
     def flat() -> Any:
         ix = faiss.IndexBinaryFlat(bits)
@@ -237,8 +242,15 @@ def pdqindex2_row(codes: U8, queries: U8, truth: Truth, t: int, max_queries: int
     def search(ix: Any, q: U8) -> set[tuple[int, int]]:
         return {(m.metadata, int(m.similarity_info.distance)) for m in ix.query(q.tobytes().hex())}
 
-    return measure("threatexchange PDQIndex2 (HMA)", build, search, queries, truth, max_queries=max_queries,
-                   note="float32 vectors in faiss IndexFlatL2")
+    return measure(
+        "threatexchange PDQIndex2 (HMA)",
+        build,
+        search,
+        queries,
+        truth,
+        max_queries=max_queries,
+        note="float32 vectors in faiss IndexFlatL2",
+    )
 
 
 def numpy_row(codes: U8, queries: U8, truth: Truth, t: int, max_queries: int) -> Row:
@@ -260,7 +272,9 @@ def exactset_section(rng: np.random.Generator, n: int, lookups: int) -> Section:
     probe = [bytes(x) for x in np.concatenate([present, absent])]
     expected = [True] * (lookups // 2) + [False] * (lookups - lookups // 2)
 
-    def run(name: str, build: Callable[[], Any], contains: Callable[[Any, bytes], bool], nbytes: Callable[[Any], int] | None) -> None:
+    def run(
+        name: str, build: Callable[[], Any], contains: Callable[[Any, bytes], bool], nbytes: Callable[[Any], int] | None
+    ) -> None:
         gc.collect()
         before = rss_mb()
         start = time.perf_counter()
@@ -290,7 +304,12 @@ def exactset_section(rng: np.random.Generator, n: int, lookups: int) -> Section:
         lambda s, d: bool(s.lookup(d)),
         lambda s: s._words.nbytes + s._ids.nbytes,
     )
-    run("Python set of bytes (membership only)", lambda: {bytes(x) for x in digests}, lambda s, d: d in s, None)
+    run(
+        "Python set of bytes (membership only)",
+        lambda: {bytes(x) for x in digests},
+        lambda s, d: d in s,
+        lambda s: sys.getsizeof(s) + sum(sys.getsizeof(b) for b in s),
+    )
     return section
 
 
@@ -320,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pdqindex2-max", type=int, default=1_000_000, help="largest size PDQIndex2 is run at")
     parser.add_argument("--no-faiss-mih", action="store_true", help="skip faiss MultiHash (minutes to build at 10M)")
     parser.add_argument("--no-exactset", action="store_true")
+    parser.add_argument("--bits", default="256,64", help="code widths to run: 256 (t=31), 64 (t=10)")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown table here")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
@@ -328,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         [f"--sizes={args.sizes}", f"--queries={args.queries}", f"--seed={seed}", f"--slow-queries={args.slow_queries}"]
         + (["--no-faiss-mih"] if args.no_faiss_mih else [])
         + (["--no-exactset"] if args.no_exactset else [])
+        + ([f"--bits={args.bits}"] if args.bits != "256,64" else [])
         + ([f"--out={args.out}"] if args.out else [])
     )
     host = machine()
@@ -337,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for n in sizes:
         for nbytes, t, max_flips in ((32, 31, 16), (8, 10, 4)):
             bits = nbytes * 8
+            if str(bits) not in args.bits.split(","):
+                continue
             title = f"{bits}-bit codes, {n:,} entries, threshold {t}"
             print(f"## {title}\n{HEADER}", flush=True)
             codes = rng.integers(0, 256, size=(n, nbytes), dtype=np.uint8)
@@ -367,8 +390,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
             "One thread everywhere. Latency is per single query from Python, including each",
             "library's own wrapper. RSS delta is the process's resident memory growth across the",
-            "build (includes the library's temporaries still held); nbytes is the sum of the",
-            "index's arrays.",
+            "build; it undercounts (down to 0) when the allocator reuses memory an earlier",
+            "contender freed, so for hashguard read nbytes: the exact sum of the index's arrays",
+            "(for the Python set: getsizeof of the set and its bytes objects).",
             "",
         ]
         for section in sections:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +15,18 @@ import asyncpg
 from aiohttp import web
 
 from detector import pg
+from detector.approvals.cli import register as register_tools
 from detector.auth import Role, new_key
 from detector.db import DatabaseError, open_pool
 from detector.decode import HashingPath, Media
 from detector.errors import DetectorError
 from detector.settings import Settings, SettingsError
 from detector.tools.registry import ToolRegistry, ToolRegistryError
-from hashsets import pg as hashsets_pg
+from detector.wiring import wire
+from hashsets import cli as hashsets_cli
 from hashsets.errors import HashsetError
-from hashsets.parse import parse_lines
+from takedown import cli as takedown_cli
+from takedown import pg as takedown_pg
 
 
 class CommandError(Exception):
@@ -73,7 +75,16 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     made = new_key()
 
     async def work(conn: asyncpg.Connection) -> int:
-        return await pg.insert_key(conn, made, Role(args.role), args.label)
+        async with conn.transaction():
+            key_id = await pg.insert_key(conn, made, Role(args.role), args.label)
+            await takedown_pg.append_audit(
+                conn,
+                actor=takedown_cli.cli_actor().name,
+                action="key.created",
+                subject=f"key:{made.prefix}",
+                after={"role": args.role, "label": args.label},
+            )
+            return key_id
 
     asyncio.run(_with_pool(_settings(args), work))
     print(made.secret)
@@ -90,7 +101,16 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    if not asyncio.run(_with_pool(_settings(args), lambda conn: pg.revoke_key(conn, args.prefix))):
+    async def work(conn: asyncpg.Connection) -> bool:
+        async with conn.transaction():
+            revoked = await pg.revoke_key(conn, args.prefix)
+            if revoked:
+                await takedown_pg.append_audit(
+                    conn, actor=takedown_cli.cli_actor().name, action="key.revoked", subject=f"key:{args.prefix}"
+                )
+            return revoked
+
+    if not asyncio.run(_with_pool(_settings(args), work)):
         raise CommandError(f"no active key starts with {args.prefix!r}")
     print(f"revoked {args.prefix}")
     return 0
@@ -113,48 +133,12 @@ def cmd_hash(args: argparse.Namespace) -> int:
         try:
             media.decode()
             for tool in registry:
-                result = tool.hash(media)
+                result = tool.hash_with_quality(media)
                 print(json.dumps({"file": name, "tool": tool.name, "hash": tool.format(result.value), "quality": result.quality}))
         except DetectorError as exc:
             print(json.dumps({"file": name, "error": {"code": exc.code, "message": exc.message}}), file=sys.stderr)
             failed = True
     return 1 if failed else 0
-
-
-def _read_lines(path: Path, digest: Any) -> Iterator[str]:
-    with path.open("rb") as handle:
-        for raw in handle:
-            digest.update(raw)
-            # A non-UTF-8 byte becomes U+FFFD and that line fails hash validation with its number.
-            yield raw.decode("utf-8", errors="replace")
-
-
-def cmd_hashsets_import(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    tool = ToolRegistry.load().get(args.tool)
-    path = Path(args.file)
-    if not path.is_file():
-        raise CommandError(f"{path} is not a readable file")
-    digest = hashlib.sha256()
-    entries = parse_lines(_read_lines(path, digest), tool.parse_hex)
-
-    async def work(conn: asyncpg.Connection) -> hashsets_pg.ImportResult:
-        return await hashsets_pg.import_entries(
-            conn, name=args.name, tool=tool.name, source=args.source, entries=entries, file_sha256=digest.digest()
-        )
-
-    result = asyncio.run(_with_pool(settings, work))
-    print(f"imported {result.entries} {tool.name} entries into {result.hashset!r} as version {result.version}")
-    return 0
-
-
-def cmd_hashsets_list(args: argparse.Namespace) -> int:
-    summaries = asyncio.run(_with_pool(_settings(args), hashsets_pg.list_hashsets))
-    print("name\ttool\tstatus\tversion\tentries\timported\tsource")
-    for s in summaries:
-        imported = f"{s.imported_at:%Y-%m-%d %H:%M}" if s.imported_at else "-"
-        print(f"{s.name}\t{s.tool}\t{s.status}\t{s.version or '-'}\t{s.entry_count}\t{imported}\t{s.source}")
-    return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -189,18 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     hash_.add_argument("files", nargs="+")
     hash_.set_defaults(func=cmd_hash)
 
-    hashsets = sub.add_parser("hashsets", help="manage hash lists").add_subparsers(dest="hashsets_command", required=True)
-    imp = hashsets.add_parser(
-        "import", help="import a list: CSV with a 'hash' column (optional id, category) or one hex hash per line"
-    )
-    imp.add_argument("file")
-    imp.add_argument("--name", required=True)
-    imp.add_argument("--tool", required=True)
-    imp.add_argument("--source", default="", help="the issuing organisation")
-    imp.set_defaults(func=cmd_hashsets_import)
-    hashsets.add_parser("list", help="list hash lists with their current versions").set_defaults(func=cmd_hashsets_list)
+    hashsets_cli.register(sub)
 
     sub.add_parser("migrate", help="create or update the database schema").set_defaults(func=cmd_migrate)
+    register_tools(sub)
+    takedown_cli.register(sub, lambda work: asyncio.run(_with_pool(Settings.from_env(), work)))
     return parser
 
 
@@ -211,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         # pgserver narrates every initdb and pg_ctl call at INFO; only its problems matter here.
         logging.getLogger("pgserver").setLevel(max(logging.WARNING, logging.getLogger().level))
+        wire()
         return int(args.func(args))
     except (CommandError, SettingsError, DatabaseError, HashsetError, DetectorError, ToolRegistryError) as exc:
         print(f"hashguard: error: {exc}", file=sys.stderr)

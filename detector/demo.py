@@ -13,6 +13,7 @@ import numpy as np
 import pdqhash
 
 from detector import pg
+from detector.approvals import pg as approvals_pg
 from detector.auth import Role, new_key
 from detector.synthetic import draw, encode, variant
 from hashsets import pg as hashsets_pg
@@ -20,6 +21,7 @@ from hashsets.parse import ListEntry
 
 DEMO_LIST = "DEMO-synthetic-not-real"
 DEMO_SEEDS = range(1, 9)
+DEMO_ALLOWANCE = "DEMO: lets pdq scan against the synthetic demo list; not a regulatory approval"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -52,6 +54,10 @@ async def seed(conn: asyncpg.Connection, data_dir: Path) -> Demo:
             file_sha256=hashlib.sha256(b"".join(e.value for e in entries)).digest(),
             is_demo=True,
         )
+    # A fresh install has no approvals, so nothing would scan: the demo allows pdq locally, and
+    # says so in the record, rather than pretending a regulator approved anything.
+    if not any(a.tool == "pdq" for a in await approvals_pg.standing_allowances(conn)):
+        await approvals_pg.allow_local(conn, tool="pdq", versions="*", reason=DEMO_ALLOWANCE, actor="hashguard serve --demo")
     # The curl scans a smaller, re-encoded copy, to show that PDQ matches more than exact bytes.
     upload = folder / "upload-resized-copy-of-demo-3.jpg"
     if not upload.exists():

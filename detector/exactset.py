@@ -149,14 +149,16 @@ class ExactHashSet:
             digest = array.tobytes()
         if len(digest) != self.width:
             raise ValueError(f"a digest must be {self.width} bytes, got {len(digest)}")
-        return self._unpack(digest)  # type: ignore[no-any-return]
+        key: tuple[int, ...] = self._unpack(digest)
+        return key
 
     def lookup(self, digest: Any) -> list[int]:
         """Every id stored under ``digest`` (bytes or uint8 array), in ascending order; [] if none."""
         lo, hi = _find(self._words, self._key(digest))
         if lo == hi:
             return []
-        return self._ids[lo:hi].tolist()  # type: ignore[no-any-return]
+        ids: list[int] = self._ids[lo:hi].tolist()
+        return ids
 
     def lookup_batch(self, digests: Any) -> list[list[int]]:
         """:meth:`lookup` for each row of a ``(q, width)`` uint8 array, in one kernel call."""

@@ -20,8 +20,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 
-@intrinsic
-def _popcount(typingctx: Any, x: Any) -> Any:
+def _popcount_typer(typingctx: Any, x: Any) -> Any:
     """Population count as the CPU's POPCNT (LLVM ``ctpop``); numba exposes none."""
     if not isinstance(x, types.Integer):
         return None
@@ -32,8 +31,12 @@ def _popcount(typingctx: Any, x: Any) -> Any:
     return types.int64(types.uint64), codegen
 
 
+# Typed as Any: inside kernels numba types these calls; mypy cannot see through intrinsics.
+_popcount: Any = intrinsic(_popcount_typer)
+
+
 @njit(inline="always")
-def _key(words: Any, row: int, start: int, length: int) -> int:
+def _key(words: Any, row: Any, start: Any, length: Any) -> Any:
     """Bits ``[start, start + length)`` of code ``row`` as an integer (length <= 32)."""
     wi = start >> 6
     off = start & 63
@@ -84,7 +87,7 @@ def gather_first_word(words: Any, rows: Any) -> Any:
 
 
 @njit(inline="always")
-def _emit(rows: Any, dists: Any, count: int, row: int, dist: int) -> int:
+def _emit(rows: Any, dists: Any, count: Any, row: Any, dist: Any) -> Any:
     # Output buffers are fixed: growing them inside the loop (reassigning arrays) costs
     # reference counting in the hot loop and blocks vectorisation (measured 5x slower).
     # Past capacity we only count; the caller retries with a buffer of the full count.
@@ -215,10 +218,7 @@ def mih_search(
                     hi = np.int64(blocks[bbase + ((key + 1) >> 8)]) + np.int64(offsets[base + key + 1])
                     for j in range(lo, hi):
                         if use_inline:
-                            if i == 0:
-                                d = _popcount(words[j, 0] ^ q0)
-                            else:
-                                d = _popcount(inline[i - 1, j] ^ q0)
+                            d = _popcount((words[j, 0] if i == 0 else inline[i - 1, j]) ^ q0)
                             if d > t:
                                 continue
                             row = j if i == 0 else np.int64(positions[i - 1, j])

@@ -18,6 +18,7 @@ from detector.auth import Principal, Role, key_digest, parse_bearer
 from detector.errors import BadRequest, DetectorError, Forbidden, MissingField, PayloadTooLarge, Unauthorized, UnsupportedMedia
 from detector.openapi import openapi_document
 from detector.scan import Outcome, ScanContext
+from detector.tools.policy import activation_record
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,8 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
                 "tool": m.tool,
                 "tool_version": m.tool_version,
                 "distance": m.distance,
+                "approval_id": m.approval_id,
+                "approval_reason": m.approval_reason,
             }
             for m in outcome.matches
         ],
@@ -264,15 +267,23 @@ async def readyz(request: web.Request) -> web.Response:
     snapshot = request.app[HOLDER].current
     if snapshot is None:
         problems.append("index not loaded")
+    elif not snapshot.active_tools():
+        problems.append("no detection tool is active: record an approval for HASHGUARD_JURISDICTIONS or allow a tool locally")
     body: dict[str, Any] = {"status": "not_ready" if problems else "ready", "problems": problems}
     if snapshot is not None:
         body["index"] = {
             "loaded_at": snapshot.loaded_at.isoformat(),
             "entries_by_tool": snapshot.entries_by_tool(),
             "hashsets": [
-                {"name": v.hashset, "version": v.version, "tool": v.tool, "entries": v.entries} for v in snapshot.versions
+                {"name": v.hashset, "version": v.version, "tool": v.tool, "entries": v.entries, "status": v.status}
+                for v in snapshot.versions
+            ],
+            # Lists held in a hash type no enabled tool computes: not matched, reported, never dropped silently.
+            "coverage_gaps": [
+                {"name": v.hashset, "version": v.version, "tool": v.tool, "entries": v.entries} for v in snapshot.coverage_gaps
             ],
         }
+        body["tools"] = [activation_record(a) for a in snapshot.activations.values()]
     return web.json_response(body, status=503 if problems else 200)
 
 
@@ -301,3 +312,7 @@ ROUTES: Mapping[tuple[str, str], Handler] = {
 def setup_routes(app: web.Application) -> None:
     for (method, path), handler in ROUTES.items():
         app.router.add_route(method, path, handler)
+    # Imported here: the tool registry's admin handlers import this module for authenticate().
+    from detector.approvals import http as approvals_http
+
+    approvals_http.setup_routes(app)

@@ -163,7 +163,6 @@ class BruteForceIndex:
         return cls(arrays["codes"], arrays["ids"])
 
 
-
 # ---------------------------------------------------------------------------------------
 # The fast index: multi-index hashing over direct-addressed bucket tables.
 # ---------------------------------------------------------------------------------------
@@ -203,9 +202,7 @@ def _ball(k: int, r: int) -> int:
 
 
 @functools.lru_cache(maxsize=8192)
-def _plan(
-    sub_lens: tuple[int, ...], n: int, nwords: int, inline: bool, t: int
-) -> tuple[tuple[int, ...] | None, float]:
+def _plan(sub_lens: tuple[int, ...], n: int, nwords: int, inline: bool, t: int) -> tuple[tuple[int, ...] | None, float]:
     """Choose a probe radius per table (-1 = skip the table) for threshold ``t``.
 
     Exactness needs ``sum(radius + 1) > t`` over the used tables; within that, minimise the
@@ -217,7 +214,8 @@ def _plan(
     need = t + 1
     inf = float("inf")
     # best[s] = (cost, radii) reaching covered sum min(s, need) with the tables so far.
-    best: list[tuple[float, tuple[int, ...]]] = [(0.0, ())] + [(inf, ())] * need
+    empty: tuple[int, ...] = ()
+    best: list[tuple[float, tuple[int, ...]]] = [(0.0, empty)] + [(inf, empty)] * need
     for i, k in enumerate(sub_lens):
         per_bucket = n / (1 << k)
         # A probe: one miss for the bounds, one for the bucket's start if it is not empty,
@@ -229,7 +227,7 @@ def _plan(
         while r < k and _ball(k, r) < (1 << k):
             options.append((r, _ball(k, r) * per_probe))
             r += 1
-        nxt: list[tuple[float, tuple[int, ...]]] = [(inf, ())] * (need + 1)
+        nxt: list[tuple[float, tuple[int, ...]]] = [(inf, empty)] * (need + 1)
         for s, (cost, radii) in enumerate(best):
             if cost == inf:
                 continue
@@ -245,9 +243,7 @@ def _plan(
 
 
 @functools.lru_cache(maxsize=8192)
-def _plan_array(
-    sub_lens: tuple[int, ...], n: int, nwords: int, inline: bool, t: int
-) -> npt.NDArray[np.int64] | None:
+def _plan_array(sub_lens: tuple[int, ...], n: int, nwords: int, inline: bool, t: int) -> npt.NDArray[np.int64] | None:
     radii, _cost = _plan(sub_lens, n, nwords, inline, t)
     if radii is None:
         return None
@@ -343,19 +339,16 @@ class _Segment:
         )
 
     @classmethod
-    def build(
-        cls, words: U64Array, ids: I64Array, bits: int, design: int, key_bits: int | None
-    ) -> _Segment:
+    def build(cls, words: U64Array, ids: I64Array, bits: int, design: int, key_bits: int | None) -> _Segment:
         n, nwords = words.shape
         if n >= 2**31 - 1:
             raise ValueError("an index segment holds fewer than 2^31 entries")
         if n and np.iinfo(np.int32).min <= ids.min() and ids.max() <= np.iinfo(np.int32).max:
             # Halves the ids' memory; they are widened back to int64 on the way out.
             ids = ids.astype(np.int32)
-        if key_bits is None:
-            k = _choose_key_bits(bits, n, nwords, ids.dtype.itemsize, design)
-        else:
-            k = key_bits if n else 0
+        k = _choose_key_bits(bits, n, nwords, ids.dtype.itemsize, design) if key_bits is None else key_bits
+        if n == 0:
+            k = 0
         m = bits // k if k else 0
         sub_len = np.full(m, k, dtype=np.int64)
         sub_start = np.arange(m, dtype=np.int64) * k
@@ -393,13 +386,13 @@ class _Segment:
             n_alive=n,
         )
 
-    def search(
-        self, queries: U64Array, t: int
-    ) -> tuple[I64Array, I64Array, I64Array]:
+    def search(self, queries: U64Array, t: int) -> tuple[I64Array, I64Array, I64Array]:
         """(ids, dists, starts) of live entries within ``t`` of each query row."""
-        radii = _plan_array(
-            tuple(self.sub_len.tolist()), self.n, self.words.shape[1], self.inline.shape[0] > 0, t
-        ) if self.sub_len.shape[0] else None
+        radii = (
+            _plan_array(tuple(self.sub_len.tolist()), self.n, self.words.shape[1], self.inline.shape[0] > 0, t)
+            if self.sub_len.shape[0]
+            else None
+        )
         capacity = 64 * queries.shape[0]
         while True:
             rows = np.empty(capacity, dtype=np.int64)
@@ -563,12 +556,8 @@ class HammingIndex:
         if key_bits is not None and not 1 <= key_bits <= min(bits, _MAX_KEY_BITS):
             raise ValueError(f"key_bits must be between 1 and {min(bits, _MAX_KEY_BITS)}")
         nwords = -(-array.shape[1] // 8)
-        segment = _Segment.build(
-            _to_words(array, nwords), as_ids(ids, array.shape[0]), bits, design, key_bits
-        )
-        index = cls(
-            bits=bits, nbytes=array.shape[1], design=design, key_bits=key_bits, segments=(segment,)
-        )
+        segment = _Segment.build(_to_words(array, nwords), as_ids(ids, array.shape[0]), bits, design, key_bits)
+        index = cls(bits=bits, nbytes=array.shape[1], design=design, key_bits=key_bits, segments=(segment,))
         index._warm_up()
         return index
 
@@ -600,9 +589,7 @@ class HammingIndex:
                 return []
             return sorted_hits(ids, dists)
         parts = [segment.search(words, t) for segment in self._segments]
-        return sorted_hits(
-            np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        )
+        return sorted_hits(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
 
     def search_batch(self, codes: Any, max_distance: int) -> list[list[Hit]]:
         """:meth:`search` for each row of ``codes``, in one kernel call per segment."""
@@ -650,10 +637,7 @@ class HammingIndex:
         if added is not None:
             delta_parts.append(added)
         delta_n = sum(p[0].shape[0] for p in delta_parts)
-        compact = (
-            delta_n > max(base.n // _DELTA_FRACTION, _SCAN_BELOW)
-            or (base.n - base.n_alive) > base.n // _DEAD_FRACTION
-        )
+        compact = delta_n > max(base.n // _DELTA_FRACTION, _SCAN_BELOW) or (base.n - base.n_alive) > base.n // _DEAD_FRACTION
         if compact:
             parts = [base.live_entries(), *delta_parts]
             new_segments: tuple[_Segment, ...] = (self._segment_from(parts),)
@@ -676,9 +660,7 @@ class HammingIndex:
     def _segment_from(self, parts: list[tuple[U64Array, I64Array]]) -> _Segment:
         words = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, self._nwords), np.uint64)
         ids = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
-        return _Segment.build(
-            np.ascontiguousarray(words), ids, self.bits, self._design, self._key_bits
-        )
+        return _Segment.build(np.ascontiguousarray(words), ids, self.bits, self._design, self._key_bits)
 
     # -- files --------------------------------------------------------------------------
 
@@ -712,11 +694,7 @@ class HammingIndex:
         segments = []
         for i in range(int(meta["segments"])):
             prefix = f"{i}."
-            segments.append(
-                _Segment.from_arrays(
-                    {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-                )
-            )
+            segments.append(_Segment.from_arrays({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}))
         index = cls(
             bits=int(meta["bits"]),
             nbytes=int(meta["nbytes"]),

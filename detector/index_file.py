@@ -67,7 +67,7 @@ def write_arrays(
             f.write(header)
             for _name, array, array_offset in layout:
                 f.seek(data_start + array_offset)
-                f.write(memoryview(array.reshape(-1).view(np.uint8)))
+                f.write(array.reshape(-1).view(np.uint8).data)
             f.truncate(data_start + offset)
             f.flush()
             os.fsync(f.fileno())
@@ -77,9 +77,7 @@ def write_arrays(
         raise
 
 
-def read_arrays(
-    path: str | os.PathLike[str], *, kind: str, mmap: bool
-) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
+def read_arrays(path: str | os.PathLike[str], *, kind: str, mmap: bool) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
     """Read a file written by :func:`write_arrays`; return ``(meta, arrays)``.
 
     With ``mmap=True`` the arrays are read-only views of one shared mapping of the file

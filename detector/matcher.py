@@ -15,7 +15,8 @@ import numpy as np
 
 from detector.exactset import ExactHashSet
 from detector.index import HammingIndex
-from detector.tools.base import HashTool, ToolKind
+from detector.tools.base import HashTool, IndexKind
+from detector.tools.policy import Activation
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -26,6 +27,8 @@ class LoadedVersion:
     version: int
     tool: str
     entries: int
+    status: str = "active"  # or "shadow": matched, recorded and counted, never answered as a match
+    threshold: int | None = None  # the list's own distance threshold; None: the tool's
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -35,6 +38,11 @@ class Hit:
     tool: str
     row_id: int
     distance: int
+    hashset: str = ""
+    hashset_version: int = 0  # the version held by the snapshot that matched (not the one that added the row)
+    shadow: bool = False
+    # The policy decision the tool was active under when this snapshot was built (provenance).
+    activation: Activation | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -43,6 +51,30 @@ class ToolEntries:
 
     ids: np.ndarray  # int64, (n,)
     codes: np.ndarray  # uint8, (n, width)
+    # (first row, index into the snapshot's versions) of each list's rows, in row order.
+    spans: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Rows:
+    """A tool's row table: the index holds positions 0..n-1; this maps them to database row ids
+    and, by contiguous spans, to the list version they belong to."""
+
+    ids: np.ndarray
+    starts: np.ndarray
+    versions: tuple[LoadedVersion | None, ...]
+
+    def resolve(self, position: int) -> tuple[int, LoadedVersion | None]:
+        span = int(np.searchsorted(self.starts, position, side="right")) - 1
+        return int(self.ids[position]), self.versions[span] if span >= 0 else None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Allow:
+    """Allow-listed hashes of one tool and, per allow entry, the list rows it collides with."""
+
+    index: HammingIndex | ExactHashSet
+    collisions: Mapping[int, frozenset[int]]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -51,6 +83,17 @@ class MatchSnapshot:
     hamming: Mapping[str, HammingIndex] = field(default_factory=dict)
     exact: Mapping[str, ExactHashSet] = field(default_factory=dict)
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    rows: Mapping[str, _Rows] = field(default_factory=dict)
+    allow: Mapping[str, _Allow] = field(default_factory=dict)
+    coverage_gaps: tuple[LoadedVersion, ...] = ()  # lists held in a hash type no enabled tool computes
+    # The policy's decision for every installed tool; only active tools have an index here.
+    activations: Mapping[str, Activation] = field(default_factory=dict)
+    # When an approval next starts or ends: the decisions above may change then with no write.
+    policy_changes_at: datetime | None = None
+
+    def active_tools(self) -> list[str]:
+        """Tools the policy lets scan in this snapshot (with or without lists loaded)."""
+        return [name for name, a in self.activations.items() if a.active]
 
     @property
     def tools(self) -> frozenset[str]:
@@ -62,15 +105,66 @@ class MatchSnapshot:
         counts.update({name: len(exact) for name, exact in self.exact.items()})
         return counts
 
+    def _search_limit(self, tool: str, default: int) -> int:
+        table = self.rows.get(tool)
+        overrides = [v.threshold for v in table.versions if v is not None and v.threshold is not None] if table else []
+        return max([default, *overrides])
+
+    def _raw(self, tool: str, value: bytes, limit: int) -> list[tuple[int, int]]:
+        if (index := self.hamming.get(tool)) is not None:
+            return [(int(i), int(d)) for i, d in index.search(np.frombuffer(value, dtype=np.uint8), limit)]
+        if (exact := self.exact.get(tool)) is not None:
+            return [(int(i), 0) for i in exact.lookup(value)]
+        return []
+
+    def _allowed(self, tool: str, value: bytes, threshold: int) -> frozenset[int]:
+        """Rows an allow-listed hash near this upload collides with: they must not match it."""
+        allow = self.allow.get(tool)
+        if allow is None:
+            return frozenset()
+        if isinstance(allow.index, HammingIndex):
+            ids = [int(i) for i, _ in allow.index.search(np.frombuffer(value, dtype=np.uint8), threshold)]
+        else:
+            ids = [int(i) for i in allow.index.lookup(value)]
+        return frozenset().union(*(allow.collisions.get(i, frozenset()) for i in ids))
+
     def match(self, hashes: Mapping[str, bytes], thresholds: Mapping[str, int]) -> list[Hit]:
-        """Every stored entry within its tool's threshold of the given hashes, nearest first."""
+        """Every stored entry within its list's threshold of the given hashes, nearest first.
+
+        The index is searched once per tool at the widest threshold any list asks for; each hit
+        is then held to its own list's threshold (the tool's unless the list overrides it).
+        Rows an allow-listed hash collides with are dropped when the upload is near that hash.
+        """
         hits: list[Hit] = []
         for tool, value in hashes.items():
-            if (index := self.hamming.get(tool)) is not None:
-                code = np.frombuffer(value, dtype=np.uint8)
-                hits.extend(Hit(tool=tool, row_id=i, distance=d) for i, d in index.search(code, thresholds[tool]))
-            elif (exact := self.exact.get(tool)) is not None:
-                hits.extend(Hit(tool=tool, row_id=i, distance=0) for i in exact.lookup(value))
+            act = self.activations.get(tool)
+            default = thresholds[tool]
+            raw = self._raw(tool, value, self._search_limit(tool, default))
+            if not raw:
+                continue
+            blocked = self._allowed(tool, value, default)
+            table = self.rows.get(tool)
+            for position, distance in raw:
+                if position in blocked:
+                    continue
+                if table is None:  # a snapshot built without row tables: positions are row ids
+                    hits.append(Hit(tool=tool, row_id=position, distance=distance, activation=act))
+                    continue
+                row_id, version = table.resolve(position)
+                limit = default if version is None or version.threshold is None else version.threshold
+                if distance > limit:
+                    continue
+                hits.append(
+                    Hit(
+                        tool=tool,
+                        row_id=row_id,
+                        distance=distance,
+                        hashset=version.hashset if version else "",
+                        hashset_version=version.version if version else 0,
+                        shadow=version is not None and version.status == "shadow",
+                        activation=act,
+                    )
+                )
         hits.sort(key=lambda h: (h.distance, h.tool, h.row_id))
         return hits
 
@@ -80,15 +174,70 @@ def empty_codes(width: int) -> ToolEntries:
 
 
 def build_snapshot(
-    tools: Iterable[HashTool], versions: Iterable[LoadedVersion], entries: Mapping[str, ToolEntries]
+    tools: Iterable[HashTool],
+    versions: Iterable[LoadedVersion],
+    entries: Mapping[str, ToolEntries],
+    activations: Mapping[str, Activation] | None = None,
+    allow: Mapping[str, ToolEntries] | None = None,
+    coverage_gaps: Iterable[LoadedVersion] = (),
 ) -> MatchSnapshot:
-    """Build one index per tool. CPU-bound: callers run it in an executor."""
+    """Build one index per tool, plus its row table and allow-list. CPU-bound: run it in an executor.
+
+    ``tools`` are the tools to index — with a policy, only the active ones; ``activations``
+    records the decision for every installed tool so scans, /readyz and /metrics can say why.
+
+    The index stores row positions, not database ids, so the row table can map a hit to its list
+    version by contiguous spans (lists are loaded one after the other) at 8 bytes per entry.
+    """
+    loaded = tuple(versions)
     hamming: dict[str, HammingIndex] = {}
     exact: dict[str, ExactHashSet] = {}
+    rows: dict[str, _Rows] = {}
+    allowed: dict[str, _Allow] = {}
     for tool in tools:
         data = entries.get(tool.name) or empty_codes(tool.width)
-        if tool.kind is ToolKind.CRYPTOGRAPHIC:
-            exact[tool.name] = ExactHashSet.build(data.codes, data.ids)
+        positions = np.arange(data.ids.shape[0], dtype=np.int64)
+        index: HammingIndex | ExactHashSet
+        if tool.index_kind() is IndexKind.EXACT:
+            index = exact[tool.name] = ExactHashSet.build(data.codes, positions)
         else:
-            hamming[tool.name] = HammingIndex.build(data.codes, data.ids)
-    return MatchSnapshot(versions=tuple(versions), hamming=hamming, exact=exact)
+            index = hamming[tool.name] = HammingIndex.build(data.codes, positions)
+        spans = data.spans or ((0, -1),)
+        rows[tool.name] = _Rows(
+            ids=data.ids,
+            starts=np.array([start for start, _ in spans], dtype=np.int64),
+            versions=tuple(loaded[i] if i >= 0 else None for _, i in spans),
+        )
+        benign = (allow or {}).get(tool.name)
+        if benign is not None and benign.ids.shape[0]:
+            allowed[tool.name] = _allow(tool, index, rows[tool.name], benign)
+    return MatchSnapshot(
+        versions=loaded,
+        hamming=hamming,
+        exact=exact,
+        rows=rows,
+        allow=allowed,
+        coverage_gaps=tuple(coverage_gaps),
+        activations=dict(activations or {}),
+    )
+
+
+def _allow(tool: HashTool, index: HammingIndex | ExactHashSet, table: _Rows, benign: ToolEntries) -> _Allow:
+    default = tool.threshold()
+    widest = max([default, *(v.threshold for v in table.versions if v is not None and v.threshold is not None)])
+    collisions: dict[int, frozenset[int]] = {}
+    for allow_id, code in zip(benign.ids.tolist(), benign.codes, strict=True):
+        if isinstance(index, HammingIndex):
+            near = []
+            for position, distance in index.search(code, widest):
+                _, version = table.resolve(int(position))
+                limit = default if version is None or version.threshold is None else version.threshold
+                if distance <= limit:
+                    near.append(int(position))
+        else:
+            near = [int(p) for p in index.lookup(code.tobytes())]
+        collisions[int(allow_id)] = frozenset(near)
+    benign_index: HammingIndex | ExactHashSet = (
+        HammingIndex.build(benign.codes, benign.ids) if isinstance(index, HammingIndex) else ExactHashSet.build(benign.codes, benign.ids)
+    )
+    return _Allow(index=benign_index, collisions=collisions)

@@ -31,6 +31,19 @@ class Metrics:
     index_loaded: Gauge = field(init=False)
     index_load_seconds: Gauge = field(init=False)
     matches: Counter = field(init=False)
+    shadow_matches: Counter = field(init=False)
+    quarantined_entries: Gauge = field(init=False)
+    coverage_gap_entries: Gauge = field(init=False)
+    tool_active: Gauge = field(init=False)
+    tickets_opened: Counter = field(init=False)
+    ticket_decisions: Counter = field(init=False)
+    webhook_deliveries: Counter = field(init=False)
+    outbox_pending: Gauge = field(init=False)
+    outbox_failed: Gauge = field(init=False)
+    outbox_oldest_pending: Gauge = field(init=False)
+    tickets: Gauge = field(init=False)
+    tickets_overdue: Gauge = field(init=False)
+    evidence_purged: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -46,6 +59,23 @@ class Metrics:
         )
         self.errors = Counter("hashguard_errors", "Error responses, by error code.", ["code"], registry=r)
         self.matches = Counter("hashguard_matches", "List entries matched, by list and tool.", ["hashset", "tool"], registry=r)
+        self.shadow_matches = Counter(
+            "hashguard_shadow_matches",
+            "Matches against shadow lists (recorded, never answered or actioned), by list and tool.",
+            ["hashset", "tool"],
+            registry=r,
+        )
+        self.quarantined_entries = Gauge(
+            "hashguard_quarantined_entries",
+            "List entries in flood quarantine (matching far more often than usual; their matches go to review).",
+            registry=r,
+        )
+        self.coverage_gap_entries = Gauge(
+            "hashguard_coverage_gap_entries",
+            "Entries of active lists in a hash type no enabled tool computes (not matched), by list and tool.",
+            ["hashset", "tool"],
+            registry=r,
+        )
         self.index_entries = Gauge(
             "hashguard_index_entries", "Entries held in the in-memory index, by list and tool.", ["hashset", "tool"], registry=r
         )
@@ -56,11 +86,56 @@ class Metrics:
             "hashguard_index_load_duration_seconds", "How long building the current index snapshot took.", registry=r
         )
 
+        self.tool_active = Gauge(
+            "hashguard_tool_active",
+            "1 when the detection tool may scan, 0 when not, with the approval policy's reason.",
+            ["tool", "reason"],
+            registry=r,
+        )
+        self._takedown(r)
+
+    def _takedown(self, r: CollectorRegistry) -> None:
+        self.tickets_opened = Counter("hashguard_tickets_opened", "Takedown tickets opened, by source.", ["source"], registry=r)
+        self.ticket_decisions = Counter(
+            "hashguard_ticket_decisions",
+            "Ticket decisions, by resulting state and whether the decision was automated.",
+            ["state", "automated"],
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "hashguard_webhook_deliveries",
+            "Platform webhook attempts, by action and result (delivered, retry, failed).",
+            ["action", "result"],
+            registry=r,
+        )
+        self.outbox_pending = Gauge("hashguard_outbox_pending", "Platform actions waiting to be delivered.", registry=r)
+        self.outbox_failed = Gauge(
+            "hashguard_outbox_failed", "Platform actions that ran out of attempts and need a retry.", registry=r
+        )
+        self.outbox_oldest_pending = Gauge(
+            "hashguard_outbox_oldest_pending_timestamp_seconds",
+            "When the oldest undelivered platform action was decided (Unix time; 0 when none).",
+            registry=r,
+        )
+        self.tickets = Gauge("hashguard_tickets", "Tickets by state.", ["state"], registry=r)
+        self.tickets_overdue = Gauge(
+            "hashguard_tickets_overdue", "Tickets still awaiting a decision after their due time.", registry=r
+        )
+        self.evidence_purged = Counter(
+            "hashguard_evidence_purged", "Tickets whose evidence was purged after its preservation deadline.", registry=r
+        )
+
     def observe_snapshot(self, snapshot: MatchSnapshot, seconds: float) -> None:
         self.index_entries.clear()
         for v in snapshot.versions:
             self.index_entries.labels(hashset=v.hashset, tool=v.tool).set(v.entries)
+        self.coverage_gap_entries.clear()
+        for v in snapshot.coverage_gaps:
+            self.coverage_gap_entries.labels(hashset=v.hashset, tool=v.tool).set(v.entries)
         self.index_loaded.set(snapshot.loaded_at.timestamp())
+        self.tool_active.clear()
+        for name, act in snapshot.activations.items():
+            self.tool_active.labels(tool=name, reason=act.reason.value).set(1 if act.active else 0)
         self.index_load_seconds.set(seconds)
 
 
@@ -69,7 +144,20 @@ METRIC_NAMES: tuple[str, ...] = (
     "hashguard_scan_duration_seconds",
     "hashguard_errors_total",
     "hashguard_matches_total",
+    "hashguard_shadow_matches_total",
+    "hashguard_quarantined_entries",
+    "hashguard_coverage_gap_entries",
     "hashguard_index_entries",
     "hashguard_index_loaded_timestamp_seconds",
     "hashguard_index_load_duration_seconds",
+    "hashguard_tool_active",
+    "hashguard_tickets_opened_total",
+    "hashguard_ticket_decisions_total",
+    "hashguard_webhook_deliveries_total",
+    "hashguard_outbox_pending",
+    "hashguard_outbox_failed",
+    "hashguard_outbox_oldest_pending_timestamp_seconds",
+    "hashguard_tickets",
+    "hashguard_tickets_overdue",
+    "hashguard_evidence_purged_total",
 )

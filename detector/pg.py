@@ -38,6 +38,12 @@ class MatchRecord:
     tool_version: str
     distance: int
     api_key_id: int | None
+    shadow: bool = False  # a shadow list's match: recorded, never answered or actioned
+    quarantined: bool = False  # the entry is flood-quarantined: review, not automatic action
+    # Provenance: the approval the tool ran under, or the local allowance, and the policy's reason.
+    approval_id: int | None = None
+    local_allowance_id: int | None = None
+    approval_reason: str | None = None
 
 
 async def insert_key(conn: asyncpg.Connection, key: NewKey, role: Role, label: str) -> int:
@@ -82,6 +88,11 @@ async def record_matches(conn: asyncpg.Connection, records: Sequence[MatchRecord
         "tool_version",
         "distance",
         "api_key_id",
+        "shadow",
+        "quarantined",
+        "approval_id",
+        "local_allowance_id",
+        "approval_reason",
     ]
     await conn.copy_records_to_table(
         "scan_matches", records=[tuple(getattr(r, c) for c in columns) for r in records], columns=columns

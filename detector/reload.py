@@ -21,6 +21,7 @@ from detector.matcher import MatchSnapshot
 log = logging.getLogger(__name__)
 
 CHANNEL = "hashguard_hashsets"
+UNLISTENED_POLL_S = 2.0
 
 
 class Reloader:
@@ -41,6 +42,10 @@ class Reloader:
         self._wake = asyncio.Event()
         self.current: Hashable = None
 
+    def wake(self) -> None:
+        """Check for changes now, e.g. at the moment an approval expires (nothing is written then)."""
+        self._wake.set()
+
     async def load_now(self) -> None:
         started = time.perf_counter()
         fingerprint, snapshot = await self._load()
@@ -54,8 +59,11 @@ class Reloader:
             while True:
                 if listener is None or listener.is_closed():
                     listener = await self._listen()
+                # Without a LISTEN connection a suspended tool would keep scanning until the next
+                # periodic check: poll within the registry's 5 s promise until listening again.
+                wait_s = self._interval_s if listener is not None else min(self._interval_s, UNLISTENED_POLL_S)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._interval_s)
+                    await asyncio.wait_for(self._wake.wait(), wait_s)
                 self._wake.clear()
                 try:
                     if await self._fingerprint() != self.current:
@@ -71,9 +79,11 @@ class Reloader:
         try:
             conn = await asyncpg.connect(self._url)
             await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
+            # A dropped connection hears nothing more: wake at once to reconnect and re-check.
+            conn.add_termination_listener(lambda *_: self._wake.set())
             # A notification may have been missed while not listening: check once now.
             self._wake.set()
             return conn
         except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("cannot LISTEN for hash list changes (%s); polling every %.0f s", exc, self._interval_s)
+            log.warning("cannot LISTEN for changes (%s); polling every %.0f s", exc, min(self._interval_s, UNLISTENED_POLL_S))
             return None

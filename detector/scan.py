@@ -5,6 +5,7 @@ resolve hits into list details. Storage is reached only through the injected ``r
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -18,9 +19,11 @@ from detector.decode import HashingPath
 from detector.errors import NotReady, ScanTimeout
 from detector.hashjob import HashJob, hash_upload, prepare_worker
 from detector.matcher import Hit, MatchSnapshot
+from detector.tools.policy import ToolNotActive
 from detector.tools.registry import ToolRegistry
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 Verdict = Literal["match", "no_match"]
 
@@ -44,6 +47,12 @@ class MatchView:
     tool: str
     tool_version: str
     distance: int
+    # The entry is flood-quarantined: the platform still gets "match", but the takedown side
+    # must send it to review rather than act automatically. Not part of the platform's JSON.
+    quarantined: bool = False
+    # The approval the tool ran under (None under a local allowance) and why it was active.
+    approval_id: int | None = None
+    approval_reason: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -56,7 +65,17 @@ class Outcome:
     ticket_id: str | None = None
 
 
-Resolve = Callable[[uuid.UUID, ScanContext, Sequence[Hit]], Awaitable[list[MatchView]]]
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Resolution:
+    """What storing a scan's hits produced: the matches as platforms see them, and the ticket opened or joined."""
+
+    matches: list[MatchView]
+    ticket_id: str | None = None
+
+
+Resolve = Callable[[uuid.UUID, ScanContext, Sequence[Hit]], Awaitable[Resolution]]
+# Keeps an upload's hashes for look-back (HASHGUARD_LOOKBACK_DAYS); None when that is off.
+Remember = Callable[[uuid.UUID, ScanContext, Mapping[str, bytes]], Awaitable[None]]
 
 
 class SnapshotHolder:
@@ -146,6 +165,15 @@ class HashPool:
         self._threads.shutdown(wait=True, cancel_futures=True)
 
 
+def require_active_tools(snapshot: MatchSnapshot) -> None:
+    """A scan with no tool allowed to run would be a no_match that checked nothing: refuse it."""
+    if not snapshot.active_tools():
+        raise NotReady(
+            "no detection tool is active: no approval in HASHGUARD_JURISDICTIONS covers an installed tool and none is"
+            " allowed locally; hold the upload and retry"
+        )
+
+
 class ScanService:
     def __init__(
         self,
@@ -155,8 +183,10 @@ class ScanService:
         pool: HashPool,
         max_pixels: int,
         resolve: Resolve,
+        remember: Remember | None = None,
         hashing: HashingPath = HashingPath.FAST,
     ) -> None:
+        self._remember = remember
         self._tools = tools
         self._holder = holder
         self._pool = pool
@@ -172,34 +202,55 @@ class ScanService:
     async def scan(self, data: bytes, context: ScanContext) -> Outcome:
         started = time.perf_counter()
         snapshot = self._holder.require()
+        require_active_tools(snapshot)
         wanted = tuple(t for t in self._tools if t.name in snapshot.tools)
-        # Hashing runs in a worker process; matching needs the in-memory snapshot, so it runs here.
+        # Hashing may run in a worker process (HASHGUARD_HASH_POOL); matching needs the
+        # in-memory snapshot, so it runs in this process.
         job = HashJob(data=data, max_pixels=self._max_pixels, hashing=self._hashing, tools=wanted)
         results = await self._pool.run(hash_upload, job)
-        hits = await self._pool.run_here(snapshot.match, {n: r.value for n, r in results.items()}, self._thresholds)
-        return await self._outcome(started, context, hits)
+        hashes = {n: r.value for n, r in results.items()}
+        hits = await self._pool.run_here(snapshot.match, hashes, self._thresholds)
+        return await self._outcome(started, context, hits, hashes)
 
     async def lookup(self, items: Sequence[tuple[ScanContext, Mapping[str, bytes]]]) -> list[Outcome]:
         """Verdicts for hashes the platform computed itself, one per item, in order."""
         started = time.perf_counter()
         snapshot = self._holder.require()
+        require_active_tools(snapshot)
+        active = snapshot.active_tools()
+        for _, hashes in items:
+            for name in hashes:
+                if name not in active:
+                    decision = snapshot.activations.get(name)
+                    raise ToolNotActive(name, decision.reason if decision else "not enabled", active)
 
         def match_all() -> list[list[Hit]]:
             return [snapshot.match(hashes, self._thresholds) for _, hashes in items]
 
         all_hits = await self._pool.run_here(match_all)
-        return [await self._outcome(started, context, hits) for (context, _), hits in zip(items, all_hits, strict=True)]
+        return [
+            await self._outcome(started, context, hits, hashes) for (context, hashes), hits in zip(items, all_hits, strict=True)
+        ]
 
-    async def _outcome(self, started: float, context: ScanContext, hits: Sequence[Hit]) -> Outcome:
+    async def _outcome(
+        self, started: float, context: ScanContext, hits: Sequence[Hit], hashes: Mapping[str, bytes] | None = None
+    ) -> Outcome:
         scan_id = uuid.uuid4()
         # Only a match touches the database; a failure there surfaces as an error, never no_match.
-        matches = await self._resolve(scan_id, context, hits) if hits else []
+        resolved = await self._resolve(scan_id, context, hits) if hits else Resolution(matches=[])
+        matches = resolved.matches
+        if self._remember is not None and hashes:
+            try:
+                await self._remember(scan_id, context, hashes)
+            except Exception:  # best effort: look-back is a later re-check, the verdict stands either way
+                log.exception("could not keep the upload's hashes for look-back (scan %s)", scan_id)
         return Outcome(
             scan_id=scan_id,
             content_id=context.content_id,
             verdict="match" if matches else "no_match",
             matches=tuple(matches),
             elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+            ticket_id=resolved.ticket_id if matches else None,
         )
 
     def tool_version(self, tool: str) -> str:

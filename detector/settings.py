@@ -128,6 +128,13 @@ class Settings:
         (),
         "Comma-separated detection tools to use (default: every installed tool).",
     )
+    jurisdictions: tuple[str, ...] = _setting(
+        "HASHGUARD_JURISDICTIONS",
+        lambda raw: tuple(sorted({part.strip().upper() for part in raw.split(",") if part.strip()})),
+        (),
+        "Comma-separated jurisdictions this deployment serves (e.g. GB,AU,EU); a tool scans only while an approval"
+        " recorded for one of them covers it, or an admin allowed it locally (hashguard tools allow-local).",
+    )
     db_pool_size: int = _setting(
         "HASHGUARD_DB_POOL_SIZE",
         _int(1),
@@ -143,8 +150,97 @@ class Settings:
     reload_interval_s: float = _setting(
         "HASHGUARD_RELOAD_INTERVAL_S",
         _float(0.5),
-        30.0,
+        5.0,
         "Fallback check for changed hash lists, in seconds; changes normally arrive at once through PostgreSQL NOTIFY.",
+    )
+    flood_max_matches: int = _setting(
+        "HASHGUARD_FLOOD_MAX_MATCHES",
+        _int(0),
+        100,
+        "Flood quarantine: a list entry matching more than this many times within HASHGUARD_FLOOD_WINDOW_S is"
+        " quarantined (still answered as a match, but its matches go to review instead of automatic action,"
+        " and hashguard_quarantined_entries rises). 0 turns the check off.",
+    )
+    flood_window_s: float = _setting(
+        "HASHGUARD_FLOOD_WINDOW_S",
+        _float(1.0),
+        3600.0,
+        "The window, in seconds, over which HASHGUARD_FLOOD_MAX_MATCHES is counted.",
+    )
+    lookback_days: int = _setting(
+        "HASHGUARD_LOOKBACK_DAYS",
+        _int(0),
+        0,
+        "Re-check content scanned in the last N days against hashes a new list version adds. Needs keeping the"
+        " hashes of every upload, innocent ones included, for N days: personal data. 0 (default) keeps none.",
+    )
+    webhook_url: str | None = _setting(
+        "HASHGUARD_WEBHOOK_URL",
+        _optional_str,
+        None,
+        "The platform's webhook for takedown actions (remove, block, restrict, reinstate). Unset: actions wait in the outbox.",
+    )
+    webhook_secret: str | None = _setting(
+        "HASHGUARD_WEBHOOK_SECRET",
+        _optional_str,
+        None,
+        "HMAC-SHA256 key signing each webhook (timestamp + '.' + body); required with HASHGUARD_WEBHOOK_URL.",
+    )
+    webhook_timeout_s: float = _setting(
+        "HASHGUARD_WEBHOOK_TIMEOUT_S", _float(0.1), 10.0, "How long one webhook call may take before it counts as failed."
+    )
+    webhook_max_attempts: int = _setting(
+        "HASHGUARD_WEBHOOK_MAX_ATTEMPTS",
+        _int(1),
+        20,
+        "Attempts per action before it is marked failed (shown on the ticket and in /metrics; a lead can retry it).",
+    )
+    webhook_backoff_s: float = _setting(
+        "HASHGUARD_WEBHOOK_BACKOFF_S",
+        _float(0.01),
+        2.0,
+        "First retry delay; it doubles per attempt (with jitter) up to HASHGUARD_WEBHOOK_BACKOFF_MAX_S.",
+    )
+    webhook_backoff_max_s: float = _setting(
+        "HASHGUARD_WEBHOOK_BACKOFF_MAX_S", _float(0.01), 900.0, "Longest delay between two attempts of one action."
+    )
+    outbox_poll_s: float = _setting(
+        "HASHGUARD_OUTBOX_POLL_S", _float(0.05), 1.0, "How often the outbox is checked for due actions when idle."
+    )
+    due_hash_match_h: float = _setting(
+        "HASHGUARD_DUE_HASH_MATCH_H", _float(0.01), 1.0, "Hours to decide a ticket opened by a hash match."
+    )
+    due_authority_order_h: float = _setting(
+        "HASHGUARD_DUE_AUTHORITY_ORDER_H",
+        _float(0.01),
+        24.0,
+        "Hours to decide an authority order (e.g. an eSafety removal notice: 24 h); an earlier legal deadline in the order wins.",
+    )
+    due_hotline_h: float = _setting("HASHGUARD_DUE_HOTLINE_H", _float(0.01), 24.0, "Hours to decide a hotline notice.")
+    due_trusted_flagger_h: float = _setting(
+        "HASHGUARD_DUE_TRUSTED_FLAGGER_H", _float(0.01), 24.0, "Hours to decide a trusted flagger's notice."
+    )
+    due_user_report_h: float = _setting("HASHGUARD_DUE_USER_REPORT_H", _float(0.01), 72.0, "Hours to decide a user's notice.")
+    lease_s: float = _setting(
+        "HASHGUARD_LEASE_S",
+        _float(1.0),
+        900.0,
+        "How long a claimed ticket stays with its reviewer before it returns to the queue.",
+    )
+    appeal_window_days: int = _setting(
+        "HASHGUARD_APPEAL_WINDOW_DAYS",
+        _int(1),
+        183,
+        "Days after a decision during which the uploader may appeal it (DSA Art 20: at least 6 months).",
+    )
+    retention_days: int = _setting(
+        "HASHGUARD_RETENTION_DAYS",
+        _int(1),
+        365,
+        "Days evidence is preserved after a ticket's last decision or report, then purged (unless on legal hold).",
+    )
+    retention_interval_s: float = _setting(
+        "HASHGUARD_RETENTION_INTERVAL_S", _float(1.0), 3600.0, "How often the evidence purge runs."
     )
     log_level: str = _setting(
         "HASHGUARD_LOG_LEVEL",
@@ -183,5 +279,7 @@ def documented_settings() -> list[tuple[str, str, str]]:
             shown = "CPUs available"
         if f.name == "tools" and not default:
             shown = "(all installed)"
+        if f.name == "jurisdictions" and not default:
+            shown = "(none: only local allowances)"
         rows.append((f.metadata["env"], shown, f.metadata["help"]))
     return rows

@@ -28,3 +28,27 @@ class HashsetNotFound(HashsetError):
 
 class ToolMismatch(HashsetError):
     """The list exists for another tool."""
+
+
+class InvalidKey(HashsetError):
+    """The key is not a valid Ed25519 key."""
+
+
+class InvalidManifest(HashsetError):
+    """The manifest is not valid; nothing was imported."""
+
+
+class VerificationFailed(HashsetError):
+    """The list did not verify against its manifest (signature, checksum or count); nothing was imported."""
+
+
+class VersionConflict(HashsetError):
+    """The version cannot be imported or selected."""
+
+
+class EntryNotFound(HashsetError):
+    """No entry of the list's current version has that id."""
+
+
+class NotPermitted(HashsetError):
+    """The operation needs a key with another role."""

@@ -1,22 +1,45 @@
-"""PostgreSQL storage of hash lists. The only module of this context that touches asyncpg."""
+"""PostgreSQL storage of hash lists. The only module of this context that touches asyncpg.
+
+Versions and entries: an entry row is written once, by the import that added it
+(``hash_entries.version_id``). A version's ``lineage`` holds its own id and those of the versions
+it builds on back to the last full import; its entries are the rows added in the lineage minus
+those retracted in the lineage. So a delta costs what it changes, and a rollback is one pointer
+update. Every change that alters what is matched goes through ``hashsets`` or a table with the
+same trigger, which bumps ``hashset_generation`` and NOTIFYs the replicas.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import islice
+from itertools import islice, repeat
+from typing import Any
 
 import asyncpg
 
-from detector.db import Queries
-from hashsets.errors import HashsetNotFound, ToolMismatch
-from hashsets.parse import ListEntry
+from detector.db import Change, Queries, record_change
+from hashsets.duplicates import DuplicateIds
+from hashsets.errors import (
+    EntryNotFound,
+    HashsetError,
+    HashsetNotFound,
+    InvalidListFile,
+    ToolMismatch,
+    VersionConflict,
+)
+from hashsets.manifest import Kind, TrustedKey
+from hashsets.parse import MAX_REPORTED_PROBLEMS, EntryBlock, ListEntry, Op
 
 Q = Queries("hashsets")
 
-# Entries go to PostgreSQL with COPY in batches of this many, so an import holds one batch in memory.
-COPY_BATCH = 50_000
+# Pools time commands out after a minute; one COPY of a 10M-entry list, or a query over all of
+# it, may run longer on a busy machine and must not be cut off (the import is all or nothing).
+BULK_TIMEOUT_S = 3600.0
+
+_STATUSES = ("active", "shadow", "disabled")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -24,6 +47,31 @@ class ImportResult:
     hashset: str
     version: int
     entries: int
+    added: int = 0
+    retracted: int = 0
+    kind: str = "full"
+    signature_status: str = "unsigned"
+    lineage: tuple[int, ...] = ()
+    replaced_lineage: tuple[int, ...] = ()  # the version that was current before; () for a new list
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ImportRequest:
+    """Where an import goes and what is known of its origin (all of it recorded on the version)."""
+
+    name: str
+    tool: str
+    source: str
+    kind: Kind = Kind.FULL
+    actor: str = ""
+    issuer_version: str | None = None
+    base_issuer_version: str | None = None  # a delta's base, by the issuer's version label
+    base_version: int | None = None  # ... or by hashguard's version number (unsigned deltas)
+    issued_at: datetime | None = None
+    signer: TrustedKey | None = None
+    manifest: Mapping[str, Any] | None = None
+    file_sha256: bytes = b""
+    is_demo: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -36,6 +84,28 @@ class HashsetSummary:
     version: int | None
     entry_count: int
     imported_at: datetime | None
+    threshold: int | None = None
+    signature_status: str | None = None
+    imported_by: str = ""
+    issuer_version: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VersionInfo:
+    version: int
+    kind: str
+    base_version: int | None
+    issuer: str
+    issuer_version: str | None
+    issued_at: datetime | None
+    signature_status: str
+    signer: str | None
+    imported_by: str
+    imported_at: datetime
+    entry_count: int
+    added_count: int
+    retracted_count: int
+    current: bool
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -46,6 +116,9 @@ class ActiveVersion:
     version_id: int
     version: int
     entry_count: int
+    status: str = "active"
+    threshold: int | None = None
+    lineage: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -57,10 +130,239 @@ class EntryDescription:
     category: str | None
 
 
-def _batches(entries: Iterable[ListEntry], version_id: int) -> Iterator[list[tuple[int, str, bytes, str | None]]]:
-    it = iter(entries)
-    while batch := list(islice(it, COPY_BATCH)):
-        yield [(version_id, e.entry_id, e.value, e.category) for e in batch]
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AllowEntry:
+    id: int
+    tool: str
+    reason: str
+    actor: str
+    added_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Feedback:
+    entry_id: str
+    added_in_version: int
+    wrong_matches: int
+    last_decided_at: datetime
+    notes: str
+
+
+async def record_event(
+    conn: asyncpg.Connection, actor: str, action: str, hashset: str | None, details: Mapping[str, Any] | None = None
+) -> None:
+    """Append to ``hashset_events`` and to the audit chain. Details never hold hash values."""
+    await conn.execute(Q.insert_event, actor or "unknown", action, hashset, json.dumps(dict(details or {}), default=str))
+    await record_change(
+        conn,
+        Change(
+            actor=actor or "unknown",
+            action=f"hashset.{action}",
+            subject=f"hashset:{hashset}" if hashset else "hashsets",
+            after=json.loads(json.dumps(dict(details or {}), default=str)),
+        ),
+    )
+
+
+async def _hashset_row(conn: asyncpg.Connection, name: str) -> asyncpg.Record:
+    row = await conn.fetchrow(Q.get_hashset, name)
+    if row is None:
+        raise HashsetNotFound(f"no hash list is named {name!r}")
+    return row
+
+
+async def _base_version(conn: asyncpg.Connection, hashset: asyncpg.Record, request: ImportRequest) -> asyncpg.Record:
+    if request.base_issuer_version is not None:
+        base = await conn.fetchrow(Q.get_issuer_version, hashset["id"], request.base_issuer_version)
+        if base is None:
+            raise VersionConflict(
+                f"the delta applies to version {request.base_issuer_version!r} of {request.name!r}, which was never imported;"
+                " import that version (or a newer full list) first"
+            )
+        return base
+    if request.base_version is not None:
+        base = await conn.fetchrow(Q.get_version, hashset["id"], request.base_version)
+        if base is None:
+            raise VersionConflict(f"{request.name!r} has no version {request.base_version}")
+        return base
+    if hashset["current_version_id"] is None:
+        raise VersionConflict(f"{request.name!r} has no version yet: a delta needs a base, import a full list first")
+    base = await conn.fetchrow(Q.get_version_by_id, hashset["current_version_id"])
+    assert base is not None
+    return base
+
+
+async def import_list(
+    conn: asyncpg.Connection,
+    request: ImportRequest,
+    blocks: Iterable[EntryBlock],
+    *,
+    check: Callable[[int], None] | None = None,
+    file_digest: Callable[[], bytes] | None = None,
+) -> ImportResult:
+    """Store ``entries`` as a new version of list ``request.name`` and make it current, all or nothing.
+
+    Additions stream through one COPY (PostgreSQL ingests while the file is still being read);
+    retractions, few by nature, are held until the end and resolved against the base version.
+    ``blocks`` (from ``parse_blocks``) may raise part-way (a bad line); ``check`` runs after the last entry with the
+    number of entry lines and raises if the file does not verify (checksum, count). Either way
+    the transaction rolls back and nothing of the import is kept.
+    """
+    async with conn.transaction():
+        row = await conn.fetchrow(Q.get_hashset, request.name)
+        if row is None:
+            if request.kind is Kind.DELTA:
+                raise VersionConflict(f"no hash list is named {request.name!r}: a delta needs a base, import a full list first")
+            hashset_id = await conn.fetchval(Q.insert_hashset, request.name, request.tool, request.source, request.is_demo)
+        else:
+            if row["tool"] != request.tool:
+                raise ToolMismatch(f"the list {request.name!r} holds {row['tool']} hashes, not {request.tool}")
+            hashset_id = row["id"]
+        await conn.fetchval(Q.lock_hashset, hashset_id)  # serialise concurrent imports of one list
+        hashset = await _hashset_row(conn, request.name)
+        if request.issuer_version is not None:
+            seen = await conn.fetchrow(Q.get_issuer_version, hashset_id, request.issuer_version)
+            if seen is not None:
+                raise VersionConflict(
+                    f"version {request.issuer_version!r} of {request.name!r} was already imported (as version {seen['version']});"
+                    " to go back to it use: hashguard hashsets rollback"
+                )
+        current = (
+            await conn.fetchrow(Q.get_version_by_id, hashset["current_version_id"]) if hashset["current_version_id"] else None
+        )
+        if (
+            request.issued_at is not None
+            and current is not None
+            and current["issued_at"] is not None
+            and request.issued_at < current["issued_at"]
+            and request.kind is Kind.FULL
+        ):
+            # A replayed old signed list must not silently undo newer retractions.
+            raise VersionConflict(
+                f"this list was created {request.issued_at:%Y-%m-%d %H:%M}, before the current version"
+                f" ({current['issued_at']:%Y-%m-%d %H:%M}); to go back use: hashguard hashsets rollback"
+            )
+        base = await _base_version(conn, hashset, request) if request.kind is Kind.DELTA else None
+        version = await conn.fetchval(Q.next_version, hashset_id)
+        version_id = await conn.fetchval(
+            Q.insert_version,
+            hashset_id,
+            version,
+            request.file_sha256,
+            request.kind.value,
+            base["id"] if base is not None else None,
+            request.source,
+            request.issuer_version,
+            request.issued_at,
+            "verified" if request.signer is not None else "unsigned",
+            request.signer.id if request.signer is not None else None,
+            json.dumps(dict(request.manifest)) if request.manifest is not None else None,
+            request.actor,
+        )
+        lines = 0
+        added = 0
+        retractions: list[tuple[int, str, bytes | None]] = []
+        ids = DuplicateIds()
+
+        def rows() -> Iterator[tuple[int, str, bytes, str | None, str | None]]:
+            nonlocal lines, added
+            for block in blocks:
+                lines += len(block)
+                if block.ops is None:
+                    added += len(block)
+                    ids.add(block.entry_ids)
+                    yield from zip(repeat(version_id), block.entry_ids, block.values, block.categories, block.schemes)
+                    continue
+                for entry in block.entries():
+                    if entry.op is Op.RETRACT:
+                        retractions.append((entry.line, entry.entry_id, entry.value or None))
+                    else:
+                        added += 1
+                        ids.add([entry.entry_id])
+                        yield (version_id, entry.entry_id, entry.value, entry.category, entry.scheme)
+
+        await conn.copy_records_to_table(
+            "hash_entries",
+            records=rows(),
+            columns=["version_id", "entry_id", "hash", "category", "scheme"],
+            timeout=BULK_TIMEOUT_S,
+        )
+        if ids.likely() and (repeated := await conn.fetch(Q.duplicate_ids, version_id, timeout=BULK_TIMEOUT_S)):
+            raise InvalidListFile(
+                [f"the id {r['entry_id']!r} appears {r['n']} times" for r in repeated], len(repeated)
+            )
+        if check is not None:
+            check(lines)
+        if file_digest is not None:  # known only once the file has been read to its end
+            await conn.execute(Q.set_file_sha256, version_id, file_digest())
+        lineage = [*(base["lineage"] if base is not None else []), version_id]
+        retracted = await _retract(conn, retractions, base_lineage=list(base["lineage"]) if base else [], version_id=version_id)
+        if base is not None and added:
+            conflicts = await conn.fetch(Q.add_conflicts, version_id, list(base["lineage"]), lineage, timeout=BULK_TIMEOUT_S)
+            if conflicts:
+                held = ", ".join(repr(r["entry_id"]) for r in conflicts)
+                raise InvalidListFile(
+                    [f"the delta adds ids the list already holds ({held}); retract them in the same delta to replace them"],
+                    len(conflicts),
+                )
+        count = (base["entry_count"] if base is not None else 0) + added - retracted
+        await conn.execute(Q.finish_version, version_id, count, added, retracted, lineage)
+        await conn.execute(Q.set_current_version, hashset_id, version_id)
+        await record_event(
+            conn,
+            request.actor,
+            "import",
+            request.name,
+            {
+                "version": version,
+                "kind": request.kind.value,
+                "issuer": request.source,
+                "issuer_version": request.issuer_version,
+                "base_version": base["version"] if base is not None else None,
+                "signature": "verified" if request.signer is not None else "unsigned",
+                "signer": request.signer.id if request.signer is not None else None,
+                "added": added,
+                "retracted": retracted,
+                "entries": count,
+                "file_sha256": (file_digest() if file_digest is not None else request.file_sha256).hex(),
+            },
+        )
+    return ImportResult(
+        hashset=request.name,
+        version=version,
+        entries=count,
+        added=added,
+        retracted=retracted,
+        kind=request.kind.value,
+        signature_status="verified" if request.signer is not None else "unsigned",
+        lineage=tuple(lineage),
+        replaced_lineage=tuple(current["lineage"]) if current is not None else (),
+    )
+
+
+async def _retract(
+    conn: asyncpg.Connection, retractions: list[tuple[int, str, bytes | None]], *, base_lineage: list[int], version_id: int
+) -> int:
+    if not retractions:
+        return 0
+    await conn.execute(Q.create_retraction_stage)
+    await conn.copy_records_to_table("import_retractions", records=retractions, columns=["line", "entry_id", "hash"])
+    resolved = [
+        *await conn.fetch(Q.resolve_retractions_by_id, base_lineage, timeout=BULK_TIMEOUT_S),
+        *await conn.fetch(Q.resolve_retractions_by_hash, base_lineage, timeout=BULK_TIMEOUT_S),
+    ]
+    problems = sorted(
+        {
+            (r["line"], "the hash differs from the entry with that id" if r["hash_differs"] else "retracts an entry the base version does not hold")
+            for r in resolved
+            if r["entry_row"] is None or r["hash_differs"]
+        }
+    )
+    if problems:
+        raise InvalidListFile([f"line {line}: {message}" for line, message in problems[:MAX_REPORTED_PROBLEMS]], len(problems))
+    rows = sorted({r["entry_row"] for r in resolved})
+    await conn.execute(Q.insert_retractions, rows, version_id)
+    return len(rows)
 
 
 async def import_entries(
@@ -72,48 +374,38 @@ async def import_entries(
     entries: Iterable[ListEntry],
     file_sha256: bytes,
     is_demo: bool = False,
+    actor: str = "",
 ) -> ImportResult:
-    """Store ``entries`` as a new version of list ``name`` and make it current, all or nothing.
+    """An unsigned full import (demo lists, tests): ``import_list`` with no manifest."""
+    request = ImportRequest(name=name, tool=tool, source=source, file_sha256=file_sha256, is_demo=is_demo, actor=actor)
+    return await import_list(conn, request, _blocks(entries))
 
-    ``entries`` may raise part-way (a bad line); the transaction then rolls back and nothing of
-    the import is kept.
-    """
-    async with conn.transaction():
-        row = await conn.fetchrow(Q.get_hashset, name)
-        if row is None:
-            hashset_id = await conn.fetchval(Q.insert_hashset, name, tool, source, is_demo)
-        else:
-            if row["tool"] != tool:
-                raise ToolMismatch(f"the list {name!r} holds {row['tool']} hashes, not {tool}")
-            hashset_id = row["id"]
-        await conn.fetchval(Q.lock_hashset, hashset_id)  # serialise concurrent imports of one list
-        version = await conn.fetchval(Q.next_version, hashset_id)
-        version_id = await conn.fetchval(Q.insert_version, hashset_id, version, file_sha256)
-        count = 0
-        for batch in _batches(entries, version_id):
-            await conn.copy_records_to_table(
-                "hash_entries", records=batch, columns=["version_id", "entry_id", "hash", "category"]
-            )
-            count += len(batch)
-        await conn.execute(Q.finish_version, version_id, count)
-        await conn.execute(Q.set_current_version, hashset_id, version_id)
-    return ImportResult(hashset=name, version=version, entries=count)
+
+def _blocks(entries: Iterable[ListEntry], size: int = 10_000) -> Iterator[EntryBlock]:
+    it = iter(entries)
+    while batch := list(islice(it, size)):
+        yield EntryBlock.of(batch)
+
+
+def _summary(r: asyncpg.Record) -> HashsetSummary:
+    return HashsetSummary(
+        name=r["name"],
+        tool=r["tool"],
+        source=r["source"],
+        status=r["status"],
+        is_demo=r["is_demo"],
+        version=r["version"],
+        entry_count=r["entry_count"] or 0,
+        imported_at=r["imported_at"],
+        threshold=r["threshold"],
+        signature_status=r["signature_status"],
+        imported_by=r["imported_by"] or "",
+        issuer_version=r["issuer_version"],
+    )
 
 
 async def list_hashsets(conn: asyncpg.Connection) -> list[HashsetSummary]:
-    return [
-        HashsetSummary(
-            name=r["name"],
-            tool=r["tool"],
-            source=r["source"],
-            status=r["status"],
-            is_demo=r["is_demo"],
-            version=r["version"],
-            entry_count=r["entry_count"] or 0,
-            imported_at=r["imported_at"],
-        )
-        for r in await conn.fetch(Q.list_hashsets)
-    ]
+    return [_summary(r) for r in await conn.fetch(Q.list_hashsets)]
 
 
 async def get_hashset(conn: asyncpg.Connection, name: str) -> HashsetSummary:
@@ -123,16 +415,33 @@ async def get_hashset(conn: asyncpg.Connection, name: str) -> HashsetSummary:
     raise HashsetNotFound(f"no hash list is named {name!r}")
 
 
+async def list_versions(conn: asyncpg.Connection, name: str) -> list[VersionInfo]:
+    hashset = await _hashset_row(conn, name)
+    return [VersionInfo(**dict(r)) for r in await conn.fetch(Q.list_versions, hashset["id"])]
+
+
 async def active_versions(conn: asyncpg.Connection) -> list[ActiveVersion]:
-    return [ActiveVersion(**dict(r)) for r in await conn.fetch(Q.active_versions)]
+    """Current versions of every list that is not disabled (active and shadow lists)."""
+    return [
+        ActiveVersion(**{**dict(r), "lineage": tuple(r["lineage"])})
+        for r in await conn.fetch(Q.active_versions)
+    ]
+
+
+async def generation(conn: asyncpg.Connection) -> int:
+    """Bumped by every change to what is matched; replicas compare it with their snapshot's."""
+    return int(await conn.fetchval(Q.generation))
 
 
 async def stream_entries(
-    conn: asyncpg.Connection, version_id: int, chunk: int = 100_000
+    conn: asyncpg.Connection, version: ActiveVersion, chunk: int = 100_000
 ) -> AsyncIterator[list[tuple[int, bytes]]]:
-    """Yield (row id, hash) chunks of one version. Must run inside a transaction (server-side cursor)."""
+    """Yield (row id, hash) chunks of one version's matchable entries (in no particular order).
+
+    Must run inside a transaction (server-side cursor).
+    """
     buffer: list[tuple[int, bytes]] = []
-    async for record in conn.cursor(Q.version_entries, version_id, prefetch=chunk):
+    async for record in conn.cursor(Q.version_entries, list(version.lineage), version.hashset_id, prefetch=chunk):
         buffer.append((record["id"], record["hash"]))
         if len(buffer) >= chunk:
             yield buffer
@@ -141,5 +450,264 @@ async def stream_entries(
         yield buffer
 
 
+async def export_entries(conn: asyncpg.Connection, name: str) -> AsyncIterator[tuple[str, bytes, str | None, str | None]]:
+    """(entry id, hash, category, scheme) of the current version. Admin-only; the caller checks the role."""
+    hashset = await _hashset_row(conn, name)
+    if hashset["current_version_id"] is None:
+        return
+    current = await conn.fetchrow(Q.get_version_by_id, hashset["current_version_id"])
+    async for r in conn.cursor(Q.version_entry_details, list(current["lineage"])):
+        yield r["entry_id"], r["hash"], r["category"], r["scheme"]
+
+
 async def describe_entries(conn: asyncpg.Connection, ids: list[int]) -> dict[int, EntryDescription]:
     return {r["id"]: EntryDescription(**dict(r)) for r in await conn.fetch(Q.describe_entries, ids)}
+
+
+async def rollback(conn: asyncpg.Connection, name: str, version: int, actor: str) -> int:
+    """Make an earlier (or later) version current again; returns the version it replaced."""
+    async with conn.transaction():
+        hashset = await _hashset_row(conn, name)
+        await conn.fetchval(Q.lock_hashset, hashset["id"])
+        target = await conn.fetchrow(Q.get_version, hashset["id"], version)
+        if target is None:
+            raise VersionConflict(f"{name!r} has no version {version}")
+        previous = await conn.fetchrow(Q.get_version_by_id, hashset["current_version_id"])
+        if previous is not None and previous["id"] == target["id"]:
+            raise VersionConflict(f"version {version} is already the current version of {name!r}")
+        await conn.execute(Q.set_current_version, hashset["id"], target["id"])
+        await record_event(
+            conn, actor, "rollback", name, {"from_version": previous["version"] if previous else None, "to_version": version}
+        )
+    return int(previous["version"]) if previous is not None else 0
+
+
+async def set_status(conn: asyncpg.Connection, name: str, status: str, actor: str, reason: str) -> str:
+    if status not in _STATUSES:
+        raise HashsetError(f"the status must be one of {', '.join(_STATUSES)}")
+    async with conn.transaction():
+        hashset = await _hashset_row(conn, name)
+        await conn.execute(Q.set_status, hashset["id"], status)
+        await record_event(conn, actor, "status", name, {"from": hashset["status"], "to": status, "reason": reason})
+    return str(hashset["status"])
+
+
+async def set_threshold(conn: asyncpg.Connection, name: str, threshold: int | None, actor: str, reason: str) -> None:
+    async with conn.transaction():
+        hashset = await _hashset_row(conn, name)
+        await conn.execute(Q.set_threshold, hashset["id"], threshold)
+        await record_event(conn, actor, "threshold", name, {"from": hashset["threshold"], "to": threshold, "reason": reason})
+
+
+async def disable_entry(conn: asyncpg.Connection, name: str, entry_id: str, reason: str, actor: str) -> None:
+    """Stop matching one entry (its id and hash in this list, in every version) and say why."""
+    if not reason.strip():
+        raise HashsetError("say why the entry is disabled (--reason)")
+    async with conn.transaction():
+        hashset = await _hashset_row(conn, name)
+        current = await conn.fetchrow(Q.get_version_by_id, hashset["current_version_id"]) if hashset["current_version_id"] else None
+        row = await conn.fetchrow(Q.alive_entry_by_id, list(current["lineage"]) if current else [], entry_id)
+        if row is None:
+            raise EntryNotFound(f"the current version of {name!r} has no entry with id {entry_id!r}")
+        await conn.execute(Q.insert_disable, hashset["id"], entry_id, row["id"], reason.strip(), actor)
+        await record_event(conn, actor, "disable_entry", name, {"entry_id": entry_id, "reason": reason.strip()})
+
+
+async def enable_entry(conn: asyncpg.Connection, name: str, entry_id: str, reason: str, actor: str) -> None:
+    async with conn.transaction():
+        hashset = await _hashset_row(conn, name)
+        if not await conn.fetch(Q.delete_disables, hashset["id"], entry_id):
+            raise EntryNotFound(f"no entry of {name!r} with id {entry_id!r} is disabled")
+        await record_event(conn, actor, "enable_entry", name, {"entry_id": entry_id, "reason": reason})
+
+
+async def list_disabled(conn: asyncpg.Connection, name: str) -> list[tuple[str, str, str, datetime]]:
+    hashset = await _hashset_row(conn, name)
+    return [(r["entry_id"], r["reason"], r["actor"], r["disabled_at"]) for r in await conn.fetch(Q.list_disables, hashset["id"])]
+
+
+async def allow(conn: asyncpg.Connection, tool: str, value: bytes, reason: str, actor: str) -> int:
+    """Add a benign image's hash to the allow-list; returns its id (the hash is never shown back)."""
+    if not reason.strip():
+        raise HashsetError("say why the hash is allowed (--reason)")
+    async with conn.transaction():
+        allow_id = await conn.fetchval(Q.insert_allow, tool, value, reason.strip(), actor)
+        if allow_id is None:
+            raise HashsetError(f"that {tool} hash is already on the allow-list")
+        await record_event(conn, actor, "allow", None, {"allow_id": allow_id, "tool": tool, "reason": reason.strip()})
+    return int(allow_id)
+
+
+async def disallow(conn: asyncpg.Connection, allow_id: int, reason: str, actor: str) -> None:
+    async with conn.transaction():
+        tool = await conn.fetchval(Q.delete_allow, allow_id)
+        if tool is None:
+            raise HashsetError(f"no allow-list entry has id {allow_id}")
+        await record_event(conn, actor, "disallow", None, {"allow_id": allow_id, "tool": tool, "reason": reason})
+
+
+async def list_allowed(conn: asyncpg.Connection) -> list[AllowEntry]:
+    return [AllowEntry(**dict(r)) for r in await conn.fetch(Q.list_allow)]
+
+
+async def allowed_hashes(conn: asyncpg.Connection) -> list[tuple[int, str, bytes]]:
+    return [(r["id"], r["tool"], r["hash"]) for r in await conn.fetch(Q.allow_hashes)]
+
+
+async def trust(conn: asyncpg.Connection, organisation: str, public_key: bytes, fingerprint: str, actor: str) -> int:
+    async with conn.transaction():
+        key_id = await conn.fetchval(Q.insert_trusted_key, organisation, public_key, fingerprint, actor)
+        await record_event(conn, actor, "trust", None, {"organisation": organisation, "key": fingerprint})
+    return int(key_id)
+
+
+async def distrust(conn: asyncpg.Connection, organisation: str, fingerprint: str, actor: str) -> None:
+    async with conn.transaction():
+        if await conn.fetchval(Q.revoke_trusted_key, organisation, fingerprint) is None:
+            raise HashsetError(f"no active key {fingerprint} is trusted for {organisation!r}")
+        await record_event(conn, actor, "distrust", None, {"organisation": organisation, "key": fingerprint})
+
+
+async def trusted_keys(conn: asyncpg.Connection) -> list[tuple[TrustedKey, str, str, datetime]]:
+    return [
+        (TrustedKey(id=r["id"], organisation=r["organisation"], public_key=r["public_key"]), r["fingerprint"], r["added_by"], r["added_at"])
+        for r in await conn.fetch(Q.trusted_keys)
+    ]
+
+
+async def record_wrong_match(
+    conn: asyncpg.Connection, hash_entry_id: int, reviewer: str, note: str = "", scan_id: uuid.UUID | None = None
+) -> int:
+    """Keep a reviewer's decision that a match of this entry (``scan_matches.hash_entry_id``) was wrong.
+
+    Called by the takedown context when a reviewer rejects a match; exported per list with
+    ``hashguard hashsets feedback NAME`` for the issuer.
+    """
+    return int(await conn.fetchval(Q.insert_feedback, hash_entry_id, scan_id, reviewer, note))
+
+
+async def feedback(conn: asyncpg.Connection, name: str) -> list[Feedback]:
+    hashset = await _hashset_row(conn, name)
+    return [
+        Feedback(
+            entry_id=r["entry_id"],
+            added_in_version=r["added_in_version"],
+            wrong_matches=r["wrong_matches"],
+            last_decided_at=r["last_decided_at"],
+            notes=r["notes"] or "",
+        )
+        for r in await conn.fetch(Q.feedback_for_list, hashset["id"])
+    ]
+
+
+async def flood_check(conn: asyncpg.Connection, entry_rows: list[int], *, window_s: float, limit: int) -> tuple[set[int], int]:
+    """Quarantine entries that matched more than ``limit`` times within ``window_s``.
+
+    Returns the entries among ``entry_rows`` that are (now or already) quarantined and how many
+    entries were newly quarantined. Runs in the caller's transaction, before this scan's matches
+    are recorded.
+    """
+    if not entry_rows:
+        return set(), 0
+    counts = {r["hash_entry_id"]: r["n"] for r in await conn.fetch(Q.recent_entry_matches, entry_rows, window_s)}
+    newly = 0
+    for row, n in counts.items():
+        if n + 1 > limit and await conn.fetchval(Q.quarantine_entry, row, n + 1) is not None:
+            newly += 1
+    quarantined = {r["entry_row"] for r in await conn.fetch(Q.quarantined_among, entry_rows)}
+    return quarantined, newly
+
+
+async def count_quarantined(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval(Q.count_quarantined))
+
+
+async def release_quarantine(conn: asyncpg.Connection, name: str, entry_id: str, actor: str, reason: str) -> None:
+    async with conn.transaction():
+        hashset = await _hashset_row(conn, name)
+        if not await conn.fetch(Q.release_quarantine, hashset["id"], entry_id, actor):
+            raise EntryNotFound(f"no entry of {name!r} with id {entry_id!r} is quarantined")
+        await record_event(conn, actor, "release_quarantine", name, {"entry_id": entry_id, "reason": reason})
+
+
+async def quarantined(conn: asyncpg.Connection, name: str) -> list[tuple[str, datetime, int]]:
+    hashset = await _hashset_row(conn, name)
+    return [(r["entry_id"], r["since"], r["matches_seen"]) for r in await conn.fetch(Q.list_quarantine, hashset["id"])]
+
+
+async def events(conn: asyncpg.Connection, name: str | None = None) -> list[tuple[datetime, str, str, str | None, str]]:
+    return [(r["at"], r["actor"], r["action"], r["hashset"], r["details"]) for r in await conn.fetch(Q.list_events, name)]
+
+
+async def key_role(conn: asyncpg.Connection, digest: bytes) -> tuple[int, str] | None:
+    """(key id, role) of an active API key, for the admin-only export."""
+    row = await conn.fetchrow(Q.key_role, digest)
+    return None if row is None else (int(row["id"]), str(row["role"]))
+
+
+async def remember_scan(
+    conn: asyncpg.Connection,
+    scan_id: uuid.UUID,
+    *,
+    content_id: str,
+    content_url: str | None,
+    api_key_id: int | None,
+    hashes: Mapping[str, bytes],
+) -> None:
+    """Keep an upload's hashes for look-back (only when HASHGUARD_LOOKBACK_DAYS > 0; purged by age)."""
+    await conn.copy_records_to_table(
+        "scan_hashes",
+        records=[(scan_id, content_id, content_url, api_key_id, tool, value) for tool, value in hashes.items()],
+        columns=["scan_id", "content_id", "content_url", "api_key_id", "tool", "hash"],
+    )
+
+
+async def purge_scan_hashes(conn: asyncpg.Connection, days: int) -> int:
+    """Delete upload hashes older than ``days`` (0: all of them). Returns how many went."""
+    status = await conn.execute(Q.purge_scan_hashes, days)
+    return int(status.split()[-1])
+
+
+async def recheck(
+    conn: asyncpg.Connection,
+    result: ImportResult,
+    *,
+    tool: str,
+    tool_version: str,
+    width: int,
+    exact: bool,
+    threshold: int,
+    days: int,
+) -> int:
+    """Match uploads scanned in the last ``days`` against the hashes ``result``'s version added.
+
+    Matches are recorded in ``scan_matches`` with ``found_on_recheck``; returns how many.
+    """
+    from hashsets.lookback import find  # numba-compiled index: only loaded when look-back is on
+
+    added = [
+        (r["id"], r["hash"])
+        for r in await conn.fetch(Q.added_entries, list(result.lineage), list(result.replaced_lineage), timeout=BULK_TIMEOUT_S)
+    ]
+    if not added:
+        return 0
+    stored = await conn.fetch(Q.recent_scan_hashes, tool, days, timeout=BULK_TIMEOUT_S)
+    found = list(find(added, ((i, r["hash"]) for i, r in enumerate(stored)), width=width, threshold=threshold, exact=exact))
+    async with conn.transaction():
+        for hit in found:
+            scan = stored[hit.key]
+            await conn.execute(
+                Q.insert_recheck_match,
+                scan["scan_id"],
+                scan["content_id"],
+                scan["content_url"],
+                hit.row_id,
+                result.hashset,
+                result.version,
+                tool,
+                tool_version,
+                hit.distance,
+                scan["api_key_id"],
+            )
+        await record_event(conn, "hashguard", "lookback", result.hashset, {"version": result.version, "days": days, "matches": len(found)})
+    return len(found)

@@ -140,7 +140,8 @@ class Service:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, *extra: str, ready_timeout: float = 90) -> Service:
+    def start(self, *extra: str, ready_timeout: float = 90, expect_ready: bool = True) -> Service:
+        """Start and wait until /readyz says ready (or, with ``expect_ready=False``, until it answers at all)."""
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "detector.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port), *extra],
@@ -153,7 +154,8 @@ class Service:
             if self.process.poll() is not None:
                 raise AssertionError(f"hashguard serve exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if http("GET", self.url + "/readyz", timeout=2).status == 200:
+                status = http("GET", self.url + "/readyz", timeout=2).status
+                if status == 200 or (not expect_ready and status == 503):
                     return self
             except OSError:
                 pass
@@ -200,16 +202,161 @@ def cli(service_env: dict[str, str]) -> Cli:
     return Cli(service_env)
 
 
+def allow_all_tools_locally(database_url: str) -> None:
+    """What an admin of a fresh install does first: allow every installed tool locally (recorded as such)."""
+    from detector.approvals import pg as approvals_pg
+    from detector.tools.registry import ToolRegistry
+
+    async def work() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await migrate(conn)
+            standing = {a.tool for a in await approvals_pg.standing_allowances(conn)}
+            for name in ToolRegistry.load().names():
+                if name not in standing:
+                    await approvals_pg.allow_local(conn, tool=name, versions="*", reason="test fixture", actor="tests")
+        finally:
+            await conn.close()
+
+    asyncio.run(work())
+
+
 @pytest.fixture
 def start_service(service_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Service]]:
-    """Start one or more services (``start_service(HASHGUARD_X="1")``); all are stopped after the test."""
+    """Start one or more services (``start_service(HASHGUARD_X="1")``); all are stopped after the test.
+
+    Unless ``allow_tools=False``, every installed tool is first allowed locally on the test's
+    database, so tests that are not about the approval policy scan with every tool as before.
+    """
     started: list[Service] = []
 
-    def start(*args: str, **env: str) -> Service:
+    def start(*args: str, allow_tools: bool = True, expect_ready: bool = True, **env: str) -> Service:
+        if allow_tools:
+            allow_all_tools_locally(service_env["HASHGUARD_DATABASE_URL"])
         service = Service(env={**service_env, **env}, log_path=tmp_path / f"serve-{len(started)}.log")
         started.append(service)
-        return service.start(*args)
+        return service.start(*args, expect_ready=expect_ready)
 
     yield start
     for service in started:
         service.stop()
+
+
+class FakePlatform:
+    """A platform's takedown webhook on 127.0.0.1, in its own thread and event loop.
+
+    It checks each request's HMAC signature, applies each ``Idempotency-Key`` at most once (as a
+    correct receiver must), and misbehaves on request: per ``content_id``, a script of modes is
+    consumed one request at a time, then ``default`` applies:
+    ``ok`` apply and answer 200; ``fail`` answer 503; ``hang`` never answer (nothing applied);
+    ``apply_then_hang`` apply, then never answer (the answer is lost: the sender must retry).
+    """
+
+    def __init__(self, secret: str = "test-webhook-secret") -> None:
+        import threading
+
+        self.secret = secret
+        self.default = "ok"
+        self.scripts: dict[str, list[str]] = {}
+        self.requests: list[dict[str, Any]] = []  # every request received, in order
+        self.applied: dict[str, dict[str, Any]] = {}  # idempotency key -> body, applied once
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._release: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fake-platform", daemon=True)
+        self.port = free_port()
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise AssertionError("the fake platform did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/takedown"
+
+    def script(self, content_id: str, *modes: str) -> None:
+        with self._lock:
+            self.scripts[content_id] = list(modes)
+
+    def set_default(self, mode: str) -> None:
+        with self._lock:
+            self.default = mode
+
+    def snapshot(self) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        with self._lock:
+            return list(self.requests), dict(self.applied)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 60, what: str = "the condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        requests, applied = self.snapshot()
+        raise AssertionError(f"{what} did not happen within {timeout} s; requests: {requests}; applied: {list(applied)}")
+
+    async def _handle(self, request: Any) -> Any:
+        from aiohttp import web
+
+        from takedown.webhooks import verify_signature
+
+        payload = await request.read()
+        key = request.headers.get("Idempotency-Key", "")
+        signed = verify_signature(
+            self.secret,
+            request.headers.get("X-Hashguard-Timestamp", ""),
+            payload,
+            request.headers.get("X-Hashguard-Signature", ""),
+        )
+        body = json.loads(payload) if signed else {}
+        content_id = body.get("content_id", "")
+        with self._lock:
+            script = self.scripts.get(content_id)
+            mode = script.pop(0) if script else self.default
+            if not signed:
+                mode = "unsigned"
+            duplicate = key in self.applied
+            self.requests.append({"key": key, "mode": mode, "body": body, "duplicate": duplicate, "raw": payload})
+            if mode in ("ok", "apply_then_hang") and not duplicate:
+                self.applied[key] = body
+        if mode == "unsigned":
+            return web.json_response({"error": "bad signature"}, status=401)
+        if mode == "fail":
+            return web.json_response({"error": "try later"}, status=503)
+        if mode in ("hang", "apply_then_hang"):
+            assert self._release is not None
+            await self._release.wait()
+            return web.json_response({"late": True})
+        return web.json_response({"ok": True, "duplicate": duplicate})
+
+    def _run(self) -> None:
+        from aiohttp import web
+
+        asyncio.set_event_loop(self._loop)
+        self._release = asyncio.Event()
+        app = web.Application()
+        app.router.add_post("/takedown", self._handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5, handler_cancellation=True)
+        self._loop.run_until_complete(self._runner.setup())
+        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    def close(self) -> None:
+        async def stop() -> None:
+            assert self._release is not None
+            self._release.set()
+            await self._runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()
+
+
+@pytest.fixture
+def fake_platform() -> Iterator[FakePlatform]:
+    """A local takedown webhook receiver that can fail, hang and recover, and dedupes on the idempotency key."""
+    platform = FakePlatform()
+    yield platform
+    platform.close()

@@ -42,7 +42,7 @@ def scan(service: Service, key: str, body: bytes, content_id: str | None = "item
 def listed(cli: Cli, tmp_path: Path) -> dict[int, str]:
     hashes = make_list(cli, tmp_path / "pictures")
     out = cli(
-        "hashsets", "import", str(tmp_path / "pictures" / "list.csv"), "--name", "test-list", "--tool", "pdq", "--source", "tests"
+        "hashsets", "import", str(tmp_path / "pictures" / "list.csv"), "--name", "test-list", "--tool", "pdq", "--source", "tests", "--allow-unsigned"
     )
     assert "imported 5 pdq entries" in out.stdout
     return hashes
@@ -59,7 +59,7 @@ def test_resized_copy_matches_its_entry_and_unrelated_picture_does_not(
     verdict = copy.json()
     assert verdict["verdict"] == "match"
     assert verdict["content_id"] == "upload-13"
-    assert verdict["ticket_id"] is None
+    uuid.UUID(verdict["ticket_id"])  # a match opens a takedown ticket
     uuid.UUID(verdict["scan_id"])
     [match] = verdict["matches"]
     assert match["hashset"] == "test-list"
@@ -214,7 +214,7 @@ def test_a_list_imported_while_running_is_matched_without_restart(
     upload = variant(draw(12), scale=0.5)
     assert scan(service, key, upload).json()["verdict"] == "no_match"
     make_list(cli, tmp_path / "pictures")
-    cli("hashsets", "import", str(tmp_path / "pictures" / "list.csv"), "--name", "late-list", "--tool", "pdq")
+    cli("hashsets", "import", str(tmp_path / "pictures" / "list.csv"), "--name", "late-list", "--tool", "pdq", "--allow-unsigned")
     import time
 
     deadline = time.monotonic() + 10
@@ -225,7 +225,7 @@ def test_a_list_imported_while_running_is_matched_without_restart(
     else:
         raise AssertionError("the running service did not pick up the new list within 10 s")
     ready = service.request("GET", "/readyz").json()
-    assert ready["index"]["hashsets"] == [{"name": "late-list", "version": 1, "tool": "pdq", "entries": 5}]
+    assert ready["index"]["hashsets"] == [{"name": "late-list", "version": 1, "tool": "pdq", "entries": 5, "status": "active"}]
 
 
 def test_exact_tools_match_byte_identical_files(cli: Cli, start_service: Callable[..., Service], tmp_path: Path) -> None:
@@ -234,13 +234,23 @@ def test_exact_tools_match_byte_identical_files(cli: Cli, start_service: Callabl
     path.write_bytes(picture)
     [row] = [json.loads(line) for line in cli("hash", "--tool", "md5", str(path)).stdout.splitlines()]
     (tmp_path / "md5.txt").write_text(f"# plain list, one hash per line\n{row['hash']}\n")
-    cli("hashsets", "import", str(tmp_path / "md5.txt"), "--name", "md5-list", "--tool", "md5")
+    cli("hashsets", "import", str(tmp_path / "md5.txt"), "--name", "md5-list", "--tool", "md5", "--allow-unsigned")
     service = start_service()
     key = cli.new_key()
     same = scan(service, key, picture)
     assert same.json()["verdict"] == "match"
     assert same.json()["matches"] == [
-        {"hashset": "md5-list", "hashset_version": 1, "entry_id": "1", "tool": "md5", "tool_version": "1", "distance": 0}
+        {
+            "hashset": "md5-list",
+            "hashset_version": 1,
+            "entry_id": "1",
+            "tool": "md5",
+            "tool_version": "1",
+            "distance": 0,
+            # start_service allowed every tool locally: no approval, and the record says so.
+            "approval_id": None,
+            "approval_reason": "local_allowance",
+        }
     ]
     reencoded = scan(service, key, encode(draw(21), "JPEG", quality=84))
     assert reencoded.json()["verdict"] == "no_match"

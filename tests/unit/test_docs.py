@@ -10,6 +10,7 @@ from detector import http
 from detector.metrics import METRIC_NAMES, Metrics
 from detector.openapi import openapi_document
 from detector.settings import Settings, documented_settings
+from takedown import http as takedown_http
 
 README = (Path(__file__).parents[2] / "README.md").read_text()
 
@@ -29,6 +30,7 @@ def test_every_metric_is_registered_and_in_the_readme() -> None:
 def test_every_route_is_in_openapi_and_the_readme() -> None:
     app = web.Application()
     http.setup_routes(app)
+    takedown_http.setup_routes(app)
     routes = {
         (r.method.lower(), r.resource.canonical) for r in app.router.routes() if r.resource is not None and r.method != "HEAD"
     }

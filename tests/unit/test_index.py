@@ -116,7 +116,15 @@ def test_kernel_exact_for_any_valid_radii(seed: int, data: st.DataObject) -> Non
     got_rows, got_dists = np.empty(cap, np.int64), np.empty(cap, np.int64)
     want_rows, want_dists = np.empty(cap, np.int64), np.empty(cap, np.int64)
     got_starts, want_starts = np.empty(9, np.int64), np.empty(9, np.int64)
-    args = (segment.words, segment.positions, segment.inline, segment.offsets, segment.off_base, segment.blocks, segment.block_base)
+    args = (
+        segment.words,
+        segment.positions,
+        segment.inline,
+        segment.offsets,
+        segment.off_base,
+        segment.blocks,
+        segment.block_base,
+    )
     got = mih_search(*args, segment.sub_start, segment.sub_len, radii, queries, t, got_rows, got_dists, got_starts)
     want = scan_search(segment.words, queries, t, want_rows, want_dists, want_starts)
     assert got == want
@@ -146,7 +154,6 @@ def test_changes_match_a_rebuilt_reference(nbytes: int, seed: int, data: st.Data
     ids = rng.integers(0, max(n, 1) * 2, size=n)  # ids collide, on purpose
     fast = HammingIndex.build(codes, ids, key_bits=data.draw(st.sampled_from([None, 8]), label="k"))
     reference = BruteForceIndex.build(codes, ids)
-    original = [fast.search(q, 20) for q in codes[:5]]
     for step in range(data.draw(st.integers(1, 4), label="steps")):
         add_n = data.draw(st.sampled_from([0, 3, 700, 5000]), label=f"add {step}")
         add_codes = queries_for(rng, codes, add_n)

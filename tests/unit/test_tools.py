@@ -95,3 +95,60 @@ def test_unknown_enabled_tool_is_an_error() -> None:
     with pytest.raises(ToolRegistryError, match="nosuch"):
         ToolRegistry.load(("pdq", "nosuch"))
     assert issubclass(type(ToolRegistry.load(("pdq",)).get("pdq")), HashTool)
+
+
+def test_declarations_are_checked_at_discovery() -> None:
+    from detector.tools.registry import check_declaration
+
+    class NoVersion(HashTool):
+        name = "noversion"
+        version = ""
+        kind = ToolKind.PERCEPTUAL
+        bits = 64
+        default_threshold = 4
+
+        def hash(self, media: Media):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+    with pytest.raises(ToolRegistryError, match="non-empty version"):
+        check_declaration(NoVersion(), "test")
+
+    class ExactWithThreshold(NoVersion):
+        version = "1"
+        kind = ToolKind.CRYPTOGRAPHIC
+
+    with pytest.raises(ToolRegistryError, match="exact index"):
+        check_declaration(ExactWithThreshold(), "test")
+
+    class Missing(HashTool):
+        def hash(self, media: Media):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+    with pytest.raises(ToolRegistryError, match="does not declare 'name'"):
+        check_declaration(Missing(), "test")
+
+
+def test_interface_defaults_keep_the_builtin_tools_unchanged() -> None:
+    tools = ToolRegistry.load()
+    pdq, md5 = tools.get("pdq"), tools.get("md5")
+    assert pdq.index_kind().value == "hamming" and md5.index_kind().value == "exact"
+    assert pdq.threshold() == 31 and md5.threshold() == 0
+    assert "image/jpeg" in pdq.media_types
+    assert pdq.distance(b"\x0f" * 32, b"\x00" * 32) == 128
+    assert md5.estimate_quality(b"\x00" * 16) is None
+    assert tools.get("dhash").estimate_quality(b"\x00" * 8) == 0
+    assert tools.get("dhash").estimate_quality(b"\x0f" * 8) == 100
+    assert pdq.normalise(" 0xAB ") == "ab"
+
+
+def test_a_plugin_that_cannot_be_imported_fails_clearly() -> None:
+    point = EntryPoint(name="broken", value="hashguard_no_such_module_xyz:Tool", group="hashguard.tools")
+    with pytest.raises(ToolRegistryError, match=r"entry point 'broken'.*cannot be loaded: ModuleNotFoundError"):
+        discover([point])
+
+
+def test_jurisdictions_setting_is_normalised() -> None:
+    from detector.settings import Settings
+
+    assert Settings.from_env({}).jurisdictions == ()
+    assert Settings.from_env({"HASHGUARD_JURISDICTIONS": " gb, AU,,gb "}).jurisdictions == ("AU", "GB")

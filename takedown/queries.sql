@@ -1,0 +1,303 @@
+-- name: insert_ticket
+-- A new live ticket for this content, unless one exists (then nothing; the caller attaches to it).
+INSERT INTO tickets (id, content_id, content_url, source, priority, due_at, automated_detection)
+VALUES ($1, $2, $3, $4::ticket_source, $5, $6, $7)
+ON CONFLICT (content_id) WHERE state NOT IN ('dismissed', 'reinstated', 'closed') DO NOTHING
+RETURNING id;
+
+-- name: live_ticket_for_update
+SELECT id FROM tickets WHERE content_id = $1 AND state NOT IN ('dismissed', 'reinstated', 'closed') FOR UPDATE;
+
+-- name: get_ticket
+SELECT id, content_id, content_url, source::text AS source, state::text AS state, priority, received_at, due_at,
+       automated_detection, lease_key_id, lease_key_prefix, lease_expires_at, action::text AS action, decided_at,
+       decided_key_id, first_action_at, sightings, notices, legal_hold, legal_hold_reason, preserve_until,
+       evidence_purged_at, updated_at
+FROM tickets WHERE id = $1;
+
+-- name: get_ticket_for_update
+SELECT id, content_id, content_url, source::text AS source, state::text AS state, priority, received_at, due_at,
+       automated_detection, lease_key_id, lease_key_prefix, lease_expires_at, action::text AS action, decided_at,
+       decided_key_id, first_action_at, sightings, notices, legal_hold, legal_hold_reason, preserve_until,
+       evidence_purged_at, updated_at
+FROM tickets WHERE id = $1 FOR UPDATE;
+
+-- name: list_tickets
+-- Filters are optional (NULL = any). $5 overdue: a decision is owed and due_at has passed.
+SELECT id, content_id, content_url, source::text AS source, state::text AS state, priority, received_at, due_at,
+       automated_detection, lease_key_id, lease_key_prefix, lease_expires_at, action::text AS action, decided_at,
+       decided_key_id, first_action_at, sightings, notices, legal_hold, legal_hold_reason, preserve_until,
+       evidence_purged_at, updated_at
+FROM tickets
+WHERE ($1::ticket_state[] IS NULL OR state = ANY($1::ticket_state[]))
+  AND ($2::ticket_source[] IS NULL OR source = ANY($2::ticket_source[]))
+  AND ($3::smallint IS NULL OR priority = $3)
+  AND ($4::text IS NULL OR content_id = $4)
+  AND ($5::boolean IS NULL OR $5 = (state IN ('open', 'in_review', 'appealed') AND due_at < now()))
+ORDER BY priority, due_at, received_at, id
+LIMIT $6 OFFSET $7;
+
+-- name: attach_sighting
+-- A match raises an undecided ticket's priority and brings its due time forward, never the reverse.
+UPDATE tickets
+SET sightings = sightings + 1,
+    priority = CASE WHEN state IN ('open', 'in_review') THEN least(priority, $2) ELSE priority END,
+    due_at = CASE WHEN state IN ('open', 'in_review') THEN least(due_at, $3) ELSE due_at END,
+    updated_at = now()
+WHERE id = $1;
+
+-- name: attach_notice
+-- Likewise a notice (a decided ticket keeps its due time: a repeated hotline notice about removed
+-- content is counted, not re-queued).
+UPDATE tickets
+SET notices = notices + 1,
+    priority = CASE WHEN state IN ('open', 'in_review') THEN least(priority, $2) ELSE priority END,
+    due_at = CASE WHEN state IN ('open', 'in_review') THEN least(due_at, $3) ELSE due_at END,
+    updated_at = now()
+WHERE id = $1;
+
+-- name: insert_evidence
+INSERT INTO ticket_evidence (ticket_id, scan_id, hashset, hashset_version, entry_id, tool, tool_version, distance, api_key_id,
+                             approval_id, approval_reason)
+SELECT $1, $2, e.hashset, e.hashset_version, e.entry_id, e.tool, e.tool_version, e.distance, $3, e.approval_id, e.approval_reason
+FROM unnest($4::text[], $5::integer[], $6::text[], $7::text[], $8::text[], $9::integer[], $10::bigint[], $11::text[])
+     AS e (hashset, hashset_version, entry_id, tool, tool_version, distance, approval_id, approval_reason);
+
+-- name: ticket_evidence
+SELECT scan_id, hashset, hashset_version, entry_id, tool, tool_version, distance, api_key_id, observed_at, approval_id,
+       approval_reason
+FROM ticket_evidence WHERE ticket_id = $1 ORDER BY id;
+
+-- name: insert_notice
+INSERT INTO ticket_notices (ticket_id, source, content_url, explanation, content_type, notifier_name, notifier_email,
+                            authority, authority_reference, legal_deadline, bona_fide, api_key_id)
+VALUES ($1, $2::ticket_source, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+RETURNING id;
+
+-- name: ticket_notices
+SELECT id, source::text AS source, content_url, explanation, content_type, notifier_name, notifier_email, authority,
+       authority_reference, legal_deadline, bona_fide, received_at
+FROM ticket_notices WHERE ticket_id = $1 ORDER BY id;
+
+-- name: claim_next
+-- The most urgent ticket that needs a person and is not leased; SKIP LOCKED so concurrent
+-- claimers each get a different one. Appeals skip the key that made the original decision.
+SELECT id FROM tickets
+WHERE state IN ('open', 'in_review', 'appealed')
+  AND (lease_expires_at IS NULL OR lease_expires_at < now())
+  AND NOT (state = 'appealed' AND decided_key_id IS NOT DISTINCT FROM $1)
+ORDER BY priority, due_at, received_at, id
+LIMIT 1
+FOR UPDATE SKIP LOCKED;
+
+-- name: set_lease
+UPDATE tickets
+SET state = $2::ticket_state, lease_key_id = $3, lease_key_prefix = $4,
+    lease_expires_at = CASE WHEN $3::bigint IS NULL THEN NULL ELSE now() + make_interval(secs => $5) END,
+    updated_at = now()
+WHERE id = $1;
+
+-- name: apply_decision
+-- $3 action in force afterwards; $4 whether this decision is the one an appeal will be checked against.
+UPDATE tickets
+SET state = $2::ticket_state, action = $3::platform_action,
+    decided_at = CASE WHEN $4 THEN now() ELSE decided_at END,
+    decided_key_id = CASE WHEN $4 THEN $5 ELSE decided_key_id END,
+    first_action_at = CASE WHEN $3::platform_action IS NOT NULL AND $3 <> 'reinstate' THEN coalesce(first_action_at, now()) ELSE first_action_at END,
+    lease_key_id = NULL, lease_key_prefix = NULL, lease_expires_at = NULL,
+    due_at = coalesce($6, due_at),
+    preserve_until = CASE WHEN $7::integer IS NULL THEN preserve_until
+                          ELSE greatest(preserve_until, now() + make_interval(days => $7::integer)) END,
+    updated_at = now()
+WHERE id = $1;
+
+-- name: insert_decision
+INSERT INTO ticket_decisions (ticket_id, from_state, to_state, action, ground, legal_ground, explanation, reported_to,
+                              report_reference, automated_detection, automated_decision, actor_key_id, actor)
+VALUES ($1, $2::ticket_state, $3::ticket_state, $4::platform_action, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+RETURNING decided_at;
+
+-- name: ticket_decisions
+SELECT from_state::text AS from_state, to_state::text AS to_state, action::text AS action, ground, legal_ground,
+       explanation, reported_to, report_reference, automated_detection, automated_decision, actor, decided_at
+FROM ticket_decisions WHERE ticket_id = $1 ORDER BY id;
+
+-- name: ticket_sources
+SELECT source::text AS source FROM (
+    SELECT source, received_at, 0 AS n FROM tickets WHERE id = $1
+    UNION ALL
+    SELECT source, received_at, id FROM ticket_notices WHERE ticket_id = $1
+) s GROUP BY source ORDER BY min(received_at), min(n);
+
+-- name: ticket_content_type
+SELECT content_type FROM ticket_notices WHERE ticket_id = $1 AND content_type IS NOT NULL ORDER BY id LIMIT 1;
+
+-- name: insert_statement
+INSERT INTO ticket_statements (ticket_id, body) VALUES ($1, $2::jsonb) RETURNING id;
+
+-- name: latest_statement
+SELECT body::text AS body FROM ticket_statements WHERE ticket_id = $1 ORDER BY id DESC LIMIT 1;
+
+-- name: set_hold
+UPDATE tickets SET legal_hold = $2, legal_hold_reason = $3, updated_at = now() WHERE id = $1;
+
+-- name: policies_for
+SELECT hashset, tool, auto_action, action::text AS action FROM takedown_policies
+WHERE auto_action AND hashset = ANY($1::text[]) AND (tool = '*' OR tool = ANY($2::text[]));
+
+-- name: get_policy
+SELECT hashset, tool, auto_action, action::text AS action FROM takedown_policies WHERE hashset = $1 AND tool = $2;
+
+-- name: upsert_policy
+INSERT INTO takedown_policies (hashset, tool, auto_action, action) VALUES ($1, $2, $3, $4::platform_action)
+ON CONFLICT (hashset, tool) DO UPDATE SET auto_action = EXCLUDED.auto_action, action = EXCLUDED.action, updated_at = now();
+
+-- name: list_policies
+SELECT hashset, tool, auto_action, action::text AS action FROM takedown_policies ORDER BY hashset, tool;
+
+-- name: find_staff_key
+SELECT id, key_prefix, role::text AS role FROM api_keys
+WHERE key_prefix = $1 AND revoked_at IS NULL AND role IN ('reviewer', 'lead');
+
+-- name: insert_outbox
+INSERT INTO takedown_outbox (ticket_id, idempotency_key, action, body) VALUES ($1, $2, $3::platform_action, $4) RETURNING id;
+
+-- name: claim_deliveries
+-- Due rows whose earlier actions for the same ticket are all delivered (a ticket's actions reach
+-- the platform in order: never a reinstate before its remove). next_attempt_at moves forward by
+-- the lease first, so a process that dies mid-send leaves the row for a retry, not lost.
+UPDATE takedown_outbox o
+SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
+WHERE o.id IN (
+    SELECT c.id FROM takedown_outbox c
+    WHERE c.state = 'pending' AND c.next_attempt_at <= now()
+      AND NOT EXISTS (SELECT 1 FROM takedown_outbox e WHERE e.ticket_id = c.ticket_id AND e.id < c.id AND e.state <> 'delivered')
+    ORDER BY c.next_attempt_at, c.id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING o.id, o.ticket_id, o.idempotency_key, o.action::text AS action, o.body, o.attempts;
+
+-- name: mark_delivered
+UPDATE takedown_outbox SET state = 'delivered', delivered_at = now(), last_status = $2, last_error = NULL
+WHERE id = $1 AND state = 'pending';
+
+-- name: mark_attempt_failed
+UPDATE takedown_outbox
+SET state = CASE WHEN $5 THEN 'failed'::outbox_state ELSE 'pending'::outbox_state END,
+    last_status = $2, last_error = $3, next_attempt_at = now() + make_interval(secs => $4)
+WHERE id = $1 AND state = 'pending';
+
+-- name: retry_failed
+UPDATE takedown_outbox SET state = 'pending', attempts = 0, next_attempt_at = now() WHERE ticket_id = $1 AND state = 'failed'
+RETURNING id;
+
+-- name: outbox_counts
+SELECT state::text AS state, count(*) AS n, min(created_at) AS oldest FROM takedown_outbox GROUP BY state;
+
+-- name: ticket_deliveries
+SELECT id, idempotency_key, action::text AS action, state::text AS state, attempts, last_status, last_error, created_at,
+       next_attempt_at, delivered_at
+FROM takedown_outbox WHERE ticket_id = $1 ORDER BY id;
+
+-- name: purge_candidates
+SELECT id FROM tickets
+WHERE preserve_until < now() AND evidence_purged_at IS NULL AND NOT legal_hold
+ORDER BY preserve_until LIMIT $1
+FOR UPDATE SKIP LOCKED;
+
+-- name: purge_scan_matches
+-- The detector's copy of the same evidence goes with it.
+DELETE FROM scan_matches WHERE scan_id IN (SELECT scan_id FROM ticket_evidence WHERE ticket_id = $1);
+
+-- name: purge_evidence
+DELETE FROM ticket_evidence WHERE ticket_id = $1;
+
+-- name: purge_notices
+UPDATE ticket_notices SET content_url = NULL, explanation = NULL, notifier_name = NULL, notifier_email = NULL
+WHERE ticket_id = $1;
+
+-- name: purge_outbox
+DELETE FROM takedown_outbox WHERE ticket_id = $1 AND state = 'delivered';
+
+-- name: mark_purged
+UPDATE tickets SET content_url = NULL, evidence_purged_at = now(), updated_at = now() WHERE id = $1;
+
+-- name: audit_lock
+SELECT pg_advisory_xact_lock(7022575296345478503);
+
+-- name: audit_head
+SELECT seq, hash, clock_timestamp() AS now FROM audit_log ORDER BY seq DESC LIMIT 1;
+
+-- name: clock
+SELECT clock_timestamp();
+
+-- name: insert_audit
+INSERT INTO audit_log (seq, at, actor, action, subject, entry, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
+
+-- name: audit_all
+SELECT seq, at, actor, action, subject, entry, prev_hash, hash FROM audit_log ORDER BY seq;
+
+-- name: last_entry_for_subject
+SELECT entry FROM audit_log WHERE subject = $1 ORDER BY seq DESC LIMIT 1;
+
+-- name: audit_page
+SELECT seq, at, actor, action, subject, entry, prev_hash, hash FROM audit_log
+WHERE seq > $1 AND ($2::text IS NULL OR subject = $2)
+ORDER BY seq LIMIT $3;
+
+-- name: now
+SELECT now();
+
+-- name: queue_gauges
+SELECT state::text AS state, count(*) AS n,
+       count(*) FILTER (WHERE state IN ('open', 'in_review', 'appealed') AND due_at < now()) AS overdue
+FROM tickets GROUP BY state;
+
+-- name: expired_leases
+SELECT id FROM tickets
+WHERE state IN ('in_review', 'appealed') AND lease_expires_at < now()
+ORDER BY lease_expires_at LIMIT $1
+FOR UPDATE SKIP LOCKED;
+
+-- name: transparency_notices
+-- Notices received in [$1, $2), by source (DSA Art 15(1)(b)); hash matches are own-initiative detections.
+SELECT source::text AS key, count(*) AS n FROM ticket_notices WHERE received_at >= $1 AND received_at < $2 GROUP BY source
+UNION ALL
+SELECT 'hash_match', count(*) FROM tickets WHERE source = 'hash_match' AND received_at >= $1 AND received_at < $2;
+
+-- name: transparency_decisions
+-- Decisions in [$1, $2) by resulting state, action, ground, whether detection and decision were
+-- automated, the ticket's source and the hotline reported to.
+SELECT d.to_state::text AS to_state, d.action::text AS action, d.ground, d.automated_detection, d.automated_decision,
+       t.source::text AS source, d.reported_to, count(*) AS n
+FROM ticket_decisions d JOIN tickets t ON t.id = d.ticket_id
+WHERE d.decided_at >= $1 AND d.decided_at < $2
+GROUP BY 1, 2, 3, 4, 5, 6, 7
+ORDER BY 1, 2, 3, 4, 5, 6, 7;
+
+-- name: transparency_time_to_action
+-- Median seconds from receipt to the first restriction, per source, for restrictions in [$1, $2).
+SELECT t.source::text AS key, percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM t.first_action_at - t.received_at)) AS median_s
+FROM tickets t WHERE t.first_action_at >= $1 AND t.first_action_at < $2
+GROUP BY 1 ORDER BY 1;
+
+-- name: transparency_appeal_times
+-- Median seconds from an appeal to its decision, for appeals decided in [$1, $2) (DSA Art 15(1)(d)).
+SELECT d.to_state::text AS outcome, count(*) AS n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM d.decided_at - a.decided_at)) AS median_s
+FROM ticket_decisions d
+JOIN LATERAL (
+    SELECT decided_at FROM ticket_decisions a
+    WHERE a.ticket_id = d.ticket_id AND a.to_state = 'appealed' AND a.id < d.id ORDER BY a.id DESC LIMIT 1
+) a ON true
+WHERE d.to_state IN ('reinstated', 'upheld') AND d.decided_at >= $1 AND d.decided_at < $2
+GROUP BY 1 ORDER BY 1;
+
+-- name: evidence_entry_rows
+-- The list entries behind a ticket's hash-match evidence (for wrong-match feedback to the list's issuer).
+SELECT DISTINCT sm.hash_entry_id, sm.scan_id
+FROM ticket_evidence te
+JOIN scan_matches sm ON sm.scan_id = te.scan_id AND sm.hashset = te.hashset AND sm.entry_id = te.entry_id
+WHERE te.ticket_id = $1
+ORDER BY sm.hash_entry_id;

@@ -1,0 +1,191 @@
+"""Platform actions from the transactional outbox to a real local webhook receiver that fails,
+hangs and recovers: nothing lost, nothing applied twice, a ticket's actions in order."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import aiohttp
+import asyncpg
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from detector import pg as detector_pg
+from detector.auth import Role, new_key
+from takedown import jobs, pg
+from takedown.config import TakedownConfig
+from takedown.tickets import SYSTEM, Actor, DecisionInput, Evidence
+from takedown.workflow import Action, State
+from tests.conftest import FakePlatform
+
+CONFIG = TakedownConfig()
+
+
+@pytest.fixture
+async def conn(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    async with pool.acquire() as c:
+        yield c
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def metrics() -> jobs.JobMetrics:
+    r = CollectorRegistry()
+    return jobs.JobMetrics(
+        deliveries=Counter("d", "d", ["action", "result"], registry=r),
+        outbox_pending=Gauge("p", "p", registry=r),
+        outbox_failed=Gauge("f", "f", registry=r),
+        outbox_oldest_pending=Gauge("o", "o", registry=r),
+        tickets=Gauge("t", "t", ["state"], registry=r),
+        tickets_overdue=Gauge("to", "to", registry=r),
+        evidence_purged=Counter("e", "e", registry=r),
+    )
+
+
+def deliverer(pool: asyncpg.Pool, session: aiohttp.ClientSession, platform: FakePlatform, **kw: float) -> jobs.OutboxDeliverer:
+    config = jobs.WebhookConfig(
+        url=platform.url,
+        secret=platform.secret,
+        timeout_s=kw.pop("timeout_s", 0.5),
+        max_attempts=int(kw.pop("max_attempts", 20)),
+        backoff_base_s=0.01,
+        backoff_cap_s=0.05,
+    )
+    return jobs.OutboxDeliverer(pool=pool, session=session, config=config, metrics=kw.pop("metrics", None))  # type: ignore[arg-type]
+
+
+async def reviewer(conn: asyncpg.Connection) -> Actor:
+    made = new_key()
+    return Actor(key_id=await detector_pg.insert_key(conn, made, Role.REVIEWER, "r"), name=made.prefix)
+
+
+async def actioned(conn: asyncpg.Connection, content_id: str, who: Actor, action: Action = Action.REMOVE) -> uuid.UUID:
+    ticket = await pg.record_match(
+        conn,
+        content_id=content_id,
+        content_url=None,
+        evidence=[
+            Evidence(scan_id=uuid.uuid4(), hashset="l", hashset_version=1, entry_id="1", tool="pdq", tool_version="1", distance=0)
+        ],
+        api_key_id=None,
+        config=CONFIG,
+    )
+    await conn.execute(
+        "UPDATE tickets SET lease_key_id = $2, lease_key_prefix = $3, lease_expires_at = now() + interval '1 hour', state = 'in_review' WHERE id = $1",
+        ticket.ticket_id,
+        who.key_id,
+        who.name,
+    )
+    await pg.decide(
+        conn, ticket.ticket_id, who, DecisionInput(to=State.ACTIONED, action=action, explanation="x"), CONFIG, override=False
+    )
+    return ticket.ticket_id
+
+
+async def drain(d: jobs.OutboxDeliverer, conn: asyncpg.Connection, *, until: str = "delivered", limit_s: float = 60) -> None:
+    """Run delivery passes until no row is pending (the loop the service runs, without its sleeps)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        await d.run_once()
+        counts = await pg.outbox_counts(conn)
+        if counts.pending == 0:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the outbox did not drain within {limit_s} s: {await pg.outbox_counts(conn)}")
+
+
+async def test_failures_and_timeouts_are_retried_until_delivered_and_applied_once(
+    pool: asyncpg.Pool, conn: asyncpg.Connection, session: aiohttp.ClientSession, fake_platform: FakePlatform
+) -> None:
+    who = await reviewer(conn)
+    ticket_id = await actioned(conn, "flaky-1", who)
+    # 503, no answer at all, applied but the answer lost, 503 again, then fine.
+    fake_platform.script("flaky-1", "fail", "hang", "apply_then_hang", "fail", "ok")
+    m = metrics()
+    await drain(deliverer(pool, session, fake_platform, metrics=m), conn)
+    requests, applied = fake_platform.snapshot()
+    assert [r["mode"] for r in requests] == ["fail", "hang", "apply_then_hang", "fail", "ok"]
+    assert len({r["key"] for r in requests}) == 1 and len({r["raw"] for r in requests}) == 1  # same key, same bytes
+    assert list(applied) == [requests[0]["key"]]
+    assert requests[-1]["duplicate"]  # the last attempt was recognised as already applied
+    assert applied[requests[0]["key"]]["action"] == "remove" and applied[requests[0]["key"]]["ticket_id"] == str(ticket_id)
+    [row] = (await pg.ticket_detail(conn, ticket_id)).deliveries
+    assert row["state"] == "delivered" and row["attempts"] == 5 and row["last_status"] == 200 and row["last_error"] is None
+    assert m.deliveries.labels(action="remove", result="retry")._value.get() == 4
+    assert m.deliveries.labels(action="remove", result="delivered")._value.get() == 1
+
+
+async def test_an_action_that_runs_out_of_attempts_is_failed_visible_and_retryable(
+    pool: asyncpg.Pool, conn: asyncpg.Connection, session: aiohttp.ClientSession, fake_platform: FakePlatform
+) -> None:
+    who = await reviewer(conn)
+    ticket_id = await actioned(conn, "down-1", who)
+    fake_platform.set_default("fail")
+    d = deliverer(pool, session, fake_platform, max_attempts=3)
+    await drain(d, conn)
+    counts = await pg.outbox_counts(conn)
+    assert (counts.pending, counts.failed, counts.delivered) == (0, 1, 0)
+    [row] = (await pg.ticket_detail(conn, ticket_id)).deliveries
+    assert row["state"] == "failed" and row["attempts"] == 3 and row["last_status"] == 503 and "503" in row["last_error"]
+    m = metrics()
+    await jobs.refresh_gauges(pool, m)
+    assert m.outbox_failed._value.get() == 1
+    fake_platform.set_default("ok")
+    assert await pg.retry_failed(conn, ticket_id, SYSTEM) == 1
+    await drain(d, conn)
+    assert (await pg.outbox_counts(conn)).delivered == 1
+    assert len(fake_platform.snapshot()[1]) == 1
+
+
+async def test_a_tickets_actions_reach_the_platform_in_order(
+    pool: asyncpg.Pool, conn: asyncpg.Connection, session: aiohttp.ClientSession, fake_platform: FakePlatform
+) -> None:
+    alice, bob = await reviewer(conn), await reviewer(conn)
+    ticket_id = await actioned(conn, "order-1", alice)
+    await pg.appeal(conn, ticket_id, SYSTEM, "mine", CONFIG)
+    await pg.claim_next(conn, bob, CONFIG)
+    await pg.decide(conn, ticket_id, bob, DecisionInput(to=State.REINSTATED, explanation="a drawing"), CONFIG, override=False)
+    fake_platform.script("order-1", "fail", "fail")
+    await drain(deliverer(pool, session, fake_platform), conn)
+    requests, applied = fake_platform.snapshot()
+    assert [r["body"]["action"] for r in requests] == ["remove", "remove", "remove", "reinstate"]
+    assert [b["action"] for b in applied.values()] == ["remove", "reinstate"]
+
+
+async def test_concurrent_deliverers_send_each_action_once(
+    pool: asyncpg.Pool, conn: asyncpg.Connection, session: aiohttp.ClientSession, fake_platform: FakePlatform
+) -> None:
+    who = await reviewer(conn)
+    for i in range(30):
+        await actioned(conn, f"many-{i}", who)
+    first, second = deliverer(pool, session, fake_platform), deliverer(pool, session, fake_platform)
+    while (await pg.outbox_counts(conn)).pending:
+        await asyncio.gather(first.run_once(), second.run_once())
+    requests, applied = fake_platform.snapshot()
+    assert len(requests) == 30 and len(applied) == 30 and not any(r["duplicate"] for r in requests)
+
+
+async def test_a_wrong_secret_is_refused_by_the_receiver_and_retried(
+    pool: asyncpg.Pool, conn: asyncpg.Connection, session: aiohttp.ClientSession, fake_platform: FakePlatform
+) -> None:
+    who = await reviewer(conn)
+    await actioned(conn, "signed-1", who)
+    wrong = jobs.OutboxDeliverer(
+        pool=pool,
+        session=session,
+        config=jobs.WebhookConfig(url=fake_platform.url, secret="not-the-secret", backoff_base_s=0.01, backoff_cap_s=0.01),
+    )
+    await wrong.run_once()
+    requests, applied = fake_platform.snapshot()
+    assert [r["mode"] for r in requests] == ["unsigned"] and applied == {}
+    assert (await pg.outbox_counts(conn)).pending == 1
+    await asyncio.sleep(0.05)
+    await drain(deliverer(pool, session, fake_platform), conn)
+    assert len(fake_platform.snapshot()[1]) == 1
