@@ -21,6 +21,7 @@ from detector import http, pg
 from detector.appkeys import DB_URL, HASH_POOL, HOLDER, KEY_CACHE, METRICS, POOL, SCANNER, SETTINGS, TOOLS
 from detector.approvals import pg as approvals_pg
 from detector.db import create_pool, migrate, resolve_url
+from detector.decode import HashingPath
 from detector.matcher import Hit, LoadedVersion, MatchSnapshot, ToolEntries, build_snapshot
 from detector.metrics import Metrics
 from detector.reload import Reloader
@@ -57,12 +58,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _hash_pool(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    app[HASH_POOL] = HashPool(settings.hash_workers, settings.scan_timeout_s)
+    app[HASH_POOL] = HashPool(settings.hash_workers, settings.scan_timeout_s, processes=settings.hash_pool == "processes")
     app[SCANNER] = ScanService(
         tools=app[TOOLS],
         holder=app[HOLDER],
         pool=app[HASH_POOL],
         max_pixels=settings.max_pixels,
+        hashing=HashingPath(settings.hashing),
         resolve=lambda scan_id, context, hits: _resolve(app, scan_id, context, hits),
         remember=(lambda scan_id, context, hashes: _remember(app, scan_id, context, hashes)) if settings.lookback_days else None,
     )

@@ -18,7 +18,7 @@ from detector import pg
 from detector.approvals.cli import register as register_tools
 from detector.auth import Role, new_key
 from detector.db import DatabaseError, open_pool
-from detector.decode import Media
+from detector.decode import HashingPath, Media
 from detector.errors import DetectorError
 from detector.settings import Settings, SettingsError
 from detector.tools.registry import ToolRegistry, ToolRegistryError
@@ -129,9 +129,9 @@ def cmd_hash(args: argparse.Namespace) -> int:
             )
             failed = True
             continue
-        media = Media(data=data, max_pixels=settings.max_pixels)
+        media = Media(data=data, max_pixels=settings.max_pixels, hashing=HashingPath(settings.hashing))
         try:
-            media.rgb()
+            media.decode()
             for tool in registry:
                 result = tool.hash_with_quality(media)
                 print(json.dumps({"file": name, "tool": tool.name, "hash": tool.format(result.value), "quality": result.quality}))

@@ -9,14 +9,16 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing import get_context
 from typing import Literal, TypeVar
 
-from detector.decode import Media
+from detector.decode import HashingPath
 from detector.errors import NotReady, ScanTimeout
+from detector.hashjob import HashJob, hash_upload, prepare_worker
 from detector.matcher import Hit, MatchSnapshot
-from detector.tools.base import HashResult
 from detector.tools.policy import ToolNotActive
 from detector.tools.registry import ToolRegistry
 
@@ -91,22 +93,67 @@ class SnapshotHolder:
 class HashPool:
     """CPU work off the event loop, at most ``workers`` jobs at once, each within a deadline.
 
-    The slot is released when the worker thread really finishes, not when a caller gives up,
-    so timeouts cannot oversubscribe the CPUs.
+    ``run`` runs a hashing job in a thread, or with ``processes=True`` in a worker process, in
+    which case the callable and its arguments must pickle (a module-level function over plain
+    values, like ``detector.hashjob.hash_upload``; ScanService only submits such jobs, so
+    both modes work). Threads are the default because they measured fastest on the fast path
+    (benchmarks/results/hashing.md: two threads 1.6-1.8x one thread, two processes 1.5-1.7x,
+    the difference being pickling and IPC): JPEG decoding, Pillow's resize and numpy release
+    the GIL. Processes isolate the service from a crashing decoder or runaway memory, and let
+    GIL-bound tools (pdqhash's Cython entry point never releases it) use more than one CPU.
+    ``run_here`` always runs in a thread of this process, for work that needs this process's
+    memory: matching against the in-memory snapshot.
+
+    A slot is released when the worker really finishes, not when a caller gives up, so
+    timeouts cannot oversubscribe the CPUs. A worker process that dies (a decoder crash, the
+    OOM killer) breaks the process pool: the jobs in flight fail with ``BrokenProcessPool``
+    (a 500, never a verdict) and the next job gets a fresh pool.
     """
 
-    def __init__(self, workers: int, timeout_s: float) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hashguard-hash")
+    def __init__(self, workers: int, timeout_s: float, *, processes: bool = False) -> None:
+        self._workers = workers
+        self._processes = processes
+        self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hashguard-hash")
+        if not processes:
+            prepare_worker()  # this process hashes: one BLAS thread per job, not per CPU per job
+        self._executor: Executor = self._new_processes() if processes else self._threads
         self._slots = asyncio.Semaphore(workers)
         self._timeout_s = timeout_s
 
+    def _new_processes(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the service process has threads (asyncio, the executor, asyncpg)
+        # and forking a threaded process can deadlock the child.
+        pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=get_context("spawn"), initializer=prepare_worker)
+        for _ in range(self._workers):
+            pool.submit(int)  # start every worker now, so the first scans do not pay for the start-up
+        return pool
+
     async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn(*args)`` in a hashing thread, or a worker process if the pool was made with ``processes=True``."""
+        executor = self._executor
+        try:
+            return await self._submit(executor, fn, *args)
+        except BrokenProcessPool:
+            if self._processes and executor is self._executor:
+                self._executor = self._new_processes()
+                executor.shutdown(wait=False)
+            raise
+
+    async def run_here(self, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn(*args)`` in a thread of this process, under the same slots and deadline."""
+        return await self._submit(self._threads, fn, *args)
+
+    async def _submit(self, executor: Executor, fn: Callable[..., T], *args: object) -> T:
         deadline = time.monotonic() + self._timeout_s
         try:
             await asyncio.wait_for(self._slots.acquire(), self._timeout_s)
         except TimeoutError:
             raise ScanTimeout("every hashing worker stayed busy; hold the upload and retry") from None
-        future = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        try:
+            future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+        except BaseException:
+            self._slots.release()
+            raise
         future.add_done_callback(lambda _: self._slots.release())
         try:
             return await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - time.monotonic()))
@@ -115,6 +162,7 @@ class HashPool:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self._threads.shutdown(wait=True, cancel_futures=True)
 
 
 def require_active_tools(snapshot: MatchSnapshot) -> None:
@@ -136,6 +184,7 @@ class ScanService:
         max_pixels: int,
         resolve: Resolve,
         remember: Remember | None = None,
+        hashing: HashingPath = HashingPath.FAST,
     ) -> None:
         self._remember = remember
         self._tools = tools
@@ -143,27 +192,25 @@ class ScanService:
         self._pool = pool
         self._max_pixels = max_pixels
         self._resolve = resolve
+        self._hashing = hashing
         self._thresholds = {t.name: t.threshold() for t in tools}
 
     @property
     def thresholds(self) -> Mapping[str, int]:
         return self._thresholds
 
-    def _hash_and_match(self, data: bytes, snapshot: MatchSnapshot) -> tuple[dict[str, HashResult], list[Hit]]:
-        media = Media(data=data, max_pixels=self._max_pixels)
-        # Decode first even if only exact tools have lists: an upload that is not a readable
-        # image gets its 4xx here instead of a verdict computed on bytes we could not check.
-        media.rgb()
-        wanted = snapshot.tools
-        results = {t.name: t.hash(media) for t in self._tools if t.name in wanted}
-        return results, snapshot.match({n: r.value for n, r in results.items()}, self._thresholds)
-
     async def scan(self, data: bytes, context: ScanContext) -> Outcome:
         started = time.perf_counter()
         snapshot = self._holder.require()
         require_active_tools(snapshot)
-        results, hits = await self._pool.run(self._hash_and_match, data, snapshot)
-        return await self._outcome(started, context, hits, {n: r.value for n, r in results.items()})
+        wanted = tuple(t for t in self._tools if t.name in snapshot.tools)
+        # Hashing may run in a worker process (HASHGUARD_HASH_POOL); matching needs the
+        # in-memory snapshot, so it runs in this process.
+        job = HashJob(data=data, max_pixels=self._max_pixels, hashing=self._hashing, tools=wanted)
+        results = await self._pool.run(hash_upload, job)
+        hashes = {n: r.value for n, r in results.items()}
+        hits = await self._pool.run_here(snapshot.match, hashes, self._thresholds)
+        return await self._outcome(started, context, hits, hashes)
 
     async def lookup(self, items: Sequence[tuple[ScanContext, Mapping[str, bytes]]]) -> list[Outcome]:
         """Verdicts for hashes the platform computed itself, one per item, in order."""
@@ -180,7 +227,7 @@ class ScanService:
         def match_all() -> list[list[Hit]]:
             return [snapshot.match(hashes, self._thresholds) for _, hashes in items]
 
-        all_hits = await self._pool.run(match_all)
+        all_hits = await self._pool.run_here(match_all)
         return [
             await self._outcome(started, context, hits, hashes) for (context, hashes), hits in zip(items, all_hits, strict=True)
         ]
