@@ -221,7 +221,9 @@ def service_throughput(items: list[Item], seed: int, duration: float, max_reques
         }
         env.pop("HASHGUARD_DATABASE_URL", None)
         key = _cli(env, "keys", "create", "--role", "platform", "--label", "benchmark").split()[0]
-        _cli(env, "hashsets", "import", str(hashes), "--name", "synthetic", "--tool", "pdq")
+        _cli(env, "hashsets", "import", str(hashes), "--name", "synthetic", "--tool", "pdq", "--allow-unsigned")
+        # No regulator approval exists in a benchmark's fresh database: allow pdq locally, as such.
+        _cli(env, "tools", "allow-local", "pdq", "--reason", "benchmark on synthetic data")
         for path, kind in (("reference", "threads"), ("reference", "processes"), ("fast", "threads"), ("fast", "processes")):
             port = _free_port()
             server_env = {**env, "HASHGUARD_HASHING": path, "HASHGUARD_HASH_POOL": kind}
