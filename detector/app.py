@@ -22,6 +22,7 @@ from detector.appkeys import DB_URL, HASH_POOL, HOLDER, KEY_CACHE, METRICS, POOL
 from detector.approvals import pg as approvals_pg
 from detector.db import create_pool, migrate, resolve_url
 from detector.decode import HashingPath
+from detector.errors import NotReady
 from detector.matcher import Hit, LoadedVersion, MatchSnapshot, ToolEntries, build_snapshot
 from detector.metrics import Metrics
 from detector.reload import Reloader
@@ -100,8 +101,11 @@ async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContex
         records: list[pg.MatchRecord] = []
         for hit in hits:
             entry = described.get(hit.row_id)
-            if entry is None:  # the list version was deleted after this snapshot was built
-                continue
+            if entry is None:
+                # Entries are never deleted, so this is an inconsistency; a verdict without this hit
+                # could be a wrong no_match, so the scan fails and the platform holds the upload.
+                log.error("index hit on row %d of %s has no stored entry; answering not_ready", hit.row_id, hit.tool)
+                raise NotReady("a matched list entry could not be resolved; hold the upload and retry")
             act = hit.activation
             version = act.version if act is not None else tools.get(hit.tool).version
             # The version the snapshot held when it matched; the row's own is the one that added it.

@@ -9,7 +9,6 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -17,7 +16,8 @@ from aiohttp import web
 from detector import pg
 from detector.approvals.cli import register as register_tools
 from detector.auth import Role, new_key
-from detector.db import DatabaseError, open_pool
+from detector.commandline import run_with_connection
+from detector.db import DatabaseError
 from detector.decode import HashingPath, Media
 from detector.errors import DetectorError
 from detector.settings import Settings, SettingsError
@@ -37,13 +37,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env()
 
 
-async def _with_pool(settings: Settings, work: Any) -> Any:
-    pool = await open_pool(settings.database_url, settings.data_dir, max_size=2)
-    try:
-        async with pool.acquire() as conn:
-            return await work(conn)
-    finally:
-        await pool.close()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -53,7 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     app = create_app(settings)
     if args.demo:
-        demo = asyncio.run(_with_pool(settings, lambda conn: seed(conn, settings.data_dir)))
+        demo = run_with_connection(lambda conn: seed(conn, settings.data_dir), settings)
 
         async def announce(_: web.Application) -> None:
             print("\nDemo ready: a list of synthetic drawings (not real material) and a demo key.", flush=True)
@@ -86,14 +79,14 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
             )
             return key_id
 
-    asyncio.run(_with_pool(_settings(args), work))
+    run_with_connection(work, _settings(args))
     print(made.secret)
     print(f"(role {args.role}, id {made.prefix}; shown once, only its hash is stored)", file=sys.stderr)
     return 0
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    keys = asyncio.run(_with_pool(_settings(args), pg.list_keys))
+    keys = run_with_connection(pg.list_keys, _settings(args))
     for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
         print(f"{key.prefix}\t{key.role}\t{state}\t{key.created_at:%Y-%m-%d %H:%M}\t{key.label}")
@@ -110,7 +103,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
                 )
             return revoked
 
-    if not asyncio.run(_with_pool(_settings(args), work)):
+    if not run_with_connection(work, _settings(args)):
         raise CommandError(f"no active key starts with {args.prefix!r}")
     print(f"revoked {args.prefix}")
     return 0
@@ -142,7 +135,7 @@ def cmd_hash(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    asyncio.run(_with_pool(_settings(args), lambda conn: asyncio.sleep(0)))
+    run_with_connection(lambda conn: asyncio.sleep(0), _settings(args))
     print("database schema is up to date")
     return 0
 
@@ -177,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="create or update the database schema").set_defaults(func=cmd_migrate)
     register_tools(sub)
-    takedown_cli.register(sub, lambda work: asyncio.run(_with_pool(Settings.from_env(), work)))
+    takedown_cli.register(sub, run_with_connection)
     return parser
 
 

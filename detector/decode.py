@@ -50,7 +50,8 @@ Image.MAX_IMAGE_PIXELS = None
 # as if it were whole (Pillow's default, kept explicit because it is a global other code could flip).
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, MemoryError, Image.DecompressionBombError)
+# MemoryError is not here: running out of memory is our failure (a 500 the platform retries), not a corrupt file.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 

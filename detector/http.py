@@ -98,6 +98,10 @@ def _text_field(name: str, value: str | None, *, required: bool) -> str | None:
     value = value.strip()
     if len(value) > MAX_CONTENT_ID:
         raise BadRequest(f"the field {name!r} is longer than {MAX_CONTENT_ID} characters")
+    # PostgreSQL text refuses NUL and lone surrogates; refuse them here, before a match's evidence
+    # write would fail and turn a clear client error into a 500.
+    if "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise BadRequest(f"the field {name!r} holds a NUL or an invalid character")
     return value
 
 
@@ -227,7 +231,7 @@ async def lookup(request: web.Request) -> web.Response:
     raw = await _read_limited(request.content.read, MAX_LOOKUP_BODY, "the lookup body")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
     batch = isinstance(body, dict) and "items" in body
     if batch:

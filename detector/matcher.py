@@ -117,23 +117,29 @@ class MatchSnapshot:
             return [(int(i), 0) for i in exact.lookup(value)]
         return []
 
-    def _allowed(self, tool: str, value: bytes, threshold: int) -> frozenset[int]:
-        """Rows an allow-listed hash near this upload collides with: they must not match it."""
+    def _allowed(self, tool: str, value: bytes, threshold: int) -> dict[int, int]:
+        """Rows an allow-listed hash near this upload collides with, and the upload's distance to the
+        nearest such allow-listed hash."""
         allow = self.allow.get(tool)
         if allow is None:
-            return frozenset()
+            return {}
         if isinstance(allow.index, HammingIndex):
-            ids = [int(i) for i, _ in allow.index.search(np.frombuffer(value, dtype=np.uint8), threshold)]
+            near = [(int(i), int(d)) for i, d in allow.index.search(np.frombuffer(value, dtype=np.uint8), threshold)]
         else:
-            ids = [int(i) for i in allow.index.lookup(value)]
-        return frozenset().union(*(allow.collisions.get(i, frozenset()) for i in ids))
+            near = [(int(i), 0) for i in allow.index.lookup(value)]
+        blocked: dict[int, int] = {}
+        for allow_id, distance in near:
+            for position in allow.collisions.get(allow_id, frozenset()):
+                blocked[position] = min(distance, blocked.get(position, distance))
+        return blocked
 
     def match(self, hashes: Mapping[str, bytes], thresholds: Mapping[str, int]) -> list[Hit]:
         """Every stored entry within its list's threshold of the given hashes, nearest first.
 
         The index is searched once per tool at the widest threshold any list asks for; each hit
         is then held to its own list's threshold (the tool's unless the list overrides it).
-        Rows an allow-listed hash collides with are dropped when the upload is near that hash.
+        A row an allow-listed hash collides with is dropped when the upload is at least as near to
+        that benign hash as to the row's entry.
         """
         hits: list[Hit] = []
         for tool, value in hashes.items():
@@ -145,7 +151,11 @@ class MatchSnapshot:
             blocked = self._allowed(tool, value, default)
             table = self.rows.get(tool)
             for position, distance in raw:
-                if position in blocked:
+                benign = blocked.get(position)
+                # An allow-listed hash hides an entry only from uploads at least as near to the benign
+                # picture as to the entry: a copy of the listed picture itself (nearer to the entry)
+                # must still match, whatever benign hash lies near it.
+                if benign is not None and benign <= distance:
                     continue
                 if table is None:  # a snapshot built without row tables: positions are row ids
                     hits.append(Hit(tool=tool, row_id=position, distance=distance, activation=act))

@@ -69,7 +69,7 @@ class Reloader:
                     if await self._fingerprint() != self.current:
                         await self.load_now()
                         log.info("hash lists changed; new index snapshot installed")
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                except Exception:  # any failure is logged and retried; the loop must never end silently
                     log.exception("could not reload the hash lists; the previous index keeps serving")
         finally:
             if listener is not None and not listener.is_closed():

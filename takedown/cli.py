@@ -7,7 +7,6 @@ returns its result, so this module needs nothing from the detector's command lin
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -15,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from detector.commandline import invoking_user
 from takedown import pg
 from takedown.tickets import Actor
 from takedown.workflow import RESTRICTIONS, Action
@@ -24,11 +24,7 @@ Run = Callable[[Callable[[asyncpg.Connection], Awaitable[Any]]], Any]
 
 def cli_actor() -> Actor:
     """Command-line changes are attributed to the operating-system user who ran them."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (e.g. a container's arbitrary uid)
-        user = "unknown"
-    return Actor(key_id=None, name=f"cli:{user}")
+    return Actor(key_id=None, name=invoking_user())
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], run: Run) -> None:

@@ -96,7 +96,7 @@ async def _json(request: web.Request, *, optional: bool = False) -> Any:
         raise InvalidInput("a JSON body is required")
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
         raise InvalidInput(f"the body is not valid JSON: {exc}") from None
 
 

@@ -4,17 +4,15 @@ suspensions, withdrawals and local allowances. Every change is written with its 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import getpass
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
 
 from detector.approvals import pg as approvals_pg
-from detector.db import open_pool
+from detector.commandline import invoking_user, run_with_connection
 from detector.errors import BadRequest
 from detector.settings import Settings
 from detector.tools.policy import (
@@ -30,27 +28,11 @@ from detector.tools.registry import ToolRegistry, describe
 T = TypeVar("T")
 
 
-def _run(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    settings = Settings.from_env()
-
-    async def main() -> T:
-        pool = await open_pool(settings.database_url, settings.data_dir, max_size=2)
-        try:
-            async with pool.acquire() as conn:
-                return await work(conn)
-        finally:
-            await pool.close()
-
-    return asyncio.run(main())
+_run = run_with_connection
 
 
 def _actor(args: argparse.Namespace) -> str:
-    if args.actor:
-        return str(args.actor)
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # a container user without a passwd entry
-        return "cli:unknown-user"
+    return invoking_user(args.actor)
 
 
 def _moment(text: str | None, name: str) -> datetime | None:

@@ -46,7 +46,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     raw = await _read_limited(request.content.read, MAX_BODY, "the body")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")

@@ -177,6 +177,10 @@ def test_bad_input_gets_clear_errors_and_the_service_survives(
         "bad_request",
     )
     expect(service.request("POST", "/v1/lookup", b"{not json", key, Content_Type="application/json"), 400, "bad_request")
+    expect(service.request("POST", "/v1/lookup", b"[" * 100_000, key, Content_Type="application/json"), 400, "bad_request")
+    expect(scan(service, key, jpeg, content_id="nul%00byte"), 400, "bad_request")
+    expect(service.post_json("/v1/lookup", {"content_id": "x\u0000y", "hashes": {"md5": "00" * 16}}, key), 400, "bad_request")
+    expect(service.post_json("/v1/lookup", {"content_id": "x\ud800", "hashes": {"md5": "00" * 16}}, key), 400, "bad_request")
     expect(service.request("GET", "/v1/nothing-here"), 404, "not_found")
     expect(service.request("GET", "/v1/scan", key=key), 405, "method_not_allowed")
 

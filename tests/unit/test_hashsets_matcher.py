@@ -64,3 +64,14 @@ def test_an_allow_listed_hash_suppresses_only_the_entries_it_collides_with() -> 
     far = CODES[1].copy()
     far[20:] ^= 0xFF
     assert snapshot(allow=np.frombuffer(far.tobytes(), dtype=np.uint8)).match({"pdq": CODES[1].tobytes()}, {"pdq": 31})[0].row_id == 901
+
+
+def test_an_allow_listed_hash_never_hides_a_copy_of_the_listed_picture() -> None:
+    # A benign picture 25 bits from entry 901 collides with it; an exact copy of the listed picture
+    # (and one nearer to it than to the benign hash) must still match.
+    benign = np.frombuffer(flip(CODES[1], 25), dtype=np.uint8)
+    snap = snapshot(allow=benign)
+    [exact] = snap.match({"pdq": CODES[1].tobytes()}, {"pdq": 31})
+    assert (exact.row_id, exact.distance) == (901, 0)
+    assert [h.row_id for h in snap.match({"pdq": flip(CODES[1], 10)}, {"pdq": 31})] == [901]  # 10 to it, 15 to benign
+    assert snap.match({"pdq": flip(CODES[1], 20)}, {"pdq": 31}) == []  # 20 to it, 5 to benign: the benign picture
