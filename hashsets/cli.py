@@ -8,13 +8,10 @@ command that changes a list records who did it (``--actor``, default: the login 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
-import getpass
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +19,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from detector.auth import key_digest, parse_bearer
-from detector.db import open_pool
+from detector.commandline import invoking_user, run_with_connection
 from detector.settings import Settings
 from detector.tools.base import HashTool, ToolKind
 from detector.tools.registry import ToolRegistry, ToolRegistryError
@@ -36,27 +33,11 @@ from hashsets.progress import Progress
 T = TypeVar("T")
 
 
-def _run(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    settings = Settings.from_env()
-
-    async def main() -> T:
-        pool = await open_pool(settings.database_url, settings.data_dir, max_size=2)
-        try:
-            async with pool.acquire() as conn:
-                return await work(conn)
-        finally:
-            await pool.close()
-
-    return asyncio.run(main())
+_run = run_with_connection
 
 
 def _actor(args: argparse.Namespace) -> str:
-    if args.actor:
-        return str(args.actor)
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+    return invoking_user(args.actor)
 
 
 def _when(value: datetime | None) -> str:
