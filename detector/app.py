@@ -432,7 +432,7 @@ async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
         await takedown_pg.record_settings(conn, _settings_for_audit(settings))
     tasks = [
         asyncio.create_task(
-            takedown_jobs.retention_loop(pool, settings.retention_interval_s, metrics), name="hashguard-retention"
+            takedown_jobs.retention_loop(pool, settings.retention_interval_s, metrics, settings.retention_days), name="hashguard-retention"
         ),
         asyncio.create_task(takedown_jobs.queue_loop(pool, metrics), name="hashguard-takedown-queue"),
     ]

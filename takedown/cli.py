@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from detector.commandline import invoking_user
+from detector.settings import Settings
 from takedown import pg
 from takedown.tickets import Actor
 from takedown.workflow import RESTRICTIONS, Action
@@ -94,5 +95,8 @@ def _policies(run: Run) -> int:
 
 def _purge(run: Run) -> int:
     purged = run(pg.purge_expired_evidence)
+    days = Settings.from_env().retention_days
+    unticketed = run(lambda conn: pg.purge_unticketed_matches(conn, days))
     print(f"purged the evidence of {purged} tickets")
+    print(f"purged {unticketed} match records older than {days} days that no ticket holds")
     return 0

@@ -165,12 +165,15 @@ async def queue_loop(pool: asyncpg.Pool, metrics: JobMetrics, interval_s: float 
         await asyncio.sleep(interval_s)
 
 
-async def retention_loop(pool: asyncpg.Pool, interval_s: float, metrics: JobMetrics | None = None) -> None:
+async def retention_loop(
+    pool: asyncpg.Pool, interval_s: float, metrics: JobMetrics | None = None, retention_days: int = 365
+) -> None:
     """Purge expired evidence now and then every ``interval_s``; replicas may run it together (SKIP LOCKED)."""
     while True:
         try:
             async with pool.acquire() as conn:
                 purged = await pg.purge_expired_evidence(conn)
+                await pg.purge_unticketed_matches(conn, retention_days)
             if purged:
                 log.info("purged the evidence of %d tickets past their preservation deadline", purged)
                 if metrics is not None:

@@ -874,6 +874,12 @@ async def transparency_report(conn: asyncpg.Connection, start: datetime, end: da
 # ---------------------------------------------------------------- retention
 
 
+async def purge_unticketed_matches(conn: asyncpg.Connection, retention_days: int) -> int:
+    """Delete match records older than ``retention_days`` that no ticket holds (e.g. shadow-list matches)."""
+    result = await conn.execute(Q.purge_unticketed_matches, retention_days)
+    return int(result.split()[-1])
+
+
 async def purge_expired_evidence(conn: asyncpg.Connection, batch: int = 100) -> int:
     """Purge evidence whose preservation deadline has passed, unless on legal hold; return tickets purged.
 

@@ -301,3 +301,10 @@ FROM ticket_evidence te
 JOIN scan_matches sm ON sm.scan_id = te.scan_id AND sm.hashset = te.hashset AND sm.entry_id = te.entry_id
 WHERE te.ticket_id = $1
 ORDER BY sm.hash_entry_id;
+
+-- name: purge_unticketed_matches
+-- Match records no ticket holds (shadow-list matches, matches whose ticket never formed) are kept no
+-- longer than the evidence retention period: every retention has a limit.
+DELETE FROM scan_matches sm
+WHERE sm.scanned_at < now() - make_interval(days => $1)
+  AND NOT EXISTS (SELECT 1 FROM ticket_evidence te WHERE te.scan_id = sm.scan_id);
