@@ -151,21 +151,7 @@ def cmd_disallow_local(args: argparse.Namespace) -> int:
 
 def cmd_events(args: argparse.Namespace) -> int:
     for e in _run(lambda conn: approvals_pg.list_events(conn, args.tool, args.limit)):
-        print(
-            json.dumps(
-                {
-                    "id": e.id,
-                    "at": e.at.isoformat(),
-                    "actor": e.actor,
-                    "action": e.action,
-                    "tool": e.tool,
-                    "approval_id": e.approval_id,
-                    "local_allowance_id": e.allowance_id,
-                    "before": e.before,
-                    "after": e.after,
-                }
-            )
-        )
+        print(json.dumps(e.record()))
     return 0
 
 

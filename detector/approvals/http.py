@@ -190,20 +190,7 @@ async def list_events(request: web.Request) -> web.Response:
         events = await approvals_pg.list_events(conn, check_tool_name(tool) if tool else None, limit)
     return web.json_response(
         {
-            "events": [
-                {
-                    "id": e.id,
-                    "at": e.at.isoformat(),
-                    "actor": e.actor,
-                    "action": e.action,
-                    "tool": e.tool,
-                    "approval_id": e.approval_id,
-                    "local_allowance_id": e.allowance_id,
-                    "before": e.before,
-                    "after": e.after,
-                }
-                for e in events
-            ]
+            "events": [e.record() for e in events]
         }
     )
 

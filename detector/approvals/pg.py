@@ -46,6 +46,20 @@ class Event:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
 
+    def record(self) -> dict[str, Any]:
+        """The event as JSON for the admin API and the command line (one shape for both)."""
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "tool": self.tool,
+            "approval_id": self.approval_id,
+            "local_allowance_id": self.allowance_id,
+            "before": self.before,
+            "after": self.after,
+        }
+
 
 def _approval(row: asyncpg.Record) -> Approval:
     return Approval(
