@@ -120,6 +120,10 @@ class HashPool:
         self._slots = asyncio.Semaphore(workers)
         self._timeout_s = timeout_s
 
+    @property
+    def in_processes(self) -> bool:
+        return self._processes
+
     def _new_processes(self) -> ProcessPoolExecutor:
         # spawn, not fork: the service process has threads (asyncio, the executor, asyncpg)
         # and forking a threaded process can deadlock the child.
@@ -207,10 +211,19 @@ class ScanService:
         # Hashing may run in a worker process (HASHGUARD_HASH_POOL); matching needs the
         # in-memory snapshot, so it runs in this process.
         job = HashJob(data=data, max_pixels=self._max_pixels, hashing=self._hashing, tools=wanted)
-        results = await self._pool.run(hash_upload, job)
-        hashes = {n: r.value for n, r in results.items()}
-        hits = await self._pool.run_here(snapshot.match, hashes, self._thresholds)
+        if self._pool.in_processes:
+            results = await self._pool.run(hash_upload, job)
+            hashes = {n: r.value for n, r in results.items()}
+            hits = await self._pool.run_here(snapshot.match, hashes, self._thresholds)
+        else:
+            # With threads, hash and match in one job: the upload takes one slot, not two, and never
+            # queues again behind other uploads' hashing between the two steps.
+            hashes, hits = await self._pool.run(self._hash_and_match, job, snapshot)
         return await self._outcome(started, context, hits, hashes)
+
+    def _hash_and_match(self, job: HashJob, snapshot: MatchSnapshot) -> tuple[dict[str, bytes], list[Hit]]:
+        hashes = {n: r.value for n, r in hash_upload(job).items()}
+        return hashes, snapshot.match(hashes, self._thresholds)
 
     async def lookup(self, items: Sequence[tuple[ScanContext, Mapping[str, bytes]]]) -> list[Outcome]:
         """Verdicts for hashes the platform computed itself, one per item, in order."""
