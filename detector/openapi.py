@@ -87,8 +87,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         404: "No such record.",
         409: "Conflicts with the record's current state.",
         403: "The key's role may not call this endpoint.",
-        413: "Body larger than HASHGUARD_MAX_UPLOAD_BYTES.",
-        415: "Not an image in a supported format, or wrong content type.",
+        413: "Body larger than this endpoint accepts (HASHGUARD_MAX_UPLOAD_BYTES for uploads).",
+        415: "Not an image in a supported format, or a content type other than the one this endpoint reads.",
         422: "Corrupt or truncated image, or more pixels than HASHGUARD_MAX_PIXELS.",
         503: "Not ready or timed out: hold the upload and retry. Never a reason to publish it.",
     }
@@ -99,6 +99,22 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
+    return _with_body_errors(_document(settings))
+
+
+def _with_body_errors(document: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that reads a JSON body goes through ``detector.http.read_json_body``, which answers
+    413 for an oversize body and 415 for another declared content type: document both on each of them here,
+    once, rather than trusting every hand-written operation to remember."""
+    for methods in document["paths"].values():
+        for operation in methods.values():
+            content = operation.get("requestBody", {}).get("content", {})
+            if "application/json" in content:
+                operation["responses"] = {**_errors(413, 415), **operation["responses"]}
+    return document
+
+
+def _document(settings: Settings) -> dict[str, Any]:
     secured: list[dict[str, list[str]]] = [{"bearer": []}]
     return {
         "openapi": "3.1.0",
@@ -412,7 +428,15 @@ def _takedown_paths(secured: list[dict[str, list[str]]]) -> dict[str, Any]:
                 "responses": {
                     "200": _ok(
                         "Most urgent first.",
-                        {"type": "object", "properties": {"tickets": {"type": "array", "items": ticket}}},
+                        {
+                            "type": "object",
+                            "required": ["tickets", "limit", "offset"],
+                            "properties": {
+                                "tickets": {"type": "array", "items": ticket},
+                                "limit": {"type": "integer"},
+                                "offset": {"type": "integer"},
+                            },
+                        },
                     ),
                     **_errors(400, 401, 403),
                 },

@@ -20,7 +20,7 @@ from aiohttp import web
 from detector.appkeys import METRICS, POOL
 from detector.auth import Principal, Role
 from detector.errors import DetectorError
-from detector.http import authenticate
+from detector.http import authenticate, read_json_body
 from takedown import pg
 from takedown.config import TakedownConfig
 from takedown.errors import InvalidInput, TakedownError, TicketNotFound
@@ -78,26 +78,7 @@ def _ticket_id(request: web.Request) -> uuid.UUID:
 
 
 async def _json(request: web.Request, *, optional: bool = False) -> Any:
-    if "Content-Type" in request.headers and request.content_type != "application/json":
-        raise InvalidInput("send the body as application/json")
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise InvalidInput(f"the body is larger than {MAX_BODY} bytes")
-    parts: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(64 * 1024):
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise InvalidInput(f"the body is larger than {MAX_BODY} bytes")
-        parts.append(chunk)
-    raw = b"".join(parts)
-    if not raw.strip():
-        if optional:
-            return {}
-        raise InvalidInput("a JSON body is required")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
-        raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+    return await read_json_body(request, MAX_BODY, optional=optional)
 
 
 def _time(value: datetime | None) -> str | None:

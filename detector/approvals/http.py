@@ -7,7 +7,6 @@ transaction; every replica picks the change up through NOTIFY within moments.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -17,8 +16,8 @@ from aiohttp import web
 from detector.appkeys import HOLDER, POOL, TOOLS
 from detector.approvals import pg as approvals_pg
 from detector.auth import Principal, Role
-from detector.errors import BadRequest, UnsupportedMedia
-from detector.http import Handler, _read_limited, authenticate
+from detector.errors import BadRequest
+from detector.http import Handler, authenticate, read_json_body
 from detector.tools.policy import (
     ApprovalStatus,
     NewApproval,
@@ -41,13 +40,7 @@ def actor(principal: Principal) -> str:
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
-    if request.content_type not in ("application/json", ""):
-        raise UnsupportedMedia("send the body as application/json")
-    raw = await _read_limited(request.content.read, MAX_BODY, "the body")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    body = await read_json_body(request, MAX_BODY)
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body
@@ -188,11 +181,7 @@ async def list_events(request: web.Request) -> web.Response:
         raise BadRequest(f"limit must be between 1 and {MAX_EVENTS}")
     async with request.app[POOL].acquire() as conn:
         events = await approvals_pg.list_events(conn, check_tool_name(tool) if tool else None, limit)
-    return web.json_response(
-        {
-            "events": [e.record() for e in events]
-        }
-    )
+    return web.json_response({"events": [e.record() for e in events]})
 
 
 ROUTES: Mapping[tuple[str, str], Handler] = {
