@@ -17,7 +17,7 @@ import asyncpg
 import numpy as np
 from aiohttp import web
 
-from detector import http, pg
+from detector import http, pg, wiring
 from detector.appkeys import DB_URL, HASH_POOL, HOLDER, KEY_CACHE, METRICS, POOL, SCANNER, SETTINGS, TOOLS
 from detector.approvals import pg as approvals_pg
 from detector.db import create_pool, migrate, resolve_url
@@ -30,7 +30,6 @@ from detector.scan import HashPool, MatchView, Resolution, ScanContext, ScanServ
 from detector.settings import Settings, SettingsError
 from detector.tools.policy import Activation, decide_all, next_change
 from detector.tools.registry import ToolRegistry
-from detector.wiring import wire
 from hashsets import pg as hashsets_pg
 from takedown import http as takedown_http
 from takedown import jobs as takedown_jobs
@@ -188,6 +187,7 @@ async def _open_ticket(
         evidence=evidence,
         api_key_id=context.api_key_id,
         config=app[takedown_http.CONFIG],
+        on_decision=app[takedown_http.DECISION_HOOKS],
     )
 
 
@@ -469,7 +469,7 @@ async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the service. Resources (database pool, hashing threads, index) start with the app."""
-    wire()
+    wiring.wire()
     app = web.Application(
         # Bodies are streamed with their own limits; this cap is a second line of defence.
         client_max_size=settings.max_upload_bytes + _MULTIPART_SLACK,
@@ -487,6 +487,9 @@ def create_app(settings: Settings) -> web.Application:
     if settings.webhook_url and not settings.webhook_secret:
         raise SettingsError("HASHGUARD_WEBHOOK_URL is set but HASHGUARD_WEBHOOK_SECRET is not: webhooks must be signed")
     app[takedown_http.CONFIG] = _takedown_config(settings)
+    # Cross-context flow: a reviewer's verdict that a hash match was wrong becomes feedback on the
+    # list entry for its issuer, in the decision's own transaction.
+    app[takedown_http.DECISION_HOOKS] = (wiring.wrong_match_feedback,)
     app[takedown_http.WAKER] = takedown_jobs.Waker()
     app.cleanup_ctx.append(_takedown_jobs)
     http.setup_routes(app)

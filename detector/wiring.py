@@ -45,6 +45,8 @@ async def wrong_match_feedback(conn: asyncpg.Connection, before: Ticket, after: 
 
 
 def wire() -> None:
-    """Register the hooks; idempotent."""
+    """Register the audit sink for list and approval changes; idempotent.
+
+    ``wrong_match_feedback`` is not registered here: the service passes it to takedown explicitly
+    (``takedown.http.DECISION_HOOKS``, set in ``detector.app.create_app``)."""
     add_change_sink(audit_change)
-    takedown_pg.add_decision_hook(wrong_match_feedback)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +31,8 @@ from takedown.workflow import RESTRICTIONS, Action, Source, State
 
 CONFIG = web.AppKey("takedown_config", TakedownConfig)
 WAKER = web.AppKey("takedown_waker", Waker)
+# What other contexts do when a ticket is decided; the composition root fills it (see detector/app.py).
+DECISION_HOOKS: web.AppKey[Sequence[pg.DecisionHook]] = web.AppKey("takedown_decision_hooks")
 
 MAX_BODY = 256 * 1024
 MAX_PAGE = 500
@@ -297,7 +299,13 @@ async def decide(request: web.Request) -> web.Response:
     decision = parse_decision(await _json(request))
     async with request.app[POOL].acquire() as conn:
         ticket = await pg.decide(
-            conn, _ticket_id(request), _actor(principal), decision, request.app[CONFIG], override=principal.role is Role.LEAD
+            conn,
+            _ticket_id(request),
+            _actor(principal),
+            decision,
+            request.app[CONFIG],
+            override=principal.role is Role.LEAD,
+            on_decision=request.app[DECISION_HOOKS],
         )
     _count_decision(request, ticket)
     request.app[WAKER].wake()
@@ -309,7 +317,9 @@ async def report(request: web.Request) -> web.Response:
     principal = await authenticate(request, STAFF)
     hotline, reference = parse_report(await _json(request))
     async with request.app[POOL].acquire() as conn:
-        ticket = await pg.report(conn, _ticket_id(request), _actor(principal), hotline, reference, request.app[CONFIG])
+        ticket = await pg.report(
+            conn, _ticket_id(request), _actor(principal), hotline, reference, request.app[CONFIG], request.app[DECISION_HOOKS]
+        )
     _count_decision(request, ticket)
     return web.json_response(ticket_json(ticket))
 
@@ -319,7 +329,9 @@ async def close(request: web.Request) -> web.Response:
     principal = await authenticate(request, STAFF)
     explanation = parse_reason(await _json(request, optional=True), required=False)
     async with request.app[POOL].acquire() as conn:
-        ticket = await pg.close(conn, _ticket_id(request), _actor(principal), explanation, request.app[CONFIG])
+        ticket = await pg.close(
+            conn, _ticket_id(request), _actor(principal), explanation, request.app[CONFIG], request.app[DECISION_HOOKS]
+        )
     _count_decision(request, ticket)
     return web.json_response(ticket_json(ticket))
 
@@ -329,7 +341,9 @@ async def appeal(request: web.Request) -> web.Response:
     principal = await authenticate(request, PLATFORM)
     explanation = parse_reason(await _json(request))
     async with request.app[POOL].acquire() as conn:
-        ticket = await pg.appeal(conn, _ticket_id(request), _actor(principal), explanation, request.app[CONFIG])
+        ticket = await pg.appeal(
+            conn, _ticket_id(request), _actor(principal), explanation, request.app[CONFIG], request.app[DECISION_HOOKS]
+        )
     _count_decision(request, ticket)
     return web.json_response(ticket_json(ticket))
 

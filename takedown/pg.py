@@ -302,6 +302,7 @@ async def record_match(
     evidence: Sequence[Evidence],
     api_key_id: int | None,
     config: TakedownConfig,
+    on_decision: Sequence[DecisionHook] = (),
 ) -> MatchTicket:
     """Open (or attach to) the content's ticket for a scan or lookup match; return the ticket id.
 
@@ -363,6 +364,7 @@ async def record_match(
                 SYSTEM,
                 config,
                 automated_decision=True,
+                on_decision=on_decision,
             )
     return MatchTicket(ticket_id=ticket_id, opened=opened, auto_action=action)
 
@@ -530,6 +532,7 @@ async def decide(
     config: TakedownConfig,
     *,
     override: bool,
+    on_decision: Sequence[DecisionHook] = (),
 ) -> Ticket:
     """A person's decision on a claimed ticket (or, with ``override``, a lead's on any ticket awaiting one)."""
     async with conn.transaction():
@@ -548,11 +551,19 @@ async def decide(
             raise SameReviewer()
         if not override and not (actor.key_id is not None and ticket.leased_to(actor.key_id, now)):
             raise NotLeaseHolder()
-        return await _apply(conn, ticket, decision, actor, config, automated_decision=False, override=override)
+        return await _apply(
+            conn, ticket, decision, actor, config, automated_decision=False, override=override, on_decision=on_decision
+        )
 
 
 async def report(
-    conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, hotline: str, reference: str | None, config: TakedownConfig
+    conn: asyncpg.Connection,
+    ticket_id: uuid.UUID,
+    actor: Actor,
+    hotline: str,
+    reference: str | None,
+    config: TakedownConfig,
+    on_decision: Sequence[DecisionHook] = (),
 ) -> Ticket:
     """Record that the restricted content was reported to a hotline or authority (e.g. NCMEC)."""
     async with conn.transaction():
@@ -565,11 +576,17 @@ async def report(
             config,
             automated_decision=False,
             reported=(hotline, reference),
+            on_decision=on_decision,
         )
 
 
 async def close(
-    conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, explanation: str | None, config: TakedownConfig
+    conn: asyncpg.Connection,
+    ticket_id: uuid.UUID,
+    actor: Actor,
+    explanation: str | None,
+    config: TakedownConfig,
+    on_decision: Sequence[DecisionHook] = (),
 ) -> Ticket:
     async with conn.transaction():
         ticket = await _locked(conn, ticket_id)
@@ -583,12 +600,23 @@ async def close(
                     f"the uploader may appeal until {until.isoformat()}; close it after that",
                 )
         return await _apply(
-            conn, ticket, DecisionInput(to=State.CLOSED, explanation=explanation), actor, config, automated_decision=False
+            conn,
+            ticket,
+            DecisionInput(to=State.CLOSED, explanation=explanation),
+            actor,
+            config,
+            automated_decision=False,
+            on_decision=on_decision,
         )
 
 
 async def appeal(
-    conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, explanation: str | None, config: TakedownConfig
+    conn: asyncpg.Connection,
+    ticket_id: uuid.UUID,
+    actor: Actor,
+    explanation: str | None,
+    config: TakedownConfig,
+    on_decision: Sequence[DecisionHook] = (),
 ) -> Ticket:
     """The uploader's internal complaint (DSA Art 20), filed through the platform within the window."""
     async with conn.transaction():
@@ -608,6 +636,7 @@ async def appeal(
             config,
             automated_decision=False,
             new_due=due_at(now, config.due_hours[ticket.source]),
+            on_decision=on_decision,
         )
 
 
@@ -629,15 +658,11 @@ async def set_hold(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor,
 
 
 DecisionHook = Callable[[asyncpg.Connection, Ticket, Ticket, Actor], Awaitable[None]]
+"""How another context reacts to a decision (e.g. wrong-match feedback for a list's issuer).
 
-# Other contexts react to decisions (e.g. wrong-match feedback for a list's issuer) through hooks the
-# composition root registers; they run inside the decision's transaction, so both commit together.
-_decision_hooks: list[DecisionHook] = []
-
-
-def add_decision_hook(hook: DecisionHook) -> None:
-    if hook not in _decision_hooks:
-        _decision_hooks.append(hook)
+The composition root passes them in (``on_decision``) rather than registering them in a module-level
+list, so the flow is visible where the service is built. Each runs inside the decision's transaction:
+both commit or roll back together."""
 
 
 async def evidence_entry_rows(conn: asyncpg.Connection, ticket_id: uuid.UUID) -> list[tuple[int, uuid.UUID]]:
@@ -656,6 +681,7 @@ async def _apply(
     override: bool = False,
     new_due: datetime | None = None,
     reported: tuple[str, str | None] | None = None,
+    on_decision: Sequence[DecisionHook] = (),
 ) -> Ticket:
     """Move a locked ticket and write everything that goes with the move, in the caller's transaction."""
     to = transition(ticket.state, decision.to)
@@ -715,7 +741,7 @@ async def _apply(
     after = await get_ticket(conn, ticket.id)
     if to is State.ACTIONED:
         await _issue_statement(conn, after, decision, actor, decided_at, automated_decision, config)
-    for hook in _decision_hooks:
+    for hook in on_decision:
         await hook(conn, ticket, after, actor)
     await append_audit(
         conn,
