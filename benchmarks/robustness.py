@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from threadpoolctl import threadpool_limits
 
 from benchmarks.corpus import PHOTOS, fit, photo
-from benchmarks.machine import describe
+from benchmarks.machine import commit, describe
 from detector.decode import HashingPath, Media
 from detector.synthetic import draw
 from detector.tools.base import HashTool
@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     header = [
         f"- command: `{command.strip()}`",
         f"- seed: {args.seed}",
+        f"- commit: {commit()}",
         f"- machine: {describe()}",
         f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
     ]
