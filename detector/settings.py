@@ -111,8 +111,8 @@ class Settings:
         _choice("fast", "reference"),
         "fast",
         "How perceptual hashes are computed: 'fast' decodes large JPEGs at reduced size and replays the reference"
-        " filtering (about 20x faster on 12-megapixel photos, within a few bits of the reference);"
-        " 'reference' runs the reference implementations on the full-size decode.",
+        " filtering (about 30x faster on 12-megapixel JPEGs in benchmarks/results/hashing.md, within a few bits of the"
+        " reference); 'reference' runs the reference implementations on the full-size decode.",
     )
     hash_pool: str = _setting(
         "HASHGUARD_HASH_POOL",
