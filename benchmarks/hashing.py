@@ -42,7 +42,7 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 
 from benchmarks.corpus import Item, build
-from benchmarks.machine import describe
+from benchmarks.machine import commit, describe
 from detector.decode import HashingPath, Media, reduction
 from detector.hashjob import HashJob, hash_upload, prepare_worker
 from detector.tools.base import HashTool
@@ -282,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     header = [
         f"- command: `{command.strip()}`",
         f"- seed: {args.seed}",
+        f"- commit: {commit()}",
         f"- machine: {describe()}",
         f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
     ]
@@ -318,9 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     if service:
         out += ["", "## Service: POST /v1/scan with 1080p JPEGs, load generator in another process on loopback", "", *service]
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    notes = args.output.with_suffix(".notes.md")
-    if notes.exists():
-        out += ["", notes.read_text().strip()]
+    # The interpretation is hand-written and names the run it reads; it is not pasted under new figures.
+    out += ["", f"Reading: {args.output.with_suffix('.notes.md').name} (hand-written, for the run it names)."]
     args.output.write_text("\n".join(out) + "\n")
     print(f"wrote {args.output}", flush=True)
     return 0

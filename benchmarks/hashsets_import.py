@@ -6,8 +6,8 @@ fresh embedded PostgreSQL in a temporary folder (or HASHGUARD_DATABASE_URL if se
 
     python -m benchmarks.hashsets_import --entries 10000000 --seed 5
 
-Prints the seed, the machine, the command to rerun, and the import time; appends a row to
-benchmarks/results/hashsets_import.md.
+Prints the seed, the machine, the command to rerun, and the import time; appends a row (with the
+git commit it ran at) to the table that ends benchmarks/results/hashsets_import.md.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import commit
 from hashsets import signing
 from hashsets.manifest import Kind, build_manifest, sign_manifest
 from hashsets.parse import ListFormat
@@ -50,12 +51,24 @@ def write_list(path: Path, entries: int, seed: int) -> bytes:
             values = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
             hexes = values.tobytes().hex()
             cats = categories[rng.integers(0, 4, size=n)]
-            lines = "".join(
-                f"bench-{start + i},{hexes[i * 64 : (i + 1) * 64]},{cats[i]}\n" for i in range(n)
-            ).encode()
+            lines = "".join(f"bench-{start + i},{hexes[i * 64 : (i + 1) * 64]},{cats[i]}\n" for i in range(n)).encode()
             handle.write(lines)
             digest.update(lines)
     return digest.digest()
+
+
+TABLE_HEADER = "| date | entries | seconds | entries/s | machine | load avg | commit |\n|---|---|---|---|---|---|---|\n"
+
+
+def append_row(results: Path, cells: list[str]) -> None:
+    """Append one row to the results table, which is kept last in the file so rows stay inside it."""
+    results.parent.mkdir(parents=True, exist_ok=True)
+    text = results.read_text() if results.exists() else ""
+    last = text.rstrip("\n").rsplit("\n", 1)[-1]
+    if not last.startswith("|") or last.count("|") != TABLE_HEADER.split("\n")[0].count("|"):
+        # Prose (or an older table layout) ends the file: start a table rather than append a stray row.
+        text = text.rstrip("\n") + ("\n\n" if text.strip() else "") + TABLE_HEADER
+    results.write_text(text.rstrip("\n") + "\n" + "| " + " | ".join(cells) + " |\n")
 
 
 def main() -> int:
@@ -68,7 +81,9 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="hashguard-bench-import-"))
     folder.chmod(0o755)
     list_path = folder / "bench.csv"
-    print(f"seed {args.seed}, {args.entries} entries; {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(
+        f"seed {args.seed}, {args.entries} entries; {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
     print(f"rerun: python -m benchmarks.hashsets_import --entries {args.entries} --seed {args.seed}")
     started = time.perf_counter()
     sha = write_list(list_path, args.entries, args.seed)
@@ -99,7 +114,9 @@ def main() -> int:
     env.setdefault("HASHGUARD_LOG_LEVEL", "WARNING")
 
     def hashguard(*cli: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "detector.cli", *cli], env=env, text=True, check=True, stdout=subprocess.PIPE)
+        return subprocess.run(
+            [sys.executable, "-m", "detector.cli", *cli], env=env, text=True, check=True, stdout=subprocess.PIPE
+        )
 
     hashguard("migrate")
     hashguard("hashsets", "trust", "Benchmark Issuer (synthetic)", pair.public_text)
@@ -113,14 +130,18 @@ def main() -> int:
     print(f"import: {args.entries} entries in {seconds:.1f} s ({args.entries / seconds:,.0f} entries/s), command start to exit")
     print(f"1-minute load average before -> after: {load} (the machine's other work competes for its CPUs)")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    if not RESULTS.exists():
-        RESULTS.write_text("| date | entries | seconds | entries/s | machine | load avg |\n|---|---|---|---|---|---|\n")
-    with RESULTS.open("a") as handle:
-        handle.write(
-            f"| {datetime.now(UTC):%Y-%m-%d %H:%M} | {args.entries} | {seconds:.1f} | {args.entries / seconds:,.0f}"
-            f" | {platform.machine()}, {os.cpu_count()} CPUs (shared) | {load} |\n"
-        )
+    append_row(
+        RESULTS,
+        [
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M}",
+            str(args.entries),
+            f"{seconds:.1f}",
+            f"{args.entries / seconds:,.0f}",
+            f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
+            load,
+            commit(),
+        ],
+    )
     if not args.keep:
         with contextlib.suppress(Exception):
             hashguard_stop(folder)

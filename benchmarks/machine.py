@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from importlib.metadata import version
+from pathlib import Path
 
 from PIL import features
+
+_REPO = Path(__file__).parents[1]
 
 
 def describe() -> str:
@@ -33,3 +37,19 @@ def describe() -> str:
         f"{cpu}, {cores} cores available, {ram} RAM; Python {platform.python_version()} on {platform.system()}; "
         f"{packages}; libjpeg-turbo {jpeg}; load average at start {load}"
     )
+
+
+def commit() -> str:
+    """The git commit the benchmark ran at, marked when the work tree had changes outside results/."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=_REPO, capture_output=True, text=True, check=True).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", ".", ":(exclude)benchmarks/results"],
+            cwd=_REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + (" plus uncommitted changes" if status.strip() else "")

@@ -8,7 +8,8 @@ Shared by every perceptual tool so an upload is decoded once per scan. Two views
 * ``Media.grey()``: the first frame's luma, decoded at a reduced size where that is safe
   (JPEG's DCT scaling decodes 1/2, 1/4 or 1/8 of the pixels for a fraction of the work;
   other formats are decoded whole and box-averaged). The fast tool paths use it and replay
-  the reference's filtering on it; see ``detector.fastpdq`` and ``detector.resize``.
+  the reference's filtering on it; see ``detector.fastpdq`` (PDQ) and ``detector.tools.imagehashes``
+  (pHash and dHash).
 
 Orientation: EXIF rotation is *not* applied, on purpose. The reference hashers that made the
 vetted lists hash the stored pixel grid as it is: python-threatexchange's ``pdq_from_bytes``

@@ -97,9 +97,10 @@ class HashPool:
     which case the callable and its arguments must pickle (a module-level function over plain
     values, like ``detector.hashjob.hash_upload``; ScanService only submits such jobs, so
     both modes work). Threads are the default because they measured fastest on the fast path
-    (benchmarks/results/hashing.md: two threads 1.6-1.8x one thread, two processes 1.5-1.7x,
-    the difference being pickling and IPC): JPEG decoding, Pillow's resize and numpy release
-    the GIL. Processes isolate the service from a crashing decoder or runaway memory, and let
+    (benchmarks/results/hashing.md: 1080p JPEGs through the service, 153 scans/s in threads
+    against 144 in processes; in its pool table, taken on a loaded 2-core machine, two threads
+    gave 1.09x one thread and two processes 0.99x, the difference being pickling and IPC):
+    JPEG decoding, Pillow's resize and numpy release the GIL. Processes isolate the service from a crashing decoder or runaway memory, and let
     GIL-bound tools (pdqhash's Cython entry point never releases it) use more than one CPU.
     ``run_here`` always runs in a thread of this process, for work that needs this process's
     memory: matching against the in-memory snapshot.

@@ -6,13 +6,38 @@ from pathlib import Path
 
 from aiohttp import web
 
-from detector import http
+from detector import docs_tables, http
 from detector.metrics import METRIC_NAMES, Metrics
 from detector.openapi import openapi_document
 from detector.settings import Settings, documented_settings
 from takedown import http as takedown_http
 
 README = (Path(__file__).parents[2] / "README.md").read_text()
+
+
+def test_readme_settings_table_is_generated_from_the_code() -> None:
+    # Both directions: every setting is documented, and every documented setting exists.
+    assert docs_tables.section(README, "settings") == docs_tables.settings_table()
+
+
+def test_readme_metrics_table_is_generated_from_the_registry() -> None:
+    assert docs_tables.section(README, "metrics") == docs_tables.metrics_table()
+
+
+def test_generated_tables_cover_every_setting_and_metric() -> None:
+    table = docs_tables.settings_table()
+    assert [env for env, _, _ in documented_settings() if f"| `{env}` |" not in table] == []
+    assert [name for name in METRIC_NAMES if f"| `{name}` |" not in docs_tables.metrics_table()] == []
+
+
+def test_render_replaces_only_the_marked_tables() -> None:
+    stale = "intro\n<!-- settings:start -->\n| old |\n<!-- settings:end -->\nmiddle\n<!-- metrics:start -->\n<!-- metrics:end -->\nend\n"
+    rendered = docs_tables.render(stale)
+    assert rendered.startswith("intro\n<!-- settings:start -->\n| variable |")
+    assert "| old |" not in rendered
+    assert "\nmiddle\n" in rendered
+    assert rendered.endswith("<!-- metrics:end -->\nend\n")
+    assert docs_tables.render(rendered) == rendered
 
 
 def test_every_setting_is_in_the_readme() -> None:
