@@ -65,7 +65,7 @@ def test_a_fresh_install_scans_with_nothing_and_says_so(cli: Cli, start_service:
 
 
 def test_suspension_and_withdrawal_stop_the_tool_in_every_replica(
-    cli: Cli, start_service: Callable[..., Service], tmp_path: Path, database_url: str
+    cli: Cli, start_service: Callable[..., Service], tmp_path: Path, migrated_database_url: str
 ) -> None:
     make_list(cli, tmp_path / "pictures")
     cli("hashsets", "import", str(tmp_path / "pictures" / "list.csv"), "--name", "gb-list", "--tool", "pdq", "--allow-unsigned")
@@ -135,7 +135,7 @@ def test_suspension_and_withdrawal_stop_the_tool_in_every_replica(
 
     # Provenance in storage and the history of every change.
     async def stored() -> tuple[list[Any], list[str]]:
-        conn = await asyncpg.connect(database_url)
+        conn = await asyncpg.connect(migrated_database_url)
         try:
             rows = await conn.fetch("SELECT tool, tool_version, approval_id, approval_reason FROM scan_matches")
             actions = [r["action"] for r in await conn.fetch("SELECT action FROM tool_approval_events ORDER BY id")]

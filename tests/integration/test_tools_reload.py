@@ -14,7 +14,7 @@ from detector.reload import Reloader
 from detector.tools.policy import NewApproval
 
 
-async def test_a_dropped_listener_reconnects_and_catches_the_change(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_a_dropped_listener_reconnects_and_catches_the_change(pool: asyncpg.Pool, migrated_database_url: str) -> None:
     reloaded = asyncio.Event()
 
     async def fingerprint() -> Hashable:
@@ -26,7 +26,7 @@ async def test_a_dropped_listener_reconnects_and_catches_the_change(pool: asyncp
         return count, MatchSnapshot(versions=())
 
     reloader = Reloader(
-        url=database_url,
+        url=migrated_database_url,
         fingerprint=fingerprint,
         load=load,
         install=lambda snapshot, seconds: reloaded.set(),
