@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -26,6 +25,7 @@ import asyncpg
 import pytest
 
 from detector.db import embedded_url, migrate, stop_embedded
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="session")
@@ -189,18 +189,24 @@ class Service:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"hashguard serve exited with {self.process.returncode}:\n{self.log()}")
+        process = self.process
+
+        def answers() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"hashguard serve exited with {process.returncode}:\n{self.log()}")
             try:
                 status = http("GET", self.url + "/readyz", timeout=2).status
-                if status == 200 or (not expect_ready and status == 503):
-                    return self
             except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"hashguard serve was not ready within {ready_timeout} s:\n{self.log()}")
+                return False
+            return status == 200 or (not expect_ready and status == 503)
+
+        try:
+            wait_until(answers, ready_timeout, interval=0.2, what="hashguard serve being ready")
+        except AssertionError as failed:
+            if process.poll() is not None:
+                raise
+            raise AssertionError(f"{failed}:\n{self.log()}") from None
+        return self
 
     def stop(self) -> int:
         if self.process is None or self.process.poll() is not None:
@@ -328,13 +334,11 @@ class FakePlatform:
             return list(self.requests), dict(self.applied)
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 60, what: str = "the condition") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.05)
-        requests, applied = self.snapshot()
-        raise AssertionError(f"{what} did not happen within {timeout} s; requests: {requests}; applied: {list(applied)}")
+        try:
+            wait_until(predicate, timeout, what=what)
+        except AssertionError as failed:
+            requests, applied = self.snapshot()
+            raise AssertionError(f"{failed}; requests: {requests}; applied: {list(applied)}") from None
 
     async def _handle(self, request: Any) -> Any:
         from aiohttp import web

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
@@ -24,6 +23,7 @@ from detector.synthetic import draw, encode
 from detector.tools.pdq import PdqTool
 from hashsets.manifest import Kind, build_manifest, sign_manifest
 from tests.conftest import Cli, Service
+from tests.waiting import wait_until
 
 PDQ = PdqTool()
 
@@ -58,15 +58,6 @@ def lookup(service: Service, key: str, value: str) -> dict[str, Any]:
 
 def verdict(service: Service, key: str, value: str) -> str:
     return str(lookup(service, key, value)["verdict"])
-
-
-def eventually(check: Callable[[], bool], timeout: float = 20.0) -> float:
-    """Poll until ``check`` holds; return how long it took (fails after ``timeout``)."""
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, "the change never reached the service"
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def loaded_versions(service: Service) -> dict[str, int]:
@@ -212,9 +203,9 @@ def test_every_replica_picks_up_a_new_version_within_5_seconds(
 
     cli("hashsets", "import", str(write_list(tmp_path / "v2.csv", [5], ops={5: "add"})),
         "--name", "l", "--tool", "pdq", "--kind", "delta", "--allow-unsigned")  # fmt: skip
-    took = eventually(lambda: verdict(second, key, pdq(5)) == "match", timeout=5.0)
+    took = wait_until(lambda: verdict(second, key, pdq(5)) == "match", timeout=5.0)
     assert took < 5.0
-    eventually(lambda: verdict(first, key, pdq(5)) == "match", timeout=5.0)
+    wait_until(lambda: verdict(first, key, pdq(5)) == "match", timeout=5.0)
     assert loaded_versions(first) == loaded_versions(second) == {"l": 2}
     assert [m["hashset_version"] for m in lookup(second, key, pdq(1))["matches"]] == [2]
 
@@ -254,8 +245,8 @@ def test_scans_never_fail_or_miss_while_versions_are_swapped(
             start = len(outcomes)
             extra = ("--name", "l", "--tool", "pdq", "--allow-unsigned") if args[0] == "import" else ()
             cli("hashsets", *args, *extra)
-            eventually(lambda v=version: loaded_versions(service) == {"l": v})  # type: ignore[misc]
-            eventually(lambda s=start: len(outcomes) > s + 3)  # type: ignore[misc]
+            wait_until(lambda v=version: loaded_versions(service) == {"l": v})  # type: ignore[misc]
+            wait_until(lambda s=start: len(outcomes) > s + 3)  # type: ignore[misc]
     finally:
         stop.set()
         scanner.join(timeout=30)
@@ -295,18 +286,18 @@ def test_shadow_lists_thresholds_allow_list_disables_quarantine_and_coverage(
     # Per-list threshold: 8 bits away matches at the default 31, not at 4.
     assert verdict(service, key, near(1, 8)) == "match"
     cli("hashsets", "threshold", "main", "4", "--reason", "tighter for this list")
-    eventually(lambda: verdict(service, key, near(1, 8)) == "no_match")
+    wait_until(lambda: verdict(service, key, near(1, 8)) == "no_match")
     assert verdict(service, key, near(1, 2)) == "match"
 
     # Allow-list: the benign picture's hash (read from stdin) stops its matches, and near copies'.
     cli("hashsets", "allow", "pdq", "-", "--reason", "a stock photo", input=pdq(2) + "\n")
-    eventually(lambda: verdict(service, key, pdq(2)) == "no_match")
+    wait_until(lambda: verdict(service, key, pdq(2)) == "no_match")
     assert verdict(service, key, near(2, 3)) == "no_match"
     assert pdq(2) not in cli("hashsets", "allowed").stdout
 
     # Disabling one entry.
     cli("hashsets", "disable", "main", "pic-3", "--reason", "issuer confirmed a wrong entry")
-    eventually(lambda: verdict(service, key, pdq(3)) == "no_match")
+    wait_until(lambda: verdict(service, key, pdq(3)) == "no_match")
 
     # Flood: the 4th match within the window quarantines the entry; still a match, flagged for review.
     answers = [lookup(service, key, pdq(1)) for _ in range(3)]
@@ -339,7 +330,7 @@ def test_look_back_rechecks_recent_uploads_against_added_hashes_only_when_enable
     service.stop()
     plain = start_service()
     assert verdict(plain, key, near(6, 2)) == "match"
-    eventually(lambda: query(migrated_database_url, "SELECT count(*) AS n FROM scan_hashes")[0]["n"] == 0)
+    wait_until(lambda: query(migrated_database_url, "SELECT count(*) AS n FROM scan_hashes")[0]["n"] == 0)
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ hangs and recovers: nothing lost, nothing applied twice, a ticket's actions in o
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -20,6 +19,7 @@ from takedown.config import TakedownConfig
 from takedown.tickets import SYSTEM, Actor, DecisionInput, Evidence
 from takedown.workflow import Action, State
 from tests.conftest import FakePlatform
+from tests.waiting import eventually
 
 CONFIG = TakedownConfig()
 
@@ -91,14 +91,15 @@ async def actioned(conn: asyncpg.Connection, content_id: str, who: Actor, action
 
 async def drain(d: jobs.OutboxDeliverer, conn: asyncpg.Connection, *, until: str = "delivered", limit_s: float = 60) -> None:
     """Run delivery passes until no row is pending (the loop the service runs, without its sleeps)."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
+
+    async def drained() -> bool:
         await d.run_once()
-        counts = await pg.outbox_counts(conn)
-        if counts.pending == 0:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"the outbox did not drain within {limit_s} s: {await pg.outbox_counts(conn)}")
+        return (await pg.outbox_counts(conn)).pending == 0
+
+    try:
+        await eventually(drained, limit_s, interval=0.02, what="the outbox draining")
+    except AssertionError as failed:
+        raise AssertionError(f"{failed}: {await pg.outbox_counts(conn)}") from None
 
 
 async def test_failures_and_timeouts_are_retried_until_delivered_and_applied_once(
@@ -186,6 +187,5 @@ async def test_a_wrong_secret_is_refused_by_the_receiver_and_retried(
     requests, applied = fake_platform.snapshot()
     assert [r["mode"] for r in requests] == ["unsigned"] and applied == {}
     assert (await pg.outbox_counts(conn)).pending == 1
-    await asyncio.sleep(0.05)
     await drain(deliverer(pool, session, fake_platform), conn)
     assert len(fake_platform.snapshot()[1]) == 1
