@@ -102,8 +102,3 @@ def due_at(received_at: datetime, hours: float, legal_deadline: datetime | None 
     """When a ticket must be decided: the source's window, or an order's own deadline if sooner."""
     due = received_at + timedelta(hours=hours)
     return min(due, legal_deadline) if legal_deadline is not None else due
-
-
-def is_overdue(state: State, due: datetime, now: datetime) -> bool:
-    """Overdue means a decision is still owed and its due time has passed."""
-    return state in NEEDS_REVIEW and due < now

@@ -1,5 +1,5 @@
-"""Shared fixtures: one real embedded PostgreSQL per test session, a fresh database per test,
-and the service as a real subprocess on a free loopback port."""
+"""Shared fixtures: one real embedded PostgreSQL per test session, a fresh database per test
+(empty, or cloned from one template migrated once per session), and the service as a real subprocess on a free loopback port."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -26,6 +25,7 @@ import asyncpg
 import pytest
 
 from detector.db import embedded_url, migrate, stop_embedded
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="session")
@@ -49,30 +49,70 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-@pytest.fixture
-def database_url(pg_server: str) -> Iterator[str]:
-    """A new, empty database for one test; dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
+async def _admin(server_url: str, sql: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
 
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(pg_server)
+
+def _new_database(server_url: str, template: str | None = None) -> tuple[str, str]:
+    """Create a database (a copy of ``template`` if given); return its name and URL."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    clone = f' TEMPLATE "{template}"' if template else ""
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"{clone}'))
+    return name, _with_database(server_url, name)
+
+
+def _drop_database(server_url: str, name: str) -> None:
+    asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_server: str) -> Iterator[str]:
+    """Name of a database migrated once per session, the template every migrated test database is cloned from.
+
+    Nothing stays connected to it: PostgreSQL refuses to copy a template that has open connections.
+    """
+    name, url = _new_database(pg_server)
+
+    async def prepare() -> None:
+        conn = await asyncpg.connect(url)
         try:
-            await conn.execute(sql)
+            await migrate(conn)
         finally:
             await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    yield _with_database(pg_server, name)
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(prepare())
+    yield name
+    _drop_database(pg_server, name)
 
 
 @pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """A migrated pool on the test's own database."""
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+def database_url(pg_server: str) -> Iterator[str]:
+    """A new, empty database for one test (no schema at all); dropped afterwards."""
+    name, url = _new_database(pg_server)
+    yield url
+    _drop_database(pg_server, name)
+
+
+@pytest.fixture
+def migrated_database_url(pg_server: str, migrated_template: str) -> Iterator[str]:
+    """A new database for one test, already migrated (cloned from the session's template); dropped afterwards.
+
+    Running ``migrate`` on it again applies nothing: every migration is recorded as applied.
+    """
+    name, url = _new_database(pg_server, template=migrated_template)
+    yield url
+    _drop_database(pg_server, name)
+
+
+@pytest.fixture
+async def pool(migrated_database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the test's own, already migrated database (``migrated_database_url``)."""
+    pool = await asyncpg.create_pool(migrated_database_url, min_size=1, max_size=4)
     assert pool is not None
-    async with pool.acquire() as conn:
-        await migrate(conn)
     yield pool
     await pool.close()
 
@@ -149,18 +189,24 @@ class Service:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"hashguard serve exited with {self.process.returncode}:\n{self.log()}")
+        process = self.process
+
+        def answers() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"hashguard serve exited with {process.returncode}:\n{self.log()}")
             try:
                 status = http("GET", self.url + "/readyz", timeout=2).status
-                if status == 200 or (not expect_ready and status == 503):
-                    return self
             except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"hashguard serve was not ready within {ready_timeout} s:\n{self.log()}")
+                return False
+            return status == 200 or (not expect_ready and status == 503)
+
+        try:
+            wait_until(answers, ready_timeout, interval=0.2, what="hashguard serve being ready")
+        except AssertionError as failed:
+            if process.poll() is not None:
+                raise
+            raise AssertionError(f"{failed}:\n{self.log()}") from None
+        return self
 
     def stop(self) -> int:
         if self.process is None or self.process.poll() is not None:
@@ -186,10 +232,11 @@ class Service:
 
 
 @pytest.fixture
-def service_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+def service_env(migrated_database_url: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for ``hashguard`` subprocesses on the test's migrated database (their own migrate is a no-op)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HASHGUARD_")}
     env.update(
-        HASHGUARD_DATABASE_URL=database_url,
+        HASHGUARD_DATABASE_URL=migrated_database_url,
         HASHGUARD_DATA_DIR=str(tmp_path / "data"),
         HASHGUARD_LOG_LEVEL="INFO",
         PYTHONUNBUFFERED="1",
@@ -287,13 +334,11 @@ class FakePlatform:
             return list(self.requests), dict(self.applied)
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 60, what: str = "the condition") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.05)
-        requests, applied = self.snapshot()
-        raise AssertionError(f"{what} did not happen within {timeout} s; requests: {requests}; applied: {list(applied)}")
+        try:
+            wait_until(predicate, timeout, what=what)
+        except AssertionError as failed:
+            requests, applied = self.snapshot()
+            raise AssertionError(f"{failed}; requests: {requests}; applied: {list(applied)}") from None
 
     async def _handle(self, request: Any) -> Any:
         from aiohttp import web

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
@@ -24,6 +23,7 @@ from detector.synthetic import draw, encode
 from detector.tools.pdq import PdqTool
 from hashsets.manifest import Kind, build_manifest, sign_manifest
 from tests.conftest import Cli, Service
+from tests.waiting import wait_until
 
 PDQ = PdqTool()
 
@@ -60,23 +60,14 @@ def verdict(service: Service, key: str, value: str) -> str:
     return str(lookup(service, key, value)["verdict"])
 
 
-def eventually(check: Callable[[], bool], timeout: float = 20.0) -> float:
-    """Poll until ``check`` holds; return how long it took (fails after ``timeout``)."""
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, "the change never reached the service"
-        time.sleep(0.05)
-    return time.monotonic() - started
-
-
 def loaded_versions(service: Service) -> dict[str, int]:
     body = service.request("GET", "/readyz").json()
     return {h["name"]: h["version"] for h in body["index"]["hashsets"]}
 
 
-def query(database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:
+def query(migrated_database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:
     async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(database_url)
+        conn = await asyncpg.connect(migrated_database_url)
         try:
             return await conn.fetch(sql, *args)
         finally:
@@ -103,14 +94,14 @@ def signed(cli: Cli, issuer: Path, path: Path, version: str, *extra: str) -> Pat
     return out
 
 
-def test_signed_imports_verify_and_failures_change_nothing(cli: Cli, issuer: Path, tmp_path: Path, database_url: str) -> None:
+def test_signed_imports_verify_and_failures_change_nothing(cli: Cli, issuer: Path, tmp_path: Path, migrated_database_url: str) -> None:
     v1 = write_list(tmp_path / "v1.csv", [1, 2, 3])
     out = cli("hashsets", "import", str(v1), "--manifest", str(signed(cli, issuer, v1, "2026.1")), "--actor", "admin-1")
     assert "as version 1 (full, verified)" in out.stdout
 
     def state() -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in query(database_url, "SELECT version, entry_count FROM hashset_versions ORDER BY id")] + [
-            tuple(r) for r in query(database_url, "SELECT count(*) FROM hash_entries")
+        return [tuple(r) for r in query(migrated_database_url, "SELECT version, entry_count FROM hashset_versions ORDER BY id")] + [
+            tuple(r) for r in query(migrated_database_url, "SELECT count(*) FROM hash_entries")
         ]
 
     before = state()
@@ -181,7 +172,7 @@ def test_signed_imports_verify_and_failures_change_nothing(cli: Cli, issuer: Pat
         assert all(pdq(s) not in text for s in (1, 2, 3, 4))
 
 
-def test_export_needs_an_admin_key_and_feedback_exports_per_entry(cli: Cli, tmp_path: Path, database_url: str) -> None:
+def test_export_needs_an_admin_key_and_feedback_exports_per_entry(cli: Cli, tmp_path: Path, migrated_database_url: str) -> None:
     cli("hashsets", "import", str(write_list(tmp_path / "l.csv", [1, 2])), "--name", "l", "--tool", "pdq", "--allow-unsigned")
     refused = cli("hashsets", "export", "l", "--out", str(tmp_path / "x.csv"), check=False)
     assert refused.returncode == 1 and "needs an admin key" in refused.stderr
@@ -194,8 +185,8 @@ def test_export_needs_an_admin_key_and_feedback_exports_per_entry(cli: Cli, tmp_
     assert (tmp_path / "x.csv").stat().st_mode & 0o777 == 0o600
     assert "export" in cli("hashsets", "events", "l").stdout
 
-    [row] = query(database_url, "SELECT id FROM hash_entries WHERE entry_id = 'pic-2'")
-    query(database_url, "INSERT INTO hash_entry_feedback (entry_row, reviewer, note) VALUES ($1, 'r1', 'a drawing of a cat')", row["id"])
+    [row] = query(migrated_database_url, "SELECT id FROM hash_entries WHERE entry_id = 'pic-2'")
+    query(migrated_database_url, "INSERT INTO hash_entry_feedback (entry_row, reviewer, note) VALUES ($1, 'r1', 'a drawing of a cat')", row["id"])
     assert cli("hashsets", "feedback", "l").stdout.splitlines()[1].startswith("l,pic-2,1,1,")
 
 
@@ -212,9 +203,9 @@ def test_every_replica_picks_up_a_new_version_within_5_seconds(
 
     cli("hashsets", "import", str(write_list(tmp_path / "v2.csv", [5], ops={5: "add"})),
         "--name", "l", "--tool", "pdq", "--kind", "delta", "--allow-unsigned")  # fmt: skip
-    took = eventually(lambda: verdict(second, key, pdq(5)) == "match", timeout=5.0)
+    took = wait_until(lambda: verdict(second, key, pdq(5)) == "match", timeout=5.0)
     assert took < 5.0
-    eventually(lambda: verdict(first, key, pdq(5)) == "match", timeout=5.0)
+    wait_until(lambda: verdict(first, key, pdq(5)) == "match", timeout=5.0)
     assert loaded_versions(first) == loaded_versions(second) == {"l": 2}
     assert [m["hashset_version"] for m in lookup(second, key, pdq(1))["matches"]] == [2]
 
@@ -254,8 +245,8 @@ def test_scans_never_fail_or_miss_while_versions_are_swapped(
             start = len(outcomes)
             extra = ("--name", "l", "--tool", "pdq", "--allow-unsigned") if args[0] == "import" else ()
             cli("hashsets", *args, *extra)
-            eventually(lambda v=version: loaded_versions(service) == {"l": v})  # type: ignore[misc]
-            eventually(lambda s=start: len(outcomes) > s + 3)  # type: ignore[misc]
+            wait_until(lambda v=version: loaded_versions(service) == {"l": v})  # type: ignore[misc]
+            wait_until(lambda s=start: len(outcomes) > s + 3)  # type: ignore[misc]
     finally:
         stop.set()
         scanner.join(timeout=30)
@@ -265,7 +256,7 @@ def test_scans_never_fail_or_miss_while_versions_are_swapped(
 
 @pytest.mark.slow
 def test_shadow_lists_thresholds_allow_list_disables_quarantine_and_coverage(
-    cli: Cli, start_service: Callable[..., Service], tmp_path: Path, database_url: str
+    cli: Cli, start_service: Callable[..., Service], tmp_path: Path, migrated_database_url: str
 ) -> None:
     cli("hashsets", "import", str(write_list(tmp_path / "a.csv", [1, 2, 3])), "--name", "main", "--tool", "pdq", "--allow-unsigned")
     cli("hashsets", "import", str(write_list(tmp_path / "s.csv", [4])), "--name", "trial", "--tool", "pdq", "--allow-unsigned")
@@ -279,7 +270,7 @@ def test_shadow_lists_thresholds_allow_list_disables_quarantine_and_coverage(
     # Shadow: recorded and counted, never answered.
     shadow = lookup(service, key, pdq(4))
     assert (shadow["verdict"], shadow["matches"]) == ("no_match", [])
-    [row] = query(database_url, "SELECT hashset, hashset_version, shadow, entry_id FROM scan_matches")
+    [row] = query(migrated_database_url, "SELECT hashset, hashset_version, shadow, entry_id FROM scan_matches")
     assert tuple(row) == ("trial", 1, True, "pic-4")
     metrics = service.request("GET", "/metrics").body.decode()
     assert 'hashguard_shadow_matches_total{hashset="trial",tool="pdq"} 1.0' in metrics
@@ -295,23 +286,23 @@ def test_shadow_lists_thresholds_allow_list_disables_quarantine_and_coverage(
     # Per-list threshold: 8 bits away matches at the default 31, not at 4.
     assert verdict(service, key, near(1, 8)) == "match"
     cli("hashsets", "threshold", "main", "4", "--reason", "tighter for this list")
-    eventually(lambda: verdict(service, key, near(1, 8)) == "no_match")
+    wait_until(lambda: verdict(service, key, near(1, 8)) == "no_match")
     assert verdict(service, key, near(1, 2)) == "match"
 
     # Allow-list: the benign picture's hash (read from stdin) stops its matches, and near copies'.
     cli("hashsets", "allow", "pdq", "-", "--reason", "a stock photo", input=pdq(2) + "\n")
-    eventually(lambda: verdict(service, key, pdq(2)) == "no_match")
+    wait_until(lambda: verdict(service, key, pdq(2)) == "no_match")
     assert verdict(service, key, near(2, 3)) == "no_match"
     assert pdq(2) not in cli("hashsets", "allowed").stdout
 
     # Disabling one entry.
     cli("hashsets", "disable", "main", "pic-3", "--reason", "issuer confirmed a wrong entry")
-    eventually(lambda: verdict(service, key, pdq(3)) == "no_match")
+    wait_until(lambda: verdict(service, key, pdq(3)) == "no_match")
 
     # Flood: the 4th match within the window quarantines the entry; still a match, flagged for review.
     answers = [lookup(service, key, pdq(1)) for _ in range(3)]
     assert all(a["verdict"] == "match" and "quarantined" not in a["matches"][0] for a in answers)
-    flags = [r["quarantined"] for r in query(database_url, "SELECT quarantined FROM scan_matches WHERE entry_id = 'pic-1' ORDER BY id")]
+    flags = [r["quarantined"] for r in query(migrated_database_url, "SELECT quarantined FROM scan_matches WHERE entry_id = 'pic-1' ORDER BY id")]
     assert flags[-1] is True and flags.count(True) >= 1
     assert "hashguard_quarantined_entries 1.0" in service.request("GET", "/metrics").body.decode()
     assert "pic-1\tsince" in cli("hashsets", "show", "main").stdout
@@ -319,27 +310,27 @@ def test_shadow_lists_thresholds_allow_list_disables_quarantine_and_coverage(
 
 @pytest.mark.slow
 def test_look_back_rechecks_recent_uploads_against_added_hashes_only_when_enabled(
-    cli: Cli, start_service: Callable[..., Service], tmp_path: Path, database_url: str
+    cli: Cli, start_service: Callable[..., Service], tmp_path: Path, migrated_database_url: str
 ) -> None:
     cli("hashsets", "import", str(write_list(tmp_path / "v1.csv", [1])), "--name", "l", "--tool", "pdq", "--allow-unsigned")
     service = start_service(HASHGUARD_LOOKBACK_DAYS="7")
     key = cli.new_key()
     assert verdict(service, key, near(6, 2)) == "no_match"
     assert service.request("POST", "/v1/scan?content_id=upload-7", encode(draw(7)), key, Content_Type="image/png").json()["verdict"] == "no_match"
-    assert [r["content_id"] for r in query(database_url, "SELECT content_id FROM scan_hashes ORDER BY scanned_at")] == ["c", "upload-7"]
+    assert [r["content_id"] for r in query(migrated_database_url, "SELECT content_id FROM scan_hashes ORDER BY scanned_at")] == ["c", "upload-7"]
 
     lookback = Cli({**cli.env, "HASHGUARD_LOOKBACK_DAYS": "7"})
     delta = write_list(tmp_path / "v2.csv", [6, 7], ops={6: "add", 7: "add"})
     out = lookback("hashsets", "import", str(delta), "--name", "l", "--tool", "pdq", "--kind", "delta", "--allow-unsigned")
     assert "look-back: 2 match(es) found on re-check" in out.stdout
-    found = query(database_url, "SELECT content_id, entry_id, hashset_version, found_on_recheck FROM scan_matches ORDER BY entry_id")
+    found = query(migrated_database_url, "SELECT content_id, entry_id, hashset_version, found_on_recheck FROM scan_matches ORDER BY entry_id")
     assert [tuple(r) for r in found] == [("c", "pic-6", 2, True), ("upload-7", "pic-7", 2, True)]
 
     # Off (the default): nothing of the uploads is kept, and what was kept is purged.
     service.stop()
     plain = start_service()
     assert verdict(plain, key, near(6, 2)) == "match"
-    eventually(lambda: query(database_url, "SELECT count(*) AS n FROM scan_hashes")[0]["n"] == 0)
+    wait_until(lambda: query(migrated_database_url, "SELECT count(*) AS n FROM scan_hashes")[0]["n"] == 0)
 
 
 @pytest.mark.slow

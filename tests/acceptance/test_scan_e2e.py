@@ -14,6 +14,7 @@ import pytest
 
 from detector.synthetic import draw, encode, variant
 from tests.conftest import Cli, Service
+from tests.waiting import wait_until
 
 SEEDS = (11, 12, 13, 14, 15)
 
@@ -219,15 +220,12 @@ def test_a_list_imported_while_running_is_matched_without_restart(
     assert scan(service, key, upload).json()["verdict"] == "no_match"
     make_list(cli, tmp_path / "pictures")
     cli("hashsets", "import", str(tmp_path / "pictures" / "list.csv"), "--name", "late-list", "--tool", "pdq", "--allow-unsigned")
-    import time
-
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if scan(service, key, upload).json()["verdict"] == "match":
-            break
-        time.sleep(0.2)
-    else:
-        raise AssertionError("the running service did not pick up the new list within 10 s")
+    wait_until(
+        lambda: scan(service, key, upload).json()["verdict"] == "match",
+        10,
+        interval=0.2,
+        what="the running service picking up the new list",
+    )
     ready = service.request("GET", "/readyz").json()
     assert ready["index"]["hashsets"] == [{"name": "late-list", "version": 1, "tool": "pdq", "entries": 5, "status": "active"}]
 

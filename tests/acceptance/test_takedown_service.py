@@ -217,13 +217,13 @@ def test_a_match_becomes_a_ticket_a_decision_a_platform_action_a_statement_and_a
     assert "Traceback" not in service.log()
 
 
-def test_audit_verify_reports_the_first_broken_link(cli: Cli, database_url: str) -> None:
+def test_audit_verify_reports_the_first_broken_link(cli: Cli, migrated_database_url: str) -> None:
     for _ in range(3):
         cli.new_key("reviewer")
     assert "3 entries" in cli("audit", "verify").stdout
 
     async def tamper() -> None:
-        conn = await asyncpg.connect(database_url)
+        conn = await asyncpg.connect(migrated_database_url)
         try:
             await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
             await conn.execute("UPDATE audit_log SET entry = replace(entry, 'reviewer', 'admin') WHERE seq = 2")
@@ -239,7 +239,7 @@ def test_audit_verify_reports_the_first_broken_link(cli: Cli, database_url: str)
 
 @pytest.mark.slow
 def test_a_kill_between_decision_and_delivery_loses_nothing_and_sends_nothing_twice(
-    cli: Cli, start_service: Callable[..., Service], fake_platform: FakePlatform, database_url: str
+    cli: Cli, start_service: Callable[..., Service], fake_platform: FakePlatform, migrated_database_url: str
 ) -> None:
     env = {
         "HASHGUARD_WEBHOOK_URL": fake_platform.url,
@@ -274,7 +274,7 @@ def test_a_kill_between_decision_and_delivery_loses_nothing_and_sends_nothing_tw
     service.process.wait(timeout=30)
 
     async def outbox() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(database_url)
+        conn = await asyncpg.connect(migrated_database_url)
         try:
             return await conn.fetch("SELECT ticket_id::text, state::text, idempotency_key::text FROM takedown_outbox ORDER BY id")
         finally:

@@ -16,6 +16,7 @@ import asyncpg
 from detector.synthetic import draw, variant
 from tests.acceptance.test_scan_e2e import make_list, scan
 from tests.conftest import Cli, Service
+from tests.waiting import wait_until
 
 # The requirement: a suspended or withdrawn tool stops in every replica within 5 s, without restart.
 STOP_WITHIN_S = 5.0
@@ -24,16 +25,6 @@ STOP_WITHIN_S = 5.0
 def tools_state(service: Service) -> dict[str, dict[str, Any]]:
     ready = service.request("GET", "/readyz").json()
     return {t["tool"]: t for t in ready.get("tools", [])}
-
-
-def wait_until(condition: Callable[[], bool], limit_s: float, since: float | None = None) -> float:
-    """Poll ``condition``; return the seconds since ``since`` (default: now), or fail after ``limit_s``."""
-    started = time.monotonic() if since is None else since
-    while not condition():
-        if time.monotonic() - started > limit_s:
-            raise AssertionError(f"not within {limit_s} s")
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def test_a_fresh_install_scans_with_nothing_and_says_so(cli: Cli, start_service: Callable[..., Service]) -> None:
@@ -65,7 +56,7 @@ def test_a_fresh_install_scans_with_nothing_and_says_so(cli: Cli, start_service:
 
 
 def test_suspension_and_withdrawal_stop_the_tool_in_every_replica(
-    cli: Cli, start_service: Callable[..., Service], tmp_path: Path, database_url: str
+    cli: Cli, start_service: Callable[..., Service], tmp_path: Path, migrated_database_url: str
 ) -> None:
     make_list(cli, tmp_path / "pictures")
     cli("hashsets", "import", str(tmp_path / "pictures" / "list.csv"), "--name", "gb-list", "--tool", "pdq", "--allow-unsigned")
@@ -106,7 +97,7 @@ def test_suspension_and_withdrawal_stop_the_tool_in_every_replica(
     # Timed from before the command starts: its own start-up (about a second) counts too.
     since = time.monotonic()
     cli("tools", "suspend", str(approval_id), "--note", "accuracy under review")
-    took = [wait_until(lambda r=r: not pdq_active(r), STOP_WITHIN_S, since) for r in replicas]  # type: ignore[misc]
+    took = [wait_until(lambda r=r: not pdq_active(r), STOP_WITHIN_S, since=since) for r in replicas]  # type: ignore[misc]
     print(f"suspension applied by both replicas {max(took):.2f} s after the command started")
     for replica in replicas:
         assert scan(replica, key, upload).json()["verdict"] == "no_match"
@@ -123,19 +114,23 @@ def test_suspension_and_withdrawal_stop_the_tool_in_every_replica(
 
     since = time.monotonic()
     cli("tools", "withdraw", str(approval_id), "--note", "withdrawn by the authority")
-    took = [wait_until(lambda r=r: not pdq_active(r), STOP_WITHIN_S, since) for r in replicas]  # type: ignore[misc]
+    took = [wait_until(lambda r=r: not pdq_active(r), STOP_WITHIN_S, since=since) for r in replicas]  # type: ignore[misc]
     print(f"withdrawal applied by both replicas {max(took):.2f} s after the command started")
     assert all(scan(r, key, upload).json()["verdict"] == "no_match" for r in replicas)
     # A local allowance cannot override the withdrawal; withdrawn is final.
     cli("tools", "allow-local", "pdq", "--reason", "trying to override")
-    time.sleep(0.5)
-    assert not pdq_active(replicas[0])
+    # Proof the replicas have read that allowance: a later change (allowing dhash) is visible in
+    # each, and each reload reads every standing allowance, the pdq one included.
+    cli("tools", "allow-local", "dhash", "--reason", "a later change to wait for")
+    for replica in replicas:
+        wait_until(lambda r=replica: bool(tools_state(r)["dhash"]["active"]), STOP_WITHIN_S)  # type: ignore[misc]
+        assert not pdq_active(replica) and tools_state(replica)["pdq"]["reason"] == "withdrawn"
     again = cli("tools", "reinstate", str(approval_id), check=False)
     assert again.returncode == 1 and "withdrawn is final" in again.stderr
 
     # Provenance in storage and the history of every change.
     async def stored() -> tuple[list[Any], list[str]]:
-        conn = await asyncpg.connect(database_url)
+        conn = await asyncpg.connect(migrated_database_url)
         try:
             rows = await conn.fetch("SELECT tool, tool_version, approval_id, approval_reason FROM scan_matches")
             actions = [r["action"] for r in await conn.fetch("SELECT action FROM tool_approval_events ORDER BY id")]
@@ -153,6 +148,7 @@ def test_suspension_and_withdrawal_stop_the_tool_in_every_replica(
         "approval.suspended",
         "approval.recommended",
         "approval.withdrawn",
+        "allowance.create",
         "allowance.create",
     ]
     # The CLI decides as a deployment with its own HASHGUARD_JURISDICTIONS would.

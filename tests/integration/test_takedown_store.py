@@ -122,8 +122,8 @@ async def test_matches_open_one_ticket_per_content_and_repeats_attach(conn: asyn
     ]
 
 
-async def test_concurrent_matches_of_one_item_agree_on_one_ticket(database_url: str, conn: asyncpg.Connection) -> None:
-    pool = await asyncpg.create_pool(database_url, min_size=8, max_size=8)
+async def test_concurrent_matches_of_one_item_agree_on_one_ticket(migrated_database_url: str, conn: asyncpg.Connection) -> None:
+    pool = await asyncpg.create_pool(migrated_database_url, min_size=8, max_size=8)
     assert pool is not None
     try:
         async with pool.acquire() as c:
@@ -170,11 +170,11 @@ async def test_notices_attach_raise_priority_and_bring_the_due_time_forward(conn
     assert detail.notices[0]["notifier_email"] is None  # anonymous notices are allowed
 
 
-async def test_two_concurrent_claimers_never_get_the_same_ticket(database_url: str, conn: asyncpg.Connection) -> None:
+async def test_two_concurrent_claimers_never_get_the_same_ticket(migrated_database_url: str, conn: asyncpg.Connection) -> None:
     for i in range(12):
         await match(conn, f"queue-{i}")
     reviewers = [await staff(conn) for _ in range(16)]
-    pool = await asyncpg.create_pool(database_url, min_size=16, max_size=16)
+    pool = await asyncpg.create_pool(migrated_database_url, min_size=16, max_size=16)
     assert pool is not None
     try:
 

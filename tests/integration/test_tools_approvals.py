@@ -80,8 +80,8 @@ async def test_one_standing_allowance_per_tool(pool: asyncpg.Pool) -> None:
         ]
 
 
-async def test_every_change_wakes_the_listeners(pool: asyncpg.Pool, database_url: str) -> None:
-    listener = await asyncpg.connect(database_url)
+async def test_every_change_wakes_the_listeners(pool: asyncpg.Pool, migrated_database_url: str) -> None:
+    listener = await asyncpg.connect(migrated_database_url)
     got: asyncio.Queue[str] = asyncio.Queue()
     await listener.add_listener("hashguard_hashsets", lambda *args: got.put_nowait(args[-1]))
     try:

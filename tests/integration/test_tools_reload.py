@@ -12,9 +12,10 @@ from detector.approvals import pg as approvals_pg
 from detector.matcher import MatchSnapshot
 from detector.reload import Reloader
 from detector.tools.policy import NewApproval
+from tests.waiting import eventually
 
 
-async def test_a_dropped_listener_reconnects_and_catches_the_change(pool: asyncpg.Pool, database_url: str) -> None:
+async def test_a_dropped_listener_reconnects_and_catches_the_change(pool: asyncpg.Pool, migrated_database_url: str) -> None:
     reloaded = asyncio.Event()
 
     async def fingerprint() -> Hashable:
@@ -26,7 +27,7 @@ async def test_a_dropped_listener_reconnects_and_catches_the_change(pool: asyncp
         return count, MatchSnapshot(versions=())
 
     reloader = Reloader(
-        url=database_url,
+        url=migrated_database_url,
         fingerprint=fingerprint,
         load=load,
         install=lambda snapshot, seconds: reloaded.set(),
@@ -43,10 +44,10 @@ async def test_a_dropped_listener_reconnects_and_catches_the_change(pool: asyncp
                     "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
                 )
 
-            for _ in range(200):
-                if await listener_pid() is not None:
-                    break
-                await asyncio.sleep(0.05)
+            async def listening() -> bool:
+                return await listener_pid() is not None
+
+            await eventually(listening, 10, what="the reloader listening")
             pid = await listener_pid()
             assert pid is not None
             assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)

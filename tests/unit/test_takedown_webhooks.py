@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -28,19 +29,38 @@ def test_signature_is_hmac_sha256_over_timestamp_dot_body() -> None:
 
 
 def test_body_is_deterministic_json() -> None:
-    request = ActionRequest(
-        idempotency_key=uuid.UUID(int=1),
-        ticket_id=uuid.UUID(int=2),
-        content_id="item-1",
-        content_url=None,
-        action=Action.REMOVE,
-        decided_at=datetime(2026, 1, 1, tzinfo=UTC),
-        automated_decision=True,
-        statement_url="/v1/tickets/x/statement",
-    )
-    assert body(request) == body(request)
-    parsed = json.loads(body(request))
-    assert parsed["action"] == "remove" and parsed["idempotency_key"] == str(uuid.UUID(int=1))
+    def decided() -> ActionRequest:
+        return ActionRequest(
+            idempotency_key=uuid.UUID(int=1),
+            ticket_id=uuid.UUID(int=2),
+            content_id="item-1",
+            content_url=None,
+            action=Action.REMOVE,
+            decided_at=datetime(2026, 1, 1, tzinfo=UTC),
+            automated_decision=True,
+            statement_url="/v1/tickets/x/statement",
+        )
+
+    # A redelivery rebuilds the request from what was stored: it must send the first delivery's bytes.
+    first, redelivered = body(decided()), body(decided())
+    assert redelivered == first
+    # The signature made over the first delivery's body verifies against the redelivered one.
+    sent = headers("s3cret", 1700000000, first.encode(), "key-1", "remove")
+    assert verify_signature("s3cret", "1700000000", redelivered.encode(), sent["X-Hashguard-Signature"])
+    parsed = json.loads(first)
+    assert parsed == {
+        "idempotency_key": str(uuid.UUID(int=1)),
+        "ticket_id": str(uuid.UUID(int=2)),
+        "content_id": "item-1",
+        "content_url": None,
+        "action": "remove",
+        "decided_at": "2026-01-01T00:00:00+00:00",
+        "automated_decision": True,
+        "statement_url": "/v1/tickets/x/statement",
+    }
+    assert first == json.dumps(parsed, sort_keys=True, separators=(",", ":"))  # canonical: sorted keys, no spaces
+    # A different decision gives different bytes, so a stale body cannot pass for a new one.
+    assert body(dataclasses.replace(decided(), action=Action.REINSTATE)) != first
 
 
 def test_backoff_grows_exponentially_is_capped_and_jittered() -> None:

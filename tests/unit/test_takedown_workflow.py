@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from takedown.errors import InvalidTransition
+from takedown.tickets import Ticket
 from takedown.workflow import (
     APPEALABLE,
     FINISHED,
@@ -17,7 +19,6 @@ from takedown.workflow import (
     Source,
     State,
     due_at,
-    is_overdue,
     transition,
 )
 
@@ -87,5 +88,38 @@ def test_due_time_is_the_window_or_an_earlier_legal_deadline() -> None:
     assert due_at(now, 24) == now + timedelta(hours=24)
     assert due_at(now, 24, now + timedelta(hours=3)) == now + timedelta(hours=3)
     assert due_at(now, 1, now + timedelta(hours=3)) == now + timedelta(hours=1)
-    assert is_overdue(State.OPEN, now - timedelta(seconds=1), now)
-    assert not is_overdue(State.ACTIONED, now - timedelta(days=1), now)
+
+
+def ticket(state: State, due: datetime) -> Ticket:
+    return Ticket(
+        id=uuid.UUID(int=1),
+        content_id="c",
+        content_url=None,
+        source=Source.HASH_MATCH,
+        state=state,
+        priority=PRIORITY[Source.HASH_MATCH],
+        received_at=due - timedelta(hours=24),
+        due_at=due,
+        automated_detection=True,
+        lease_key_id=None,
+        lease_key_prefix=None,
+        lease_expires_at=None,
+        action=None,
+        decided_at=None,
+        decided_key_id=None,
+        first_action_at=None,
+        sightings=1,
+        notices=0,
+        legal_hold=False,
+        legal_hold_reason=None,
+        preserve_until=None,
+        evidence_purged_at=None,
+        updated_at=due,
+    )
+
+
+def test_overdue_means_a_decision_is_owed_and_its_due_time_has_passed() -> None:
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert ticket(State.OPEN, now - timedelta(seconds=1)).overdue(now)
+    assert not ticket(State.ACTIONED, now - timedelta(days=1)).overdue(now)
+    assert not ticket(State.OPEN, now + timedelta(seconds=1)).overdue(now)
