@@ -194,7 +194,7 @@ def _free_port() -> int:
 
 def _cli(env: dict[str, str], *args: str) -> str:
     return subprocess.run(
-        [sys.executable, "-m", "detector.cli", *args], env=env, check=True, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "hashguard.cli", *args], env=env, check=True, capture_output=True, text=True, timeout=120
     ).stdout
 
 
@@ -228,7 +228,7 @@ def service_throughput(items: list[Item], seed: int, duration: float, max_reques
             port = _free_port()
             server_env = {**env, "HASHGUARD_HASHING": path, "HASHGUARD_HASH_POOL": kind}
             server = subprocess.Popen(
-                [sys.executable, "-m", "detector.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--quiet"],
+                [sys.executable, "-m", "hashguard.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--quiet"],
                 env=server_env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

@@ -115,7 +115,7 @@ def main() -> int:
 
     def hashguard(*cli: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "detector.cli", *cli], env=env, text=True, check=True, stdout=subprocess.PIPE
+            [sys.executable, "-m", "hashguard.cli", *cli], env=env, text=True, check=True, stdout=subprocess.PIPE
         )
 
     hashguard("migrate")

@@ -37,8 +37,9 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from detector.errors import CorruptMedia, ImageTooLarge, UnsupportedMedia
+from detector.errors import CorruptMedia, ImageTooLarge
 from detector.fastpdq import max_scale
+from kernel.errors import UnsupportedMedia
 
 # Formats a platform sends for still images. Anything else is refused with 415 instead of
 # being handed to a less-exercised Pillow decoder.

@@ -1,6 +1,6 @@
 """``hashguard hashsets ...``: import, versions, trust, the false-positive defences, feedback, export.
 
-Registered into the main parser by ``detector.cli`` through ``register(subparsers)``. Every
+Registered into the main parser by ``hashguard.cli`` through ``register(subparsers)``. Every
 command that changes a list records who did it (``--actor``, default: the login name) in
 ``hashset_events``. No command prints a hash value except ``export``, which needs an admin key.
 """
@@ -18,9 +18,6 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from detector.auth import key_digest, parse_bearer
-from detector.commandline import invoking_user, run_with_connection
-from detector.settings import Settings
 from detector.tools.base import HashTool, ToolKind
 from detector.tools.registry import ToolRegistry, ToolRegistryError
 from hashsets import pg, signing
@@ -29,6 +26,9 @@ from hashsets.files import ListFile, verifier
 from hashsets.manifest import Kind, Manifest, build_manifest, parse_manifest, sign_manifest, verify_signature
 from hashsets.parse import ListFormat, parse_blocks, parse_scheme
 from hashsets.progress import Progress
+from kernel.commandline import invoking_user, run_with_connection
+from kernel.keys import key_digest, parse_bearer
+from kernel.settings import Settings
 
 T = TypeVar("T")
 

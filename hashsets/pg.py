@@ -20,7 +20,6 @@ from typing import Any
 
 import asyncpg
 
-from detector.db import Change, Queries, record_change
 from hashsets.duplicates import DuplicateIds
 from hashsets.errors import (
     EntryNotFound,
@@ -32,6 +31,9 @@ from hashsets.errors import (
 )
 from hashsets.manifest import Kind, TrustedKey
 from hashsets.parse import MAX_REPORTED_PROBLEMS, EntryBlock, ListEntry, Op
+from kernel import auditlog
+from kernel.auditlog import Change
+from kernel.db import Queries
 
 Q = Queries("hashsets")
 
@@ -153,7 +155,7 @@ async def record_event(
 ) -> None:
     """Append to ``hashset_events`` and to the audit chain. Details never hold hash values."""
     await conn.execute(Q.insert_event, actor or "unknown", action, hashset, json.dumps(dict(details or {}), default=str))
-    await record_change(
+    await auditlog.record(
         conn,
         Change(
             actor=actor or "unknown",

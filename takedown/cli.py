@@ -1,4 +1,4 @@
-"""``hashguard audit ...`` and ``hashguard takedown ...``: registered by ``detector.cli``.
+"""``hashguard audit ...`` and ``hashguard takedown ...``: registered by ``hashguard.cli``.
 
 The caller passes ``run(work)``, which opens a migrated connection, awaits ``work(conn)`` and
 returns its result, so this module needs nothing from the detector's command line.
@@ -14,8 +14,9 @@ from typing import Any
 
 import asyncpg
 
-from detector.commandline import invoking_user
-from detector.settings import Settings
+from kernel import auditlog
+from kernel.commandline import invoking_user
+from kernel.settings import Settings
 from takedown import pg
 from takedown.tickets import Actor
 from takedown.workflow import RESTRICTIONS, Action
@@ -60,7 +61,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], run: Run)
 
 
 def _verify(run: Run) -> int:
-    result = run(pg.verify_audit)
+    result = run(auditlog.verify_audit)
     if result.broken is not None:
         print(f"audit chain BROKEN at entry {result.broken.seq}: {result.broken.reason}", file=sys.stderr)
         print(f"({result.checked} entries before it are intact)", file=sys.stderr)
@@ -71,7 +72,7 @@ def _verify(run: Run) -> int:
 
 def _show(run: Run, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> list[Any]:
-        return await pg.audit_page(conn, after_seq=args.after, subject=args.subject, limit=args.limit)
+        return await auditlog.audit_page(conn, after_seq=args.after, subject=args.subject, limit=args.limit)
 
     for entry in run(work):
         print(json.dumps({**json.loads(entry.entry), "hash": entry.hash.hex()}))

@@ -1,21 +1,16 @@
 """The takedown context's errors.
 
-Like the detector's, each class carries an HTTP status and a stable ``code``, and its docstring
-is the default message; data sits on attributes. Only ``takedown.http`` turns them into JSON.
+Like every context's (``kernel.errors.ServiceError``), each class carries an HTTP status and a stable ``code``, and its docstring
+is the default message; data sits on attributes. Only the HTTP edge turns them into JSON.
 """
 
 from __future__ import annotations
 
+from kernel.errors import ServiceError
 
-class TakedownError(Exception):
+
+class TakedownError(ServiceError):
     """The takedown request could not be handled."""
-
-    status: int = 500
-    code: str = "internal_error"
-
-    def __init__(self, message: str | None = None) -> None:
-        self.message = message or (self.__doc__ or self.code).strip()
-        super().__init__(self.message)
 
 
 class InvalidInput(TakedownError):

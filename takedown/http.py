@@ -1,14 +1,13 @@
 """The takedown context's HTTP edge: notices, the staff queue, decisions, appeals, statements,
 policies and the audit log. Parsing and JSON only; the work is in ``pg`` and the pure modules.
 
-Roles (``detector.auth.Role``): platforms file notices and appeals and read statements; reviewers
+Roles (``kernel.keys.Role``): platforms file notices and appeals and read statements; reviewers
 work the queue; leads also reassign, override leases and set legal holds; admins set list
 policies, holds and delivery retries; auditors read everything and change nothing.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -17,13 +16,13 @@ from typing import Any
 
 from aiohttp import web
 
-from detector.appkeys import METRICS, POOL
-from detector.auth import Principal, Role
-from detector.errors import DetectorError
-from detector.http import authenticate, read_json_body
+from kernel import auditlog
+from kernel.appkeys import METRICS, POOL
+from kernel.keys import Principal, Role
+from kernel.web import authenticate, read_json_body
 from takedown import pg
 from takedown.config import TakedownConfig
-from takedown.errors import InvalidInput, TakedownError, TicketNotFound
+from takedown.errors import InvalidInput, TicketNotFound
 from takedown.jobs import Waker
 from takedown.requests import parse_decision, parse_notice, parse_reason, parse_report
 from takedown.tickets import Actor, Decision, Evidence, Ticket
@@ -49,22 +48,6 @@ STATEMENT_READERS = frozenset({Role.PLATFORM, Role.REVIEWER, Role.LEAD, Role.AUD
 TRANSPARENCY_READERS = frozenset({Role.LEAD, Role.ADMIN, Role.AUDITOR})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _edge(handler: Handler) -> Handler:
-    """Domain errors become the detector's JSON errors (and are counted by its middleware)."""
-
-    @functools.wraps(handler)
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except TakedownError as exc:
-            error = DetectorError(exc.message)
-            error.status = exc.status
-            error.code = exc.code
-            raise error from exc
-
-    return wrapped
 
 
 def _actor(principal: Principal) -> Actor:
@@ -158,7 +141,6 @@ def _count_decision(request: web.Request, ticket: Ticket, automated: bool = Fals
 # ---------------------------------------------------------------- notices
 
 
-@_edge
 async def post_notice(request: web.Request) -> web.Response:
     principal = await authenticate(request, PLATFORM)
     notice = parse_notice(await _json(request))
@@ -214,7 +196,6 @@ def _bool_param(raw: str | None, name: str) -> bool | None:
     raise InvalidInput(f"{name!r} must be true or false")
 
 
-@_edge
 async def list_tickets(request: web.Request) -> web.Response:
     await authenticate(request, READERS)
     q = request.query
@@ -235,7 +216,6 @@ async def list_tickets(request: web.Request) -> web.Response:
     )
 
 
-@_edge
 async def get_ticket(request: web.Request) -> web.Response:
     await authenticate(request, READERS)
     async with request.app[POOL].acquire() as conn:
@@ -251,7 +231,6 @@ async def get_ticket(request: web.Request) -> web.Response:
     )
 
 
-@_edge
 async def get_statement(request: web.Request) -> web.Response:
     await authenticate(request, STATEMENT_READERS)
     async with request.app[POOL].acquire() as conn:
@@ -262,7 +241,6 @@ async def get_statement(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------- the queue
 
 
-@_edge
 async def claim(request: web.Request) -> web.Response:
     principal = await authenticate(request, STAFF)
     async with request.app[POOL].acquire() as conn:
@@ -272,7 +250,6 @@ async def claim(request: web.Request) -> web.Response:
     return web.json_response({"ticket": ticket_json(ticket)})
 
 
-@_edge
 async def release(request: web.Request) -> web.Response:
     principal = await authenticate(request, STAFF)
     async with request.app[POOL].acquire() as conn:
@@ -280,7 +257,6 @@ async def release(request: web.Request) -> web.Response:
     return web.json_response(ticket_json(ticket))
 
 
-@_edge
 async def assign(request: web.Request) -> web.Response:
     principal = await authenticate(request, LEAD)
     body = await _json(request)
@@ -293,7 +269,6 @@ async def assign(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------- decisions
 
 
-@_edge
 async def decide(request: web.Request) -> web.Response:
     principal = await authenticate(request, STAFF)
     decision = parse_decision(await _json(request))
@@ -312,7 +287,6 @@ async def decide(request: web.Request) -> web.Response:
     return web.json_response(ticket_json(ticket))
 
 
-@_edge
 async def report(request: web.Request) -> web.Response:
     principal = await authenticate(request, STAFF)
     hotline, reference = parse_report(await _json(request))
@@ -324,7 +298,6 @@ async def report(request: web.Request) -> web.Response:
     return web.json_response(ticket_json(ticket))
 
 
-@_edge
 async def close(request: web.Request) -> web.Response:
     principal = await authenticate(request, STAFF)
     explanation = parse_reason(await _json(request, optional=True), required=False)
@@ -336,7 +309,6 @@ async def close(request: web.Request) -> web.Response:
     return web.json_response(ticket_json(ticket))
 
 
-@_edge
 async def appeal(request: web.Request) -> web.Response:
     principal = await authenticate(request, PLATFORM)
     explanation = parse_reason(await _json(request))
@@ -348,7 +320,6 @@ async def appeal(request: web.Request) -> web.Response:
     return web.json_response(ticket_json(ticket))
 
 
-@_edge
 async def legal_hold(request: web.Request) -> web.Response:
     principal = await authenticate(request, HOLDERS)
     body = await _json(request)
@@ -361,7 +332,6 @@ async def legal_hold(request: web.Request) -> web.Response:
     return web.json_response(ticket_json(ticket))
 
 
-@_edge
 async def retry_actions(request: web.Request) -> web.Response:
     principal = await authenticate(request, HOLDERS)
     async with request.app[POOL].acquire() as conn:
@@ -377,7 +347,6 @@ def _policy_json(p: pg.Policy) -> dict[str, Any]:
     return {"hashset": p.hashset, "tool": p.tool, "auto_action": p.auto_action, "action": p.action.value}
 
 
-@_edge
 async def get_policies(request: web.Request) -> web.Response:
     await authenticate(request, POLICY_READERS)
     async with request.app[POOL].acquire() as conn:
@@ -385,7 +354,6 @@ async def get_policies(request: web.Request) -> web.Response:
     return web.json_response({"policies": [_policy_json(p) for p in policies]})
 
 
-@_edge
 async def put_policy(request: web.Request) -> web.Response:
     principal = await authenticate(request, ADMIN)
     body = await _json(request)
@@ -404,14 +372,13 @@ async def put_policy(request: web.Request) -> web.Response:
     return web.json_response(_policy_json(policy))
 
 
-@_edge
 async def get_audit(request: web.Request) -> web.Response:
     await authenticate(request, AUDIT_READERS)
     after = _int_param(request.query.get("after"), "after", 0, 2**62, 0) or 0
     limit = _int_param(request.query.get("limit"), "limit", 1, MAX_PAGE, 100) or 100
     subject = _query_text(request.query.get("subject"), "subject")
     async with request.app[POOL].acquire() as conn:
-        entries = await pg.audit_page(conn, after_seq=after, subject=subject, limit=limit)
+        entries = await auditlog.audit_page(conn, after_seq=after, subject=subject, limit=limit)
     return web.json_response(
         {"entries": [{**json.loads(e.entry), "hash": e.hash.hex(), "prev_hash": e.prev_hash.hex()} for e in entries]}
     )
@@ -427,7 +394,6 @@ def _period_param(raw: str | None, name: str, default: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-@_edge
 async def get_transparency(request: web.Request) -> web.Response:
     await authenticate(request, TRANSPARENCY_READERS)
     now = datetime.now(UTC)

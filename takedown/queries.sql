@@ -223,29 +223,6 @@ DELETE FROM takedown_outbox WHERE ticket_id = $1 AND state = 'delivered';
 -- name: mark_purged
 UPDATE tickets SET content_url = NULL, evidence_purged_at = now(), updated_at = now() WHERE id = $1;
 
--- name: audit_lock
-SELECT pg_advisory_xact_lock(7022575296345478503);
-
--- name: audit_head
-SELECT seq, hash, clock_timestamp() AS now FROM audit_log ORDER BY seq DESC LIMIT 1;
-
--- name: clock
-SELECT clock_timestamp();
-
--- name: insert_audit
-INSERT INTO audit_log (seq, at, actor, action, subject, entry, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
-
--- name: audit_all
-SELECT seq, at, actor, action, subject, entry, prev_hash, hash FROM audit_log ORDER BY seq;
-
--- name: last_entry_for_subject
-SELECT entry FROM audit_log WHERE subject = $1 ORDER BY seq DESC LIMIT 1;
-
--- name: audit_page
-SELECT seq, at, actor, action, subject, entry, prev_hash, hash FROM audit_log
-WHERE seq > $1 AND ($2::text IS NULL OR subject = $2)
-ORDER BY seq LIMIT $3;
-
 -- name: now
 SELECT now();
 

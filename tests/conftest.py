@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from detector.db import embedded_url, migrate, stop_embedded
+from kernel.db import embedded_url, migrate, stop_embedded
 from tests.waiting import wait_until
 
 
@@ -152,7 +152,7 @@ class Cli:
 
     def __call__(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "detector.cli", *args],
+            [sys.executable, "-m", "hashguard.cli", *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -184,7 +184,7 @@ class Service:
         """Start and wait until /readyz says ready (or, with ``expect_ready=False``, until it answers at all)."""
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "detector.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port), *extra],
+                [sys.executable, "-m", "hashguard.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port), *extra],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

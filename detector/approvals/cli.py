@@ -12,9 +12,6 @@ from typing import Any, TypeVar
 import asyncpg
 
 from detector.approvals import pg as approvals_pg
-from detector.commandline import invoking_user, run_with_connection
-from detector.errors import BadRequest
-from detector.settings import Settings
 from detector.tools.policy import (
     ApprovalStatus,
     NewApproval,
@@ -24,6 +21,9 @@ from detector.tools.policy import (
     decide_all,
 )
 from detector.tools.registry import ToolRegistry, describe
+from kernel.commandline import invoking_user, run_with_connection
+from kernel.errors import BadRequest
+from kernel.settings import Settings
 
 T = TypeVar("T")
 

@@ -13,11 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from detector.appkeys import HOLDER, POOL, TOOLS
+from detector.appkeys import HOLDER, TOOLS
 from detector.approvals import pg as approvals_pg
-from detector.auth import Principal, Role
-from detector.errors import BadRequest
-from detector.http import Handler, authenticate, read_json_body
 from detector.tools.policy import (
     ApprovalStatus,
     NewApproval,
@@ -27,6 +24,10 @@ from detector.tools.policy import (
     check_tool_name,
 )
 from detector.tools.registry import describe
+from kernel.appkeys import POOL
+from kernel.errors import BadRequest
+from kernel.keys import Principal, Role
+from kernel.web import Handler, authenticate, read_json_body
 
 ADMIN = frozenset({Role.ADMIN})
 READERS = frozenset({Role.ADMIN, Role.AUDITOR})

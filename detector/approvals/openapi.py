@@ -1,4 +1,4 @@
-"""OpenAPI description of the tool registry's admin API (merged into ``detector.openapi``)."""
+"""OpenAPI description of the tool registry's admin API (merged into ``hashguard.openapi``)."""
 
 from __future__ import annotations
 

@@ -13,8 +13,6 @@ from typing import Any
 
 import asyncpg
 
-from detector.db import Change, Queries, record_change
-from detector.errors import BadRequest
 from detector.tools.policy import (
     AllowanceExists,
     AllowanceNotFound,
@@ -30,6 +28,10 @@ from detector.tools.policy import (
     check_transition,
     check_version_spec,
 )
+from kernel import auditlog
+from kernel.auditlog import Change
+from kernel.db import Queries
+from kernel.errors import BadRequest
 
 Q = Queries("detector.approvals")
 
@@ -109,7 +111,7 @@ async def _event(
 ) -> None:
     await conn.fetchval(Q.insert_event, actor, action, tool, approval_id, allowance_id, _json(before), _json(after))
     ids = {k: v for k, v in (("approval_id", approval_id), ("allowance_id", allowance_id)) if v is not None}
-    await record_change(
+    await auditlog.record(
         conn,
         Change(actor=actor, action=f"tool.{action}", subject=f"tool:{tool}", before=before, after={**(after or {}), **ids}),
     )

@@ -23,7 +23,8 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from detector.errors import BadRequest, DetectorError
+from detector.errors import DetectorError
+from kernel.errors import BadRequest
 
 
 class ApprovalStatus(StrEnum):

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from PIL import Image
 
 from detector.decode import Media
-from detector.errors import DetectorError, InvalidHash
+from detector.errors import InvalidHash
 from detector.synthetic import draw, encode, variant
 from detector.tools.base import LOW_QUALITY, HashResult, HashTool, IndexKind, hamming
 from detector.tools.registry import check_declaration
+from kernel.errors import ServiceError
 
 # Pictures the kit uses: an original, and unrelated ones that must not match it.
 ORIGINAL_SEED = 4242
@@ -132,7 +133,7 @@ def check_unrelated_beyond_threshold(tool: HashTool) -> None:
 
 
 def check_uniform_images_refused_or_flagged(tool: HashTool) -> None:
-    """A uniform picture is refused (a 4xx DetectorError) or flagged by a quality below LOW_QUALITY.
+    """A uniform picture is refused (a 4xx ServiceError) or flagged by a quality below LOW_QUALITY.
 
     Such pictures carry no content, so a perceptual tool that hashes them confidently would
     match every other blank picture in a list. Exact tools only ever match identical bytes: exempt.
@@ -143,7 +144,7 @@ def check_uniform_images_refused_or_flagged(tool: HashTool) -> None:
         data = encode(Image.new("RGB", (320, 240), colour))
         try:
             result = _hash(tool, data)
-        except DetectorError as exc:
+        except ServiceError as exc:
             _require(400 <= exc.status < 500, f"a uniform picture raised {exc.code} with status {exc.status}, expected a 4xx")
             continue
         _require(

@@ -1,5 +1,5 @@
 """Changes made in the hashsets context and the tool registry land in the takedown context's
-hash-chained audit log, through the hooks the composition roots register (detector/wiring.py)."""
+hash-chained audit log, which every context appends to directly (kernel/auditlog.py)."""
 
 from __future__ import annotations
 

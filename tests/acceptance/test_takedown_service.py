@@ -18,6 +18,7 @@ import pytest
 from detector import http as detector_http
 from detector.approvals import http as approvals_http
 from detector.synthetic import draw, variant
+from hashguard import app as hashguard_app
 from takedown import http as takedown_http
 from tests.acceptance.test_scan_e2e import make_list, scan
 from tests.conftest import Cli, FakePlatform, Service
@@ -65,7 +66,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str | None]] = {
 
 
 def test_the_role_table_covers_every_route_and_matches_the_code() -> None:
-    served = set(detector_http.ROUTES) | set(approvals_http.ROUTES) | set(takedown_http.ROUTES)
+    served = set(hashguard_app.ROUTES) | set(detector_http.ROUTES) | set(approvals_http.ROUTES) | set(takedown_http.ROUTES)
     assert served == set(EXPECTED)
     for route, roles in takedown_http.ROLES.items():
         assert {r.value for r in roles} == EXPECTED[route], route

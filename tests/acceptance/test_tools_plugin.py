@@ -168,7 +168,7 @@ def test_two_tools_with_one_name_stop_the_start(cli: Cli, tmp_path: Path) -> Non
     listed = Cli(env)("tools", "list", check=False)
     assert listed.returncode == 1 and "two installed tools are named 'pdq'" in listed.stderr
     serve = subprocess.run(
-        [sys.executable, "-m", "detector.cli", "serve", "--port", str(free_port())],
+        [sys.executable, "-m", "hashguard.cli", "serve", "--port", str(free_port())],
         env=env,
         capture_output=True,
         text=True,

@@ -8,7 +8,7 @@ import dataclasses
 import asyncpg
 import pytest
 
-from detector.db import DatabaseError, discover_migrations, migrate
+from kernel.db import DatabaseError, discover_migrations, migrate
 
 
 async def test_all_migrations_apply_to_an_empty_database_once(database_url: str) -> None:

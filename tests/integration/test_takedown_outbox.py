@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from detector import pg as detector_pg
-from detector.auth import Role, new_key
+from kernel import keystore
+from kernel.keys import Role, new_key
 from takedown import jobs, pg
 from takedown.config import TakedownConfig
 from takedown.tickets import SYSTEM, Actor, DecisionInput, Evidence
@@ -66,7 +66,7 @@ def deliverer(pool: asyncpg.Pool, session: aiohttp.ClientSession, platform: Fake
 
 async def reviewer(conn: asyncpg.Connection) -> Actor:
     made = new_key()
-    return Actor(key_id=await detector_pg.insert_key(conn, made, Role.REVIEWER, "r"), name=made.prefix)
+    return Actor(key_id=await keystore.insert_key(conn, made, Role.REVIEWER, "r"), name=made.prefix)
 
 
 async def actioned(conn: asyncpg.Connection, content_id: str, who: Actor, action: Action = Action.REMOVE) -> uuid.UUID:

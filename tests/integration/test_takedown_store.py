@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from detector import pg as detector_pg
-from detector.auth import Role, new_key
+from kernel import auditlog, keystore
+from kernel.keys import Role, new_key
 from takedown import pg
 from takedown.config import TakedownConfig
 from takedown.errors import AppealWindowClosed, InvalidTransition, NotLeaseHolder, SameReviewer, TakedownError
@@ -25,7 +25,7 @@ CONFIG = TakedownConfig()
 
 async def staff(conn: asyncpg.Connection, role: Role = Role.REVIEWER) -> Actor:
     made = new_key()
-    key_id = await detector_pg.insert_key(conn, made, role, f"test {role}")
+    key_id = await keystore.insert_key(conn, made, role, f"test {role}")
     return Actor(key_id=key_id, name=made.prefix)
 
 
@@ -127,7 +127,7 @@ async def test_concurrent_matches_of_one_item_agree_on_one_ticket(migrated_datab
     assert pool is not None
     try:
         async with pool.acquire() as c:
-            await detector_pg.ping(c)
+            await keystore.ping(c)
 
         async def one() -> uuid.UUID:
             async with pool.acquire() as c, c.transaction():
@@ -214,7 +214,7 @@ async def test_an_expired_lease_returns_the_ticket_to_the_queue(conn: asyncpg.Co
     assert await pg.expire_leases(conn) == 1
     expired = await pg.get_ticket(conn, ticket_id)
     assert expired.state is State.OPEN and expired.lease_key_id is None
-    last = (await pg.audit_page(conn, after_seq=0, subject=f"ticket:{ticket_id}", limit=100))[-1]
+    last = (await auditlog.audit_page(conn, after_seq=0, subject=f"ticket:{ticket_id}", limit=100))[-1]
     assert last.action == "ticket.lease_expired" and last.actor == "system"
 
 
@@ -271,7 +271,7 @@ async def test_the_whole_lifecycle_with_appeal_decided_by_another_reviewer(conn:
     assert [d["action"] for d in detail.deliveries] == ["block"]
     # A closed ticket is finished: the same content opens a new one.
     assert (await match(conn, "life-1")).ticket_id != ticket_id
-    result = await pg.verify_audit(conn)
+    result = await auditlog.verify_audit(conn)
     assert result.ok and result.checked >= 9
     actions = [
         r["action"]
@@ -407,13 +407,13 @@ async def test_evidence_is_purged_after_its_deadline_unless_on_legal_hold(conn: 
     assert await pg.purge_expired_evidence(conn) == 1
     assert (await pg.ticket_detail(conn, held)).evidence == []
     assert await pg.purge_expired_evidence(conn) == 0
-    assert (await pg.verify_audit(conn)).ok
+    assert (await auditlog.verify_audit(conn)).ok
 
 
 async def test_the_audit_log_refuses_changes_and_verify_finds_an_edited_row(conn: asyncpg.Connection) -> None:
     for i in range(5):
         await match(conn, f"audited-{i}")
-    assert (await pg.verify_audit(conn)).checked == 5
+    assert (await auditlog.verify_audit(conn)).checked == 5
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
         await conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
@@ -424,28 +424,28 @@ async def test_the_audit_log_refuses_changes_and_verify_finds_an_edited_row(conn
     await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
     await conn.execute("UPDATE audit_log SET entry = replace(entry, 'ticket.opened', 'ticket.dismissed') WHERE seq = 3")
     await conn.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only")
-    result = await pg.verify_audit(conn)
+    result = await auditlog.verify_audit(conn)
     assert result.broken is not None and result.broken.seq == 3 and result.checked == 2
 
 
 async def test_append_audit_needs_the_changes_transaction(conn: asyncpg.Connection) -> None:
     with pytest.raises(RuntimeError, match="inside the transaction"):
-        await pg.append_audit(conn, actor="x", action="y", subject="z")
+        await auditlog.append_audit(conn, actor="x", action="y", subject="z")
     async with conn.transaction():
         assert (
-            await pg.append_audit(conn, actor="cli:test", action="hashset.imported", subject="hashset:l", after={"version": 2})
+            await auditlog.append_audit(conn, actor="cli:test", action="hashset.imported", subject="hashset:l", after={"version": 2})
             == 1
         )
 
 
 async def test_settings_are_audited_when_they_change(conn: asyncpg.Connection) -> None:
-    assert await pg.record_settings(conn, {"HASHGUARD_LEASE_S": "900.0", "HASHGUARD_WEBHOOK_SECRET": "(set)"})
-    assert not await pg.record_settings(conn, {"HASHGUARD_LEASE_S": "900.0", "HASHGUARD_WEBHOOK_SECRET": "(set)"})
-    assert await pg.record_settings(conn, {"HASHGUARD_LEASE_S": "60.0", "HASHGUARD_WEBHOOK_SECRET": "(set)"})
-    [last] = [e for e in await pg.audit_page(conn, after_seq=0, subject="settings", limit=10) if e.seq == 2]
+    assert await auditlog.record_settings(conn, {"HASHGUARD_LEASE_S": "900.0", "HASHGUARD_WEBHOOK_SECRET": "(set)"})
+    assert not await auditlog.record_settings(conn, {"HASHGUARD_LEASE_S": "900.0", "HASHGUARD_WEBHOOK_SECRET": "(set)"})
+    assert await auditlog.record_settings(conn, {"HASHGUARD_LEASE_S": "60.0", "HASHGUARD_WEBHOOK_SECRET": "(set)"})
+    [last] = [e for e in await auditlog.audit_page(conn, after_seq=0, subject="settings", limit=10) if e.seq == 2]
     entry = json.loads(last.entry)
     assert entry["before"]["HASHGUARD_LEASE_S"] == "900.0" and entry["after"]["HASHGUARD_LEASE_S"] == "60.0"
-    assert (await pg.verify_audit(conn)).ok
+    assert (await auditlog.verify_audit(conn)).ok
 
 
 async def test_transparency_figures_come_from_the_case_records(conn: asyncpg.Connection) -> None:

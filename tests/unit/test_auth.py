@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from detector.auth import PREFIX_LENGTH, key_digest, new_key, parse_bearer
+from kernel.keys import PREFIX_LENGTH, key_digest, new_key, parse_bearer
 
 
 def test_new_keys_are_unique_and_only_their_digest_identifies_them() -> None:

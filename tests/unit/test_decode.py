@@ -15,11 +15,12 @@ import pytest
 from PIL import Image
 
 from detector.decode import HashingPath, Media
-from detector.errors import CorruptMedia, ImageTooLarge, UnsupportedMedia
+from detector.errors import CorruptMedia, ImageTooLarge
 from detector.synthetic import draw, encode
 from detector.tools.base import HashTool
 from detector.tools.imagehashes import DHashTool, PHashTool
 from detector.tools.pdq import PdqTool
+from kernel.errors import UnsupportedMedia
 
 TOOLS: tuple[HashTool, ...] = (PdqTool(), PHashTool(), DHashTool())
 PATHS = (HashingPath.FAST, HashingPath.REFERENCE)

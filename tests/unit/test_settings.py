@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.settings import Settings, SettingsError
+from kernel.settings import Settings, SettingsError
 
 
 def test_defaults_and_environment() -> None:

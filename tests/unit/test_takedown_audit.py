@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from takedown.audit import GENESIS, AuditEntry, StoredEntry, canonical, link, verify
+from kernel.audit import GENESIS, AuditEntry, StoredEntry, canonical, link, verify
 
 
 def chain(n: int) -> list[StoredEntry]:

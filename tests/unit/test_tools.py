@@ -148,7 +148,7 @@ def test_a_plugin_that_cannot_be_imported_fails_clearly() -> None:
 
 
 def test_jurisdictions_setting_is_normalised() -> None:
-    from detector.settings import Settings
+    from kernel.settings import Settings
 
     assert Settings.from_env({}).jurisdictions == ()
     assert Settings.from_env({"HASHGUARD_JURISDICTIONS": " gb, AU,,gb "}).jurisdictions == ("AU", "GB")

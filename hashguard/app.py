@@ -1,4 +1,4 @@
-"""The composition root: the one place that wires the contexts (detector, hashsets) together."""
+"""The composition root of the service: the one place that wires the contexts (detector, hashsets, takedown) together."""
 
 from __future__ import annotations
 
@@ -17,20 +17,25 @@ import asyncpg
 import numpy as np
 from aiohttp import web
 
-from detector import http, pg, wiring
-from detector.appkeys import DB_URL, HASH_POOL, HOLDER, KEY_CACHE, METRICS, POOL, SCANNER, SETTINGS, TOOLS
+from detector import http, pg
+from detector.appkeys import HASH_POOL, HOLDER, SCANNER, TOOLS
 from detector.approvals import pg as approvals_pg
-from detector.db import create_pool, migrate, resolve_url
 from detector.decode import HashingPath
 from detector.errors import NotReady
+from detector.index_metrics import observe_snapshot
 from detector.matcher import Hit, LoadedVersion, MatchSnapshot, ToolEntries, build_snapshot
-from detector.metrics import Metrics
 from detector.reload import Reloader
 from detector.scan import HashPool, MatchView, Resolution, ScanContext, ScanService, SnapshotHolder
-from detector.settings import Settings, SettingsError
 from detector.tools.policy import Activation, decide_all, next_change
 from detector.tools.registry import ToolRegistry
+from hashguard import flows, openapi
 from hashsets import pg as hashsets_pg
+from kernel import auditlog
+from kernel.appkeys import DB_URL, KEY_CACHE, METRICS, POOL, SETTINGS
+from kernel.db import create_pool, migrate, resolve_url
+from kernel.metrics import Metrics
+from kernel.settings import Settings, SettingsError
+from kernel.web import Handler, errors_middleware
 from takedown import http as takedown_http
 from takedown import jobs as takedown_jobs
 from takedown import pg as takedown_pg
@@ -92,8 +97,12 @@ async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContex
                 conn, live, window_s=settings.flood_window_s, limit=settings.flood_max_matches
             )
             if newly:
-                log.warning("%d list entries matched more than %d times in %.0f s: quarantined, their matches go to review",
-                            newly, settings.flood_max_matches, settings.flood_window_s)
+                log.warning(
+                    "%d list entries matched more than %d times in %.0f s: quarantined, their matches go to review",
+                    newly,
+                    settings.flood_max_matches,
+                    settings.flood_window_s,
+                )
                 metrics.quarantined_entries.set(await hashsets_pg.count_quarantined(conn))
         views: list[MatchView] = []
         shadow: list[MatchView] = []
@@ -352,7 +361,7 @@ async def _index(app: web.Application) -> AsyncIterator[None]:
     def install(snapshot: MatchSnapshot, seconds: float) -> None:
         _log_tool_changes(app[HOLDER].current, snapshot)
         app[HOLDER].current = snapshot
-        app[METRICS].observe_snapshot(snapshot, seconds)
+        observe_snapshot(app[METRICS], snapshot, seconds)
         # An approval that expires (or starts) changes what may scan with nothing written to the
         # database: wake the reloader at that moment instead of waiting for the periodic check.
         while timer:
@@ -429,10 +438,11 @@ async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
     metrics = _job_metrics(app[METRICS])
     pool = app[POOL]
     async with pool.acquire() as conn:
-        await takedown_pg.record_settings(conn, _settings_for_audit(settings))
+        await auditlog.record_settings(conn, _settings_for_audit(settings))
     tasks = [
         asyncio.create_task(
-            takedown_jobs.retention_loop(pool, settings.retention_interval_s, metrics, settings.retention_days), name="hashguard-retention"
+            takedown_jobs.retention_loop(pool, settings.retention_interval_s, metrics, settings.retention_days),
+            name="hashguard-retention",
         ),
         asyncio.create_task(takedown_jobs.queue_loop(pool, metrics), name="hashguard-takedown-queue"),
     ]
@@ -467,13 +477,16 @@ async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
         await session.close()
 
 
+# The root's own routes: the document that describes every context's.
+ROUTES: Mapping[tuple[str, str], Handler] = {("GET", "/openapi.json"): openapi.handler}
+
+
 def create_app(settings: Settings) -> web.Application:
     """Build the service. Resources (database pool, hashing threads, index) start with the app."""
-    wiring.wire()
     app = web.Application(
         # Bodies are streamed with their own limits; this cap is a second line of defence.
         client_max_size=settings.max_upload_bytes + _MULTIPART_SLACK,
-        middlewares=[http.errors_middleware],
+        middlewares=[errors_middleware],
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
@@ -489,9 +502,11 @@ def create_app(settings: Settings) -> web.Application:
     app[takedown_http.CONFIG] = _takedown_config(settings)
     # Cross-context flow: a reviewer's verdict that a hash match was wrong becomes feedback on the
     # list entry for its issuer, in the decision's own transaction.
-    app[takedown_http.DECISION_HOOKS] = (wiring.wrong_match_feedback,)
+    app[takedown_http.DECISION_HOOKS] = (flows.wrong_match_feedback,)
     app[takedown_http.WAKER] = takedown_jobs.Waker()
     app.cleanup_ctx.append(_takedown_jobs)
     http.setup_routes(app)
+    for (method, path), handler in ROUTES.items():
+        app.router.add_route(method, path, handler)
     takedown_http.setup_routes(app)
     return app

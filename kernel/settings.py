@@ -1,7 +1,7 @@
 """Configuration: one frozen ``Settings`` read from ``HASHGUARD_*`` environment variables.
 
 Every setting is declared once, as a ``Settings`` field with its variable, parser, default and
-help text, so the README table is generated from the same place (``python -m detector.docs_tables``,
+help text, so the README table is generated from the same place (``python -m kernel.docs_tables``,
 from ``documented_settings()``) and a test checks the README holds exactly that table.
 """
 

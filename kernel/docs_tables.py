@@ -1,12 +1,12 @@
 """The README's settings and metrics tables, generated from the code so they cannot drift.
 
-The settings table comes from the ``Settings`` fields (``detector.settings.documented_settings``),
+The settings table comes from the ``Settings`` fields (``kernel.settings.documented_settings``),
 the metrics table from what a fresh ``Metrics`` registry exports. Each table sits in the README
 between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` markers; a unit test checks the README holds
 exactly the generated text. Regenerate after changing a setting or a metric::
 
-    python -m detector.docs_tables            # rewrite the tables in README.md
-    python -m detector.docs_tables --check    # exit 1 if README.md is out of date
+    python -m kernel.docs_tables            # rewrite the tables in README.md
+    python -m kernel.docs_tables --check    # exit 1 if README.md is out of date
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from prometheus_client.metrics import MetricWrapperBase
 
-from detector.metrics import Metrics
-from detector.settings import documented_settings
+from kernel.metrics import Metrics
+from kernel.settings import documented_settings
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -97,7 +97,7 @@ def render(text: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m detector.docs_tables", description="Regenerate the README settings and metrics tables."
+        prog="python -m kernel.docs_tables", description="Regenerate the README settings and metrics tables."
     )
     parser.add_argument("--check", action="store_true", help="only check; exit 1 if the README tables are out of date")
     parser.add_argument("--readme", type=Path, default=README, help="the README to update (default: the repository's)")
@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if wanted == current:
         return 0
     if args.check:
-        print(f"{args.readme}: settings/metrics tables are out of date; run python -m detector.docs_tables", file=sys.stderr)
+        print(f"{args.readme}: settings/metrics tables are out of date; run python -m kernel.docs_tables", file=sys.stderr)
         return 1
     args.readme.write_text(wanted)
     print(f"{args.readme}: tables regenerated")

@@ -10,8 +10,8 @@ from typing import TypeVar
 
 import asyncpg
 
-from detector.db import open_pool
-from detector.settings import Settings
+from kernel.db import open_pool
+from kernel.settings import Settings
 
 T = TypeVar("T")
 

@@ -12,7 +12,6 @@ import hashlib
 import logging
 import re
 import warnings
-from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -24,7 +23,7 @@ log = logging.getLogger(__name__)
 
 # Contexts that own migrations, each in its own ``<package>/migrations/NNNN_name.sql``. The numbers
 # form one sequence across packages so the order of the whole schema is explicit.
-MIGRATION_PACKAGES: tuple[str, ...] = ("detector", "hashsets", "takedown")
+MIGRATION_PACKAGES: tuple[str, ...] = ("kernel", "detector", "hashsets", "takedown")
 
 # pg_advisory_lock key: replicas starting together apply migrations one at a time.
 _MIGRATION_LOCK = 0x68617368_67756172  # "hashguar"
@@ -189,32 +188,3 @@ async def open_pool(database_url: str | None, data_dir: Path, max_size: int, *, 
 
 
 Record = dict[str, Any]
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Change:
-    """One audited change made by a context that cannot see the audit log itself (lists, tool approvals)."""
-
-    actor: str
-    action: str
-    subject: str
-    before: Mapping[str, Any] | None = None
-    after: Mapping[str, Any] | None = None
-
-
-ChangeSink = Callable[[asyncpg.Connection, Change], Awaitable[None]]
-
-# Filled by the composition roots (``detector.wiring``): the contexts record changes here without
-# importing the takedown context, whose hash-chained audit log receives them in the same transaction.
-_change_sinks: list[ChangeSink] = []
-
-
-def add_change_sink(sink: ChangeSink) -> None:
-    if sink not in _change_sinks:
-        _change_sinks.append(sink)
-
-
-async def record_change(conn: asyncpg.Connection, change: Change) -> None:
-    """Hand ``change`` to every registered sink, inside the caller's transaction."""
-    for sink in _change_sinks:
-        await sink(conn, change)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
+
 from detector.approvals.openapi import ACTIVATION, APPROVAL, tool_registry_paths
-from detector.settings import Settings
+from kernel.appkeys import SETTINGS
+from kernel.settings import Settings
 
 _ERROR = {
     "type": "object",
@@ -601,3 +604,8 @@ def _takedown_paths(secured: list[dict[str, list[str]]]) -> dict[str, Any]:
             }
         },
     }
+
+
+async def handler(request: web.Request) -> web.Response:
+    """``GET /openapi.json``: the document for this service's settings."""
+    return web.json_response(openapi_document(request.app[SETTINGS]))

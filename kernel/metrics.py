@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
-from detector.matcher import MatchSnapshot
-
 # The *_created series double every counter's output and no dashboard of ours reads them.
 disable_created_metrics()
 
@@ -124,19 +122,6 @@ class Metrics:
         self.evidence_purged = Counter(
             "hashguard_evidence_purged", "Tickets whose evidence was purged after its preservation deadline.", registry=r
         )
-
-    def observe_snapshot(self, snapshot: MatchSnapshot, seconds: float) -> None:
-        self.index_entries.clear()
-        for v in snapshot.versions:
-            self.index_entries.labels(hashset=v.hashset, tool=v.tool).set(v.entries)
-        self.coverage_gap_entries.clear()
-        for v in snapshot.coverage_gaps:
-            self.coverage_gap_entries.labels(hashset=v.hashset, tool=v.tool).set(v.entries)
-        self.index_loaded.set(snapshot.loaded_at.timestamp())
-        self.tool_active.clear()
-        for name, act in snapshot.activations.items():
-            self.tool_active.labels(tool=name, reason=act.reason.value).set(1 if act.active else 0)
-        self.index_load_seconds.set(seconds)
 
 
 METRIC_NAMES: tuple[str, ...] = (

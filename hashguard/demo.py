@@ -12,12 +12,12 @@ import asyncpg
 import numpy as np
 import pdqhash
 
-from detector import pg
 from detector.approvals import pg as approvals_pg
-from detector.auth import Role, new_key
 from detector.synthetic import draw, encode, variant
 from hashsets import pg as hashsets_pg
 from hashsets.parse import ListEntry
+from kernel import keystore
+from kernel.keys import Role, new_key
 
 DEMO_LIST = "DEMO-synthetic-not-real"
 DEMO_SEEDS = range(1, 9)
@@ -67,7 +67,7 @@ async def seed(conn: asyncpg.Connection, data_dir: Path) -> Demo:
         key = key_file.read_text().strip()
     else:
         made = new_key()
-        await pg.insert_key(conn, made, Role.PLATFORM, "demo")
+        await keystore.insert_key(conn, made, Role.PLATFORM, "demo")
         key_file.write_text(made.secret + "\n")
         os.chmod(key_file, 0o600)
         key = made.secret

@@ -13,20 +13,18 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from detector import pg
 from detector.approvals.cli import register as register_tools
-from detector.auth import Role, new_key
-from detector.commandline import run_with_connection
-from detector.db import DatabaseError
 from detector.decode import HashingPath, Media
-from detector.errors import DetectorError
-from detector.settings import Settings, SettingsError
 from detector.tools.registry import ToolRegistry, ToolRegistryError
-from detector.wiring import wire
 from hashsets import cli as hashsets_cli
 from hashsets.errors import HashsetError
+from kernel import auditlog, keystore
+from kernel.commandline import run_with_connection
+from kernel.db import DatabaseError
+from kernel.errors import ServiceError
+from kernel.keys import Role, new_key
+from kernel.settings import Settings, SettingsError
 from takedown import cli as takedown_cli
-from takedown import pg as takedown_pg
 
 
 class CommandError(Exception):
@@ -37,11 +35,9 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env()
 
 
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    from detector.app import create_app
-    from detector.demo import curl_command, seed
+    from hashguard.app import create_app
+    from hashguard.demo import curl_command, seed
 
     settings = _settings(args)
     app = create_app(settings)
@@ -69,8 +65,8 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
     async def work(conn: asyncpg.Connection) -> int:
         async with conn.transaction():
-            key_id = await pg.insert_key(conn, made, Role(args.role), args.label)
-            await takedown_pg.append_audit(
+            key_id = await keystore.insert_key(conn, made, Role(args.role), args.label)
+            await auditlog.append_audit(
                 conn,
                 actor=takedown_cli.cli_actor().name,
                 action="key.created",
@@ -86,7 +82,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    keys = run_with_connection(pg.list_keys, _settings(args))
+    keys = run_with_connection(keystore.list_keys, _settings(args))
     for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
         print(f"{key.prefix}\t{key.role}\t{state}\t{key.created_at:%Y-%m-%d %H:%M}\t{key.label}")
@@ -96,9 +92,9 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> bool:
         async with conn.transaction():
-            revoked = await pg.revoke_key(conn, args.prefix)
+            revoked = await keystore.revoke_key(conn, args.prefix)
             if revoked:
-                await takedown_pg.append_audit(
+                await auditlog.append_audit(
                     conn, actor=takedown_cli.cli_actor().name, action="key.revoked", subject=f"key:{args.prefix}"
                 )
             return revoked
@@ -128,7 +124,7 @@ def cmd_hash(args: argparse.Namespace) -> int:
             for tool in registry:
                 result = tool.hash_with_quality(media)
                 print(json.dumps({"file": name, "tool": tool.name, "hash": tool.format(result.value), "quality": result.quality}))
-        except DetectorError as exc:
+        except ServiceError as exc:
             print(json.dumps({"file": name, "error": {"code": exc.code, "message": exc.message}}), file=sys.stderr)
             failed = True
     return 1 if failed else 0
@@ -181,9 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         # pgserver narrates every initdb and pg_ctl call at INFO; only its problems matter here.
         logging.getLogger("pgserver").setLevel(max(logging.WARNING, logging.getLogger().level))
-        wire()
         return int(args.func(args))
-    except (CommandError, SettingsError, DatabaseError, HashsetError, DetectorError, ToolRegistryError) as exc:
+    except (CommandError, SettingsError, DatabaseError, HashsetError, ServiceError, ToolRegistryError) as exc:
         print(f"hashguard: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

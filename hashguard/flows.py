@@ -1,0 +1,32 @@
+"""The flows between contexts, wired by ``hashguard.app`` (the service) where it assembles takedown.
+
+The contexts do not import each other; what must travel between them is a function here, handed
+to the context that triggers it. Each runs inside the transaction of the change that triggers it,
+so both commit or roll back together.
+
+(List and tool-approval changes reach the audit log without a flow: the audit log is the kernel's,
+and every context appends to it directly; see ``kernel.auditlog``.)
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from hashsets import pg as hashsets_pg
+from takedown import pg as takedown_pg
+from takedown.tickets import Actor, Ticket
+from takedown.workflow import Source, State
+
+# Decisions that say a hash match was wrong: a reviewer dismissed the ticket, or reinstated the
+# content after the uploader's appeal.
+_WRONG_MATCH_STATES = frozenset({State.DISMISSED, State.REINSTATED})
+
+
+async def wrong_match_feedback(conn: asyncpg.Connection, before: Ticket, after: Ticket, actor: Actor) -> None:
+    """A reviewer's verdict that a hash match was wrong becomes feedback on the list entry, for its issuer."""
+    if after.source is not Source.HASH_MATCH or after.state not in _WRONG_MATCH_STATES or before.state is after.state:
+        return
+    for entry_row, scan_id in await takedown_pg.evidence_entry_rows(conn, after.id):
+        await hashsets_pg.record_wrong_match(
+            conn, entry_row, actor.name, note=f"ticket {after.id} {after.state.value}", scan_id=scan_id
+        )

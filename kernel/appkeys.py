@@ -1,0 +1,16 @@
+"""Typed keys for what the aiohttp application holds that every context's handlers read."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+
+from kernel.keys import Principal
+from kernel.metrics import Metrics
+from kernel.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+DB_URL = web.AppKey("database_url", str)
+POOL = web.AppKey("pool", asyncpg.Pool)
+KEY_CACHE = web.AppKey("key_cache", dict[bytes, tuple[float, Principal | None]])
