@@ -22,7 +22,7 @@ from detector.decode import Media
 from detector.synthetic import draw, encode
 from detector.tools.pdq import PdqTool
 from hashsets.manifest import Kind, build_manifest, sign_manifest
-from tests.conftest import Cli, Service
+from tests.http.inprocess import Cli, Service
 from tests.waiting import wait_until
 
 PDQ = PdqTool()
