@@ -69,7 +69,7 @@ def query(migrated_database_url: str, sql: str, *args: object) -> list[asyncpg.R
     async def run() -> list[asyncpg.Record]:
         conn = await asyncpg.connect(migrated_database_url)
         try:
-            return await conn.fetch(sql, *args)
+            return list(await conn.fetch(sql, *args))
         finally:
             await conn.close()
 
