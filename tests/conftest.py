@@ -1,5 +1,9 @@
 """Shared fixtures: one real embedded PostgreSQL per test session, a fresh database per test
-(empty, or cloned from one template migrated once per session), and the service as a real subprocess on a free loopback port."""
+(empty, or cloned from one template migrated once per session), and the service as a real subprocess on a free loopback port.
+
+The ``cli`` and ``start_service`` fixtures here run real processes (the acceptance tier);
+tests/http/conftest.py overrides them with the app and the command line in this process.
+Helpers both tiers share (loopback HTTP, drawn lists, ``scan``) are in tests/harness.py."""
 
 from __future__ import annotations
 

@@ -52,7 +52,9 @@ def test_a_kill_between_decision_and_delivery_loses_nothing_and_sends_nothing_tw
     async def outbox() -> list[asyncpg.Record]:
         conn = await asyncpg.connect(migrated_database_url)
         try:
-            return list(await conn.fetch("SELECT ticket_id::text, state::text, idempotency_key::text FROM takedown_outbox ORDER BY id"))
+            return list(
+                await conn.fetch("SELECT ticket_id::text, state::text, idempotency_key::text FROM takedown_outbox ORDER BY id")
+            )
         finally:
             await conn.close()
 
