@@ -1,5 +1,9 @@
 """Shared fixtures: one real embedded PostgreSQL per test session, a fresh database per test
-(empty, or cloned from one template migrated once per session), and the service as a real subprocess on a free loopback port."""
+(empty, or cloned from one template migrated once per session), and the service as a real subprocess on a free loopback port.
+
+The ``cli`` and ``start_service`` fixtures here run real processes (the acceptance tier);
+tests/http/conftest.py overrides them with the app and the command line in this process.
+Helpers both tiers share (loopback HTTP, drawn lists, ``scan``) are in tests/harness.py."""
 
 from __future__ import annotations
 
@@ -8,12 +12,9 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ import asyncpg
 import pytest
 
 from kernel.db import embedded_url, migrate, stop_embedded
+from tests.harness import HttpResult, free_port, http
 from tests.waiting import wait_until
 
 
@@ -115,33 +117,6 @@ async def pool(migrated_database_url: str) -> AsyncIterator[asyncpg.Pool]:
     assert pool is not None
     yield pool
     await pool.close()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class HttpResult:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def http(
-    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 30
-) -> HttpResult:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return HttpResult(response.status, dict(response.headers), response.read())
-    except urllib.error.HTTPError as error:
-        return HttpResult(error.code, dict(error.headers), error.read())
 
 
 @dataclass

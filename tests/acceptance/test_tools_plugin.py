@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from detector.synthetic import draw, variant
-from tests.acceptance.test_scan_e2e import make_list, scan
-from tests.conftest import Cli, Service, free_port
+from tests.conftest import Cli, Service
+from tests.harness import free_port, make_list, scan
 
 TOY_MODULE = '''
 """A toy third-party detection tool: the 8x8 average hash, written against hashguard's public interface only."""

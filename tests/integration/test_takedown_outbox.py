@@ -52,16 +52,24 @@ def metrics() -> tuple[jobs.JobMetrics, CollectorRegistry]:
     return m, r
 
 
-def deliverer(pool: asyncpg.Pool, session: aiohttp.ClientSession, platform: FakePlatform, **kw: float) -> jobs.OutboxDeliverer:
+def deliverer(
+    pool: asyncpg.Pool,
+    session: aiohttp.ClientSession,
+    platform: FakePlatform,
+    *,
+    timeout_s: float = 0.5,
+    max_attempts: int = 20,
+    metrics: jobs.JobMetrics | None = None,
+) -> jobs.OutboxDeliverer:
     config = jobs.WebhookConfig(
         url=platform.url,
         secret=platform.secret,
-        timeout_s=kw.pop("timeout_s", 0.5),
-        max_attempts=int(kw.pop("max_attempts", 20)),
+        timeout_s=timeout_s,
+        max_attempts=max_attempts,
         backoff_base_s=0.01,
         backoff_cap_s=0.05,
     )
-    return jobs.OutboxDeliverer(pool=pool, session=session, config=config, metrics=kw.pop("metrics", None))  # type: ignore[arg-type]
+    return jobs.OutboxDeliverer(pool=pool, session=session, config=config, metrics=metrics)
 
 
 async def reviewer(conn: asyncpg.Connection) -> Actor:

@@ -40,9 +40,10 @@ async def test_a_dropped_listener_reconnects_and_catches_the_change(pool: asyncp
         async with pool.acquire() as conn:
             # Wait until the reloader is listening, then cut its connection from the server side.
             async def listener_pid() -> int | None:
-                return await conn.fetchval(
+                pid: int | None = await conn.fetchval(
                     "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
                 )
+                return pid
 
             async def listening() -> bool:
                 return await listener_pid() is not None

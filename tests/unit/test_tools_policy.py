@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -90,7 +91,7 @@ def test_other_jurisdictions_do_not_count_and_codes_are_case_insensitive() -> No
         ({"status": ApprovalStatus.WITHDRAWN}, Reason.WITHDRAWN),
     ],
 )
-def test_reasons_for_not_scanning(changes: dict[str, object], reason: Reason) -> None:
+def test_reasons_for_not_scanning(changes: dict[str, Any], reason: Reason) -> None:
     decision = run([approval(**changes)])
     assert not decision.active and decision.reason is reason
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import Cli
+from tests.http.inprocess import Cli
 
 
 def test_list_and_tool_changes_are_in_the_audit_chain(cli: Cli, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from detector.decode import Media
 from detector.synthetic import draw, encode
 from detector.tools.pdq import PdqTool
 from hashsets.manifest import Kind, build_manifest, sign_manifest
-from tests.conftest import Cli, Service
+from tests.http.inprocess import Cli, Service
 from tests.waiting import wait_until
 
 PDQ = PdqTool()
@@ -69,7 +69,7 @@ def query(migrated_database_url: str, sql: str, *args: object) -> list[asyncpg.R
     async def run() -> list[asyncpg.Record]:
         conn = await asyncpg.connect(migrated_database_url)
         try:
-            return await conn.fetch(sql, *args)
+            return list(await conn.fetch(sql, *args))
         finally:
             await conn.close()
 

@@ -14,8 +14,8 @@ from typing import Any
 import asyncpg
 
 from detector.synthetic import draw, variant
-from tests.acceptance.test_scan_e2e import make_list, scan
-from tests.conftest import Cli, Service
+from tests.harness import make_list, scan
+from tests.http.inprocess import Cli, Service
 from tests.waiting import wait_until
 
 # The requirement: a suspended or withdrawn tool stops in every replica within 5 s, without restart.
