@@ -23,6 +23,7 @@ from detector.index_metrics import observe_snapshot
 from detector.match import Match
 from detector.matcher import MatchSnapshot
 from detector.reload import Reloader
+from detector.remember import Remember
 from detector.resolve import Resolver
 from detector.scan import HashPool, ScanContext, ScanService, SnapshotHolder
 from detector.snapshots import SnapshotLoader
@@ -81,7 +82,8 @@ async def _hash_pool(app: web.Application) -> AsyncIterator[None]:
             flood_max_matches=settings.flood_max_matches,
             flood_window_s=settings.flood_window_s,
         ),
-        remember=(lambda scan_id, context, hashes: _remember(app, scan_id, context, hashes)) if settings.lookback_days else None,
+        # Look-back: the detector hands an upload's hashes to hashsets' store to re-check on later imports.
+        remember=Remember(pool=app[POOL], keep=uploads.remember_scan) if settings.lookback_days else None,
     )
     yield
     await asyncio.get_running_loop().run_in_executor(None, app[HASH_POOL].close)
@@ -135,18 +137,6 @@ async def _open_ticket(
         config=app[takedown_http.CONFIG],
         on_decision=app[takedown_http.DECISION_HOOKS],
     )
-
-
-async def _remember(app: web.Application, scan_id: uuid.UUID, context: ScanContext, hashes: Mapping[str, bytes]) -> None:
-    async with app[POOL].acquire() as conn:
-        await uploads.remember_scan(
-            conn,
-            scan_id,
-            content_id=context.content_id,
-            content_url=context.content_url,
-            api_key_id=context.api_key_id,
-            hashes=hashes,
-        )
 
 
 async def _lookback_retention(app: web.Application) -> AsyncIterator[None]:

@@ -21,19 +21,15 @@ from kernel.db import Queries
 Q = Queries("hashsets")
 
 
-async def remember_scan(
-    conn: asyncpg.Connection,
-    scan_id: uuid.UUID,
-    *,
-    content_id: str,
-    content_url: str | None,
-    api_key_id: int | None,
-    hashes: Mapping[str, bytes],
-) -> None:
-    """Keep an upload's hashes for look-back (only when HASHGUARD_LOOKBACK_DAYS > 0; purged by age)."""
+async def remember_scan(conn: asyncpg.Connection, scan_id: uuid.UUID, context: ScanContext, hashes: Mapping[str, bytes]) -> None:
+    """Keep an upload's hashes for look-back (only when HASHGUARD_LOOKBACK_DAYS > 0; purged by age).
+
+    Satisfies ``detector.remember.KeepHashes``."""
     await conn.copy_records_to_table(
         "scan_hashes",
-        records=[(scan_id, content_id, content_url, api_key_id, tool, value) for tool, value in hashes.items()],
+        records=[
+            (scan_id, context.content_id, context.content_url, context.api_key_id, tool, value) for tool, value in hashes.items()
+        ],
         columns=["scan_id", "content_id", "content_url", "api_key_id", "tool", "hash"],
     )
 
