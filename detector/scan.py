@@ -1,5 +1,5 @@
 """The scan and lookup use cases: hash off the event loop, match against the current snapshot,
-resolve hits into list details. Storage is reached only through the injected ``resolve``.
+resolve hits into matches. Storage is reached only through the injected ``resolve`` (``detector.resolve.Resolver``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Literal, TypeVar
 from detector.decode import HashingPath
 from detector.errors import NotReady, ScanTimeout
 from detector.hashjob import HashJob, hash_upload, prepare_worker
+from detector.match import Match
 from detector.matcher import Hit, MatchSnapshot
 from detector.tools.policy import ToolNotActive
 from detector.tools.registry import ToolRegistry
@@ -38,38 +39,20 @@ class ScanContext:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class MatchView:
-    """A match as a platform sees it: which list entry, never the entry's hash."""
-
-    hashset: str
-    hashset_version: int
-    entry_id: str
-    tool: str
-    tool_version: str
-    distance: int
-    # The entry is flood-quarantined: the platform still gets "match", but the takedown side
-    # must send it to review rather than act automatically. Not part of the platform's JSON.
-    quarantined: bool = False
-    # The approval the tool ran under (None under a local allowance) and why it was active.
-    approval_id: int | None = None
-    approval_reason: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
 class Outcome:
     scan_id: uuid.UUID
     content_id: str
     verdict: Verdict
-    matches: tuple[MatchView, ...]
+    matches: tuple[Match, ...]
     elapsed_ms: float
     ticket_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Resolution:
-    """What storing a scan's hits produced: the matches as platforms see them, and the ticket opened or joined."""
+    """What storing a scan's hits produced: the answered (non-shadow) matches, and the ticket opened or joined."""
 
-    matches: list[MatchView]
+    matches: list[Match]
     ticket_id: str | None = None
 
 

@@ -5,31 +5,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
-import numpy as np
 from aiohttp import web
 
-from detector import http, pg
+from detector import http
 from detector.appkeys import HASH_POOL, HOLDER, SCANNER, TOOLS
 from detector.approvals import pg as approvals_pg
 from detector.decode import HashingPath
-from detector.errors import NotReady
 from detector.index_metrics import observe_snapshot
-from detector.matcher import Hit, LoadedVersion, MatchSnapshot, ToolEntries, build_snapshot
+from detector.match import Match
+from detector.matcher import MatchSnapshot
 from detector.reload import Reloader
-from detector.scan import HashPool, MatchView, Resolution, ScanContext, ScanService, SnapshotHolder
-from detector.tools.policy import Activation, decide_all, next_change
+from detector.remember import Remember
+from detector.resolve import Resolver
+from detector.scan import HashPool, ScanContext, ScanService, SnapshotHolder
+from detector.snapshots import SnapshotLoader
 from detector.tools.registry import ToolRegistry
 from hashguard import flows, openapi
-from hashsets import pg as hashsets_pg
+from hashsets import uploads
+from hashsets.serving import MatchCatalogue, SnapshotSource
 from kernel import auditlog
 from kernel.appkeys import DB_URL, KEY_CACHE, METRICS, POOL, SETTINGS
 from kernel.db import create_pool, migrate, resolve_url
@@ -70,108 +71,46 @@ async def _hash_pool(app: web.Application) -> AsyncIterator[None]:
         pool=app[HASH_POOL],
         max_pixels=settings.max_pixels,
         hashing=HashingPath(settings.hashing),
-        resolve=lambda scan_id, context, hits: _resolve(app, scan_id, context, hits),
-        remember=(lambda scan_id, context, hashes: _remember(app, scan_id, context, hashes)) if settings.lookback_days else None,
+        # A match's flow across contexts: the lists describe and quarantine entries (hashsets), the
+        # evidence is the detector's, the ticket takedown's, all in one transaction.
+        resolve=Resolver(
+            pool=app[POOL],
+            lists=MatchCatalogue(),
+            tickets=_TicketDesk(app),
+            tools=app[TOOLS],
+            metrics=app[METRICS],
+            flood_max_matches=settings.flood_max_matches,
+            flood_window_s=settings.flood_window_s,
+        ),
+        # Look-back: the detector hands an upload's hashes to hashsets' store to re-check on later imports.
+        remember=Remember(pool=app[POOL], keep=uploads.remember_scan) if settings.lookback_days else None,
     )
     yield
     await asyncio.get_running_loop().run_in_executor(None, app[HASH_POOL].close)
 
 
-async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContext, hits: Sequence[Hit]) -> Resolution:
-    """Turn index hits into list details, keep the evidence and open (or join) the content's ticket, in one transaction.
+class _TicketDesk:
+    """The takedown side of a match (``detector.resolve.TicketDesk``): the root's adapter over takedown."""
 
-    Shadow-list hits are recorded (flagged) and counted but not returned, so the verdict stays
-    ``no_match`` for them and nothing acts on them. Entries matching far more often than the flood
-    limit are quarantined: still answered as a match (the platform holds the upload), flagged so
-    the takedown side sends them to review instead of acting automatically.
-    """
-    tools = app[TOOLS]
-    settings = app[SETTINGS]
-    metrics = app[METRICS]
-    async with app[POOL].acquire() as conn, conn.transaction():
-        described = await hashsets_pg.describe_entries(conn, sorted({h.row_id for h in hits}))
-        quarantined: set[int] = set()
-        if settings.flood_max_matches > 0:
-            live = sorted({h.row_id for h in hits if not h.shadow})
-            quarantined, newly = await hashsets_pg.flood_check(
-                conn, live, window_s=settings.flood_window_s, limit=settings.flood_max_matches
-            )
-            if newly:
-                log.warning(
-                    "%d list entries matched more than %d times in %.0f s: quarantined, their matches go to review",
-                    newly,
-                    settings.flood_max_matches,
-                    settings.flood_window_s,
-                )
-                metrics.quarantined_entries.set(await hashsets_pg.count_quarantined(conn))
-        views: list[MatchView] = []
-        shadow: list[MatchView] = []
-        records: list[pg.MatchRecord] = []
-        for hit in hits:
-            entry = described.get(hit.row_id)
-            if entry is None:
-                # Entries are never deleted, so this is an inconsistency; a verdict without this hit
-                # could be a wrong no_match, so the scan fails and the platform holds the upload.
-                log.error("index hit on row %d of %s has no stored entry; answering not_ready", hit.row_id, hit.tool)
-                raise NotReady("a matched list entry could not be resolved; hold the upload and retry")
-            act = hit.activation
-            version = act.version if act is not None else tools.get(hit.tool).version
-            # The version the snapshot held when it matched; the row's own is the one that added it.
-            hashset = hit.hashset or entry.hashset
-            hashset_version = hit.hashset_version or entry.hashset_version
-            view = MatchView(
-                hashset=hashset,
-                hashset_version=hashset_version,
-                entry_id=entry.entry_id,
-                tool=hit.tool,
-                tool_version=version,
-                distance=hit.distance,
-                quarantined=hit.row_id in quarantined,
-                approval_id=act.approval_id if act is not None else None,
-                approval_reason=act.reason.value if act is not None else None,
-            )
-            if hit.shadow:
-                shadow.append(view)
-            else:
-                views.append(view)
-            records.append(
-                pg.MatchRecord(
-                    scan_id=scan_id,
-                    content_id=context.content_id,
-                    content_url=context.content_url,
-                    hash_entry_id=hit.row_id,
-                    hashset=hashset,
-                    hashset_version=hashset_version,
-                    entry_id=entry.entry_id,
-                    tool=hit.tool,
-                    tool_version=version,
-                    distance=hit.distance,
-                    api_key_id=context.api_key_id,
-                    shadow=hit.shadow,
-                    quarantined=view.quarantined,
-                    approval_id=act.approval_id if act is not None else None,
-                    local_allowance_id=act.allowance_id if act is not None else None,
-                    approval_reason=act.reason.value if act is not None else None,
-                )
-            )
-        await pg.record_matches(conn, records)
-        # Shadow matches are evidence only: no ticket, no action, not in the verdict.
-        ticket = await _open_ticket(app, conn, scan_id, context, views) if views else None
-    for view in views:
-        metrics.matches.labels(hashset=view.hashset, tool=view.tool).inc()
-    for view in shadow:
-        metrics.shadow_matches.labels(hashset=view.hashset, tool=view.tool).inc()
-    if ticket is not None:
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    async def open_for_matches(
+        self, conn: asyncpg.Connection, *, scan_id: uuid.UUID, context: ScanContext, matches: Sequence[Match]
+    ) -> takedown_pg.MatchTicket:
+        return await _open_ticket(self._app, conn, scan_id, context, matches)
+
+    def committed(self, ticket: takedown_pg.MatchTicket) -> None:
+        metrics = self._app[METRICS]
         if ticket.opened:
             metrics.tickets_opened.labels(source=Source.HASH_MATCH.value).inc()
         if ticket.auto_action is not None:
             metrics.ticket_decisions.labels(state="actioned", automated="true").inc()
-            app[takedown_http.WAKER].wake()
-    return Resolution(matches=views, ticket_id=str(ticket.ticket_id) if ticket else None)
+            self._app[takedown_http.WAKER].wake()
 
 
 async def _open_ticket(
-    app: web.Application, conn: asyncpg.Connection, scan_id: uuid.UUID, context: ScanContext, views: Sequence[MatchView]
+    app: web.Application, conn: asyncpg.Connection, scan_id: uuid.UUID, context: ScanContext, matches: Sequence[Match]
 ) -> takedown_pg.MatchTicket:
     """A match opens a takedown ticket (or joins the content's live one) in the evidence's transaction."""
     evidence = [
@@ -187,7 +126,7 @@ async def _open_ticket(
             approval_reason=v.approval_reason,
             quarantined=v.quarantined,
         )
-        for v in views
+        for v in matches
     ]
     return await takedown_pg.record_match(
         conn,
@@ -200,18 +139,6 @@ async def _open_ticket(
     )
 
 
-async def _remember(app: web.Application, scan_id: uuid.UUID, context: ScanContext, hashes: Mapping[str, bytes]) -> None:
-    async with app[POOL].acquire() as conn:
-        await hashsets_pg.remember_scan(
-            conn,
-            scan_id,
-            content_id=context.content_id,
-            content_url=context.content_url,
-            api_key_id=context.api_key_id,
-            hashes=hashes,
-        )
-
-
 async def _lookback_retention(app: web.Application) -> AsyncIterator[None]:
     """Upload hashes kept for look-back are deleted once older than HASHGUARD_LOOKBACK_DAYS (all of
     them when it is 0, so turning look-back off also forgets what it kept)."""
@@ -220,7 +147,7 @@ async def _lookback_retention(app: web.Application) -> AsyncIterator[None]:
         while True:
             try:
                 async with app[POOL].acquire() as conn:
-                    gone = await hashsets_pg.purge_scan_hashes(conn, app[SETTINGS].lookback_days)
+                    gone = await uploads.purge_scan_hashes(conn, app[SETTINGS].lookback_days)
                 if gone:
                     log.info("look-back: deleted %d upload hashes past their retention", gone)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
@@ -232,116 +159,6 @@ async def _lookback_retention(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-async def _decide_tools(app: web.Application, conn: asyncpg.Connection) -> tuple[dict[str, Activation], datetime | None]:
-    """The approval policy's decision for every installed tool now, and when it may next change by itself."""
-    approvals, allowances = await approvals_pg.policy_inputs(conn)
-    now = datetime.now(UTC)
-    decisions = decide_all(
-        {t.name: t.version for t in app[TOOLS]},
-        approvals=approvals,
-        allowances=allowances,
-        jurisdictions=app[SETTINGS].jurisdictions,
-        now=now,
-    )
-    return decisions, next_change(approvals, now)
-
-
-def _fingerprint(generation: int, activations: Mapping[str, Activation], changes_at: datetime | None) -> Hashable:
-    # The lists' generation counter moves with every change to what is matched (versions, status,
-    # thresholds, disabled entries, allow-list). The decisions are part of it: an approval suspended, withdrawn or expired changes the
-    # fingerprint, so the reloader swaps in a snapshot without that tool's index. So is the next
-    # validity boundary, so passing one always installs a snapshot that schedules the next.
-    return generation, tuple(sorted(activations.items())), changes_at
-
-
-async def _active_fingerprint(app: web.Application) -> Hashable:
-    async with app[POOL].acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        generation = await hashsets_pg.generation(conn)
-        activations, changes_at = await _decide_tools(app, conn)
-        return _fingerprint(generation, activations, changes_at)
-
-
-async def _load_snapshot(app: web.Application) -> tuple[Hashable, MatchSnapshot]:
-    """Read every active and shadow list version in one consistent database snapshot and index it.
-
-    The fingerprint is the lists' generation counter read in the same transaction, so a change
-    committed while loading is seen as a change at the next check.
-    """
-    tools = app[TOOLS]
-    ids: dict[str, list[np.ndarray]] = {}
-    codes: dict[str, list[bytes]] = {}
-    spans: dict[str, list[tuple[int, int]]] = {}
-    offsets: dict[str, int] = {}
-    loaded: list[LoadedVersion] = []
-    gaps: list[LoadedVersion] = []
-    allow_ids: dict[str, list[int]] = {}
-    allow_codes: dict[str, list[bytes]] = {}
-    async with app[POOL].acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        generation = await hashsets_pg.generation(conn)
-        versions = await hashsets_pg.active_versions(conn)
-        activations, changes_at = await _decide_tools(app, conn)
-        for version in versions:
-            if version.tool not in tools.names() or not activations[version.tool].active:
-                # Stored, not matched: a coverage gap, reported; the list comes back into use when
-                # its tool is enabled and approved again.
-                log.warning(
-                    "list %s holds %d %s entries, but no active tool computes %s hashes (%s): a coverage gap",
-                    version.name,
-                    version.entry_count,
-                    version.tool,
-                    version.tool,
-                    activations[version.tool].reason if version.tool in activations else "not enabled",
-                )
-                gaps.append(
-                    LoadedVersion(hashset=version.name, version=version.version, tool=version.tool, entries=version.entry_count)
-                )
-                continue
-            start = offsets.get(version.tool, 0)
-            count = 0
-            async for chunk in hashsets_pg.stream_entries(conn, version):
-                ids.setdefault(version.tool, []).append(np.fromiter((r[0] for r in chunk), dtype=np.int64, count=len(chunk)))
-                codes.setdefault(version.tool, []).append(b"".join(r[1] for r in chunk))
-                count += len(chunk)
-            spans.setdefault(version.tool, []).append((start, len(loaded)))
-            offsets[version.tool] = start + count
-            loaded.append(
-                LoadedVersion(
-                    hashset=version.name,
-                    version=version.version,
-                    tool=version.tool,
-                    entries=count,
-                    status=version.status,
-                    threshold=version.threshold,
-                )
-            )
-        for allow_id, tool_name, value in await hashsets_pg.allowed_hashes(conn):
-            if tool_name in tools.names() and activations[tool_name].active:
-                allow_ids.setdefault(tool_name, []).append(allow_id)
-                allow_codes.setdefault(tool_name, []).append(value)
-        app[METRICS].quarantined_entries.set(await hashsets_pg.count_quarantined(conn))
-    entries = {
-        name: ToolEntries(
-            ids=np.concatenate(ids[name]),
-            codes=np.frombuffer(b"".join(codes[name]), dtype=np.uint8).reshape(-1, tools.get(name).width),
-            spans=tuple(spans[name]),
-        )
-        for name in ids
-    }
-    allow = {
-        name: ToolEntries(
-            ids=np.array(allow_ids[name], dtype=np.int64),
-            codes=np.frombuffer(b"".join(allow_codes[name]), dtype=np.uint8).reshape(-1, tools.get(name).width),
-        )
-        for name in allow_ids
-    }
-    active = [t for t in tools if activations[t.name].active]
-    snapshot = await asyncio.get_running_loop().run_in_executor(
-        None, functools.partial(build_snapshot, active, loaded, entries, activations, allow=allow, coverage_gaps=gaps)
-    )
-    snapshot = dataclasses.replace(snapshot, policy_changes_at=changes_at)
-    return _fingerprint(generation, activations, changes_at), snapshot
 
 
 def _log_tool_changes(old: MatchSnapshot | None, new: MatchSnapshot) -> None:
@@ -370,12 +187,22 @@ async def _index(app: web.Application) -> AsyncIterator[None]:
             delay = (snapshot.policy_changes_at - datetime.now(UTC)).total_seconds()
             timer.append(loop.call_later(min(max(delay, 0.0) + 0.01, 86_400.0), reloader.wake))
 
+    settings = app[SETTINGS]
+    # Snapshot building: the detector reads the stored lists through hashsets' reader.
+    loader = SnapshotLoader(
+        pool=app[POOL],
+        lists=SnapshotSource(),
+        policy_inputs=approvals_pg.policy_inputs,
+        tools=app[TOOLS],
+        jurisdictions=settings.jurisdictions,
+        metrics=app[METRICS],
+    )
     reloader = Reloader(
         url=app[DB_URL],
-        fingerprint=lambda: _active_fingerprint(app),
-        load=lambda: _load_snapshot(app),
+        fingerprint=loader.fingerprint,
+        load=loader.load,
         install=install,
-        interval_s=app[SETTINGS].reload_interval_s,
+        interval_s=settings.reload_interval_s,
     )
     await reloader.load_now()
     task = asyncio.create_task(reloader.run(), name="hashguard-reload")

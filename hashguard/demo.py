@@ -14,7 +14,7 @@ import pdqhash
 
 from detector.approvals import pg as approvals_pg
 from detector.synthetic import draw, encode, variant
-from hashsets import pg as hashsets_pg
+from hashsets import lists
 from hashsets.parse import ListEntry
 from kernel import keystore
 from kernel.keys import Role, new_key
@@ -45,7 +45,7 @@ async def seed(conn: asyncpg.Connection, data_dir: Path) -> Demo:
                     line=seed_, entry_id=f"demo-{seed_}", value=np.packbits(vector.astype(np.uint8)).tobytes(), category=None
                 )
             )
-        await hashsets_pg.import_entries(
+        await lists.import_entries(
             conn,
             name=DEMO_LIST,
             tool="pdq",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from hashsets import pg as hashsets_pg
+from hashsets import feedback
 from takedown import pg as takedown_pg
 from takedown.tickets import Actor, Ticket
 from takedown.workflow import Source, State
@@ -27,6 +27,6 @@ async def wrong_match_feedback(conn: asyncpg.Connection, before: Ticket, after: 
     if after.source is not Source.HASH_MATCH or after.state not in _WRONG_MATCH_STATES or before.state is after.state:
         return
     for entry_row, scan_id in await takedown_pg.evidence_entry_rows(conn, after.id):
-        await hashsets_pg.record_wrong_match(
+        await feedback.record_wrong_match(
             conn, entry_row, actor.name, note=f"ticket {after.id} {after.state.value}", scan_id=scan_id
         )

@@ -20,14 +20,15 @@ import asyncpg
 
 from detector.tools.base import HashTool, ToolKind
 from detector.tools.registry import ToolRegistry, ToolRegistryError
-from hashsets import pg, signing
+from hashsets import allowlist, entries, events, feedback, lists, quarantine, signing, trusted_keys, uploads
 from hashsets.errors import HashsetError, NotPermitted
 from hashsets.files import ListFile, verifier
 from hashsets.manifest import Kind, Manifest, build_manifest, parse_manifest, sign_manifest, verify_signature
 from hashsets.parse import ListFormat, parse_blocks, parse_scheme
 from hashsets.progress import Progress
+from kernel import keystore
 from kernel.commandline import invoking_user, run_with_connection
-from kernel.keys import key_digest, parse_bearer
+from kernel.keys import Role, key_digest, parse_bearer
 from kernel.settings import Settings
 
 T = TypeVar("T")
@@ -60,7 +61,7 @@ def _agree(flag: str, given: str | None, manifest_value: str) -> None:
 
 
 def _list_threshold(name: str) -> int | None:
-    return _run(lambda conn: pg.get_hashset(conn, name)).threshold
+    return _run(lambda conn: lists.get_hashset(conn, name)).threshold
 
 
 def _hex_width(tool: HashTool) -> int | None:
@@ -99,11 +100,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     )
     actor = _actor(args)
 
-    async def work(conn: asyncpg.Connection) -> pg.ImportResult:
+    async def work(conn: asyncpg.Connection) -> lists.ImportResult:
         signer = None
         if manifest is not None and not (args.allow_unsigned and manifest.signature is None):
-            signer = verify_signature(manifest, [k for k, *_ in await pg.trusted_keys(conn)])
-        request = pg.ImportRequest(
+            signer = verify_signature(manifest, [k for k, *_ in await trusted_keys.trusted_keys(conn)])
+        request = lists.ImportRequest(
             name=name,
             tool=tool.name,
             source=source,
@@ -118,7 +119,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             file_sha256=b"",
         )
         check = verifier(manifest, file) if manifest is not None else None
-        return await pg.import_list(conn, request, blocks, check=check, file_digest=lambda: file.sha256)
+        return await lists.import_list(conn, request, blocks, check=check, file_digest=lambda: file.sha256)
 
     result = _run(work)
     if progress is not None:
@@ -128,8 +129,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         threshold = _list_threshold(name) if tool.kind is not ToolKind.CRYPTOGRAPHIC else 0
 
         async def look_back(conn: asyncpg.Connection) -> int:
-            await pg.purge_scan_hashes(conn, days)
-            return await pg.recheck(
+            await uploads.purge_scan_hashes(conn, days)
+            return await uploads.recheck(
                 conn,
                 result,
                 tool=tool.name,
@@ -161,7 +162,7 @@ def _coverage_gap(tool: str) -> bool:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    summaries = _run(pg.list_hashsets)
+    summaries = _run(lists.list_hashsets)
     print("name\ttool\tstatus\tversion\tentries\tsignature\timported\timported_by\tsource")
     for s in summaries:
         gap = " (coverage gap: no enabled tool)" if _coverage_gap(s.tool) else ""
@@ -175,10 +176,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> tuple[Any, ...]:
         return (
-            await pg.get_hashset(conn, args.name),
-            await pg.list_versions(conn, args.name),
-            await pg.list_disabled(conn, args.name),
-            await pg.quarantined(conn, args.name),
+            await lists.get_hashset(conn, args.name),
+            await lists.list_versions(conn, args.name),
+            await entries.list_disabled(conn, args.name),
+            await quarantine.quarantined(conn, args.name),
         )
 
     summary, versions, disabled, quarantined = _run(work)
@@ -209,7 +210,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    for at, actor, action, hashset, details in _run(lambda conn: pg.events(conn, args.name)):
+    for at, actor, action, hashset, details in _run(lambda conn: events.events(conn, args.name)):
         print(f"{at.isoformat()}\t{actor}\t{action}\t{hashset or '-'}\t{details}")
     return 0
 
@@ -218,13 +219,13 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    previous = _run(lambda conn: pg.rollback(conn, args.name, args.version, _actor(args)))
+    previous = _run(lambda conn: lists.rollback(conn, args.name, args.version, _actor(args)))
     print(f"{args.name!r}: version {args.version} is current again (was {previous})")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    previous = _run(lambda conn: pg.set_status(conn, args.name, args.status, _actor(args), args.reason))
+    previous = _run(lambda conn: lists.set_status(conn, args.name, args.status, _actor(args), args.reason))
     print(f"{args.name!r}: status {previous} -> {args.status}")
     return 0
 
@@ -233,19 +234,19 @@ def cmd_threshold(args: argparse.Namespace) -> int:
     value: int | None = None if args.threshold == "default" else int(args.threshold)
     if value is not None and value < 0:
         raise HashsetError("a threshold is a number of bits, 0 or more")
-    _run(lambda conn: pg.set_threshold(conn, args.name, value, _actor(args), args.reason))
+    _run(lambda conn: lists.set_threshold(conn, args.name, value, _actor(args), args.reason))
     print(f"{args.name!r}: threshold {'tool default' if value is None else value}")
     return 0
 
 
 def cmd_disable(args: argparse.Namespace) -> int:
-    _run(lambda conn: pg.disable_entry(conn, args.name, args.entry_id, args.reason, _actor(args)))
+    _run(lambda conn: entries.disable_entry(conn, args.name, args.entry_id, args.reason, _actor(args)))
     print(f"{args.name!r}: entry {args.entry_id!r} disabled")
     return 0
 
 
 def cmd_enable(args: argparse.Namespace) -> int:
-    _run(lambda conn: pg.enable_entry(conn, args.name, args.entry_id, args.reason, _actor(args)))
+    _run(lambda conn: entries.enable_entry(conn, args.name, args.entry_id, args.reason, _actor(args)))
     print(f"{args.name!r}: entry {args.entry_id!r} enabled again")
     return 0
 
@@ -255,26 +256,26 @@ def cmd_allow(args: argparse.Namespace) -> int:
     # '-' reads the hash from stdin, so it need not sit in the shell history.
     text = sys.stdin.readline() if args.hash == "-" else args.hash
     value = tool.parse_hex(text)
-    allow_id = _run(lambda conn: pg.allow(conn, tool.name, value, args.reason, _actor(args)))
+    allow_id = _run(lambda conn: allowlist.allow(conn, tool.name, value, args.reason, _actor(args)))
     print(f"allow-list entry {allow_id} added for {tool.name}")
     return 0
 
 
 def cmd_disallow(args: argparse.Namespace) -> int:
-    _run(lambda conn: pg.disallow(conn, args.id, args.reason, _actor(args)))
+    _run(lambda conn: allowlist.disallow(conn, args.id, args.reason, _actor(args)))
     print(f"allow-list entry {args.id} removed")
     return 0
 
 
 def cmd_allowed(args: argparse.Namespace) -> int:
     print("id\ttool\tadded\tby\treason")
-    for a in _run(pg.list_allowed):
+    for a in _run(allowlist.list_allowed):
         print(f"{a.id}\t{a.tool}\t{_when(a.added_at)}\t{a.actor}\t{a.reason}")
     return 0
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    _run(lambda conn: pg.release_quarantine(conn, args.name, args.entry_id, _actor(args), args.reason))
+    _run(lambda conn: quarantine.release_quarantine(conn, args.name, args.entry_id, _actor(args), args.reason))
     print(f"{args.name!r}: entry {args.entry_id!r} released from quarantine")
     return 0
 
@@ -285,20 +286,20 @@ def cmd_release(args: argparse.Namespace) -> int:
 def cmd_trust(args: argparse.Namespace) -> int:
     key = signing.parse_public_key(args.public_key)
     fingerprint = signing.fingerprint(key)
-    _run(lambda conn: pg.trust(conn, args.organisation, key, fingerprint, _actor(args)))
+    _run(lambda conn: trusted_keys.trust(conn, args.organisation, key, fingerprint, _actor(args)))
     print(f"trusted {fingerprint} for {args.organisation!r}")
     return 0
 
 
 def cmd_distrust(args: argparse.Namespace) -> int:
-    _run(lambda conn: pg.distrust(conn, args.organisation, args.fingerprint, _actor(args)))
+    _run(lambda conn: trusted_keys.distrust(conn, args.organisation, args.fingerprint, _actor(args)))
     print(f"{args.fingerprint} is no longer trusted for {args.organisation!r}")
     return 0
 
 
 def cmd_trusted(args: argparse.Namespace) -> int:
     print("organisation\tkey\tadded\tby")
-    for key, fingerprint, actor, at in _run(pg.trusted_keys):
+    for key, fingerprint, actor, at in _run(trusted_keys.trusted_keys):
         print(f"{key.organisation}\t{fingerprint}\t{_when(at)}\t{actor}")
     return 0
 
@@ -355,7 +356,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
-    rows = _run(lambda conn: pg.feedback(conn, args.name))
+    rows = _run(lambda conn: feedback.feedback(conn, args.name))
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["list", "entry_id", "added_in_version", "wrong_matches", "last_decided_at", "notes"])
     for f in rows:
@@ -365,10 +366,10 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 async def _require_admin(conn: asyncpg.Connection, key: str | None) -> int:
     secret = parse_bearer(f"Bearer {key}") if key else None
-    found = await pg.key_role(conn, key_digest(secret)) if secret else None
-    if found is None or found[1] != "admin":
+    found = await keystore.find_key(conn, key_digest(secret)) if secret else None
+    if found is None or found.role is not Role.ADMIN:
         raise NotPermitted("exporting list entries needs an admin key: set HASHGUARD_ADMIN_KEY to one")
-    return found[0]
+    return found.key_id
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -380,7 +381,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     async def work(conn: asyncpg.Connection) -> int:
         key_id = await _require_admin(conn, os.environ.get("HASHGUARD_ADMIN_KEY"))
-        summary = await pg.get_hashset(conn, args.name)
+        summary = await lists.get_hashset(conn, args.name)
         fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         count = 0
         with os.fdopen(fd, "w", newline="") as handle:
@@ -388,10 +389,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             writer.writerow(["id", "hash", "category", "scheme"])
             formatter = tool.get(summary.tool).format if summary.tool in tool.names() else bytes.hex
             async with conn.transaction(readonly=True):
-                async for entry_id, value, category, scheme in pg.export_entries(conn, args.name):
+                async for entry_id, value, category, scheme in entries.export_entries(conn, args.name):
                     writer.writerow([entry_id, formatter(value), category or "", scheme or ""])
                     count += 1
-        await pg.record_event(
+        await events.record_event(
             conn, _actor(args), "export", args.name, {"version": summary.version, "entries": count, "api_key_id": key_id}
         )
         return count

@@ -1,7 +1,8 @@
 """Look back: which recently scanned uploads match hashes a new list version adds.
 
 Pure matching over arrays; the stored upload hashes and the added entries come from
-``hashsets.pg``. Runs after an import commits (``hashguard hashsets import``), once per version.
+``hashsets.uploads``, which also records what it finds. Runs after an import commits
+(``hashguard hashsets import``), once per version.
 """
 
 from __future__ import annotations

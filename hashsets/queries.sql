@@ -181,12 +181,6 @@ WHERE v.hashset_id = $1
 GROUP BY e.entry_id, v.version
 ORDER BY e.entry_id;
 
--- name: recent_entry_matches
--- How often each entry matched within the flood window (this scan's rows are not yet written).
-SELECT hash_entry_id, count(*) AS n FROM scan_matches
-WHERE hash_entry_id = ANY($1::bigint[]) AND scanned_at > now() - make_interval(secs => $2)
-GROUP BY hash_entry_id;
-
 -- name: quarantined_among
 SELECT entry_row FROM hash_entry_quarantine WHERE entry_row = ANY($1::bigint[]) AND released_at IS NULL;
 
@@ -213,10 +207,6 @@ WHERE v.hashset_id = $1 AND q.released_at IS NULL ORDER BY q.since;
 -- name: set_file_sha256
 UPDATE hashset_versions SET file_sha256 = $2 WHERE id = $1;
 
--- name: key_role
--- The export command's admin check reads the detector's key table (same database, read only).
-SELECT id, role::text AS role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL;
-
 -- name: duplicate_ids
 SELECT entry_id, count(*) AS n FROM hash_entries WHERE version_id = $1
 GROUP BY entry_id HAVING count(*) > 1 ORDER BY min(id) LIMIT 20;
@@ -237,8 +227,3 @@ WHERE e.version_id = ANY($1::integer[])
       SELECT 1 FROM hash_entries o
       WHERE o.version_id = ANY($2::integer[]) AND o.hash = e.hash
         AND NOT EXISTS (SELECT 1 FROM hash_retractions r2 WHERE r2.entry_row = o.id AND r2.version_id = ANY($2::integer[])));
-
--- name: insert_recheck_match
-INSERT INTO scan_matches (scan_id, content_id, content_url, hash_entry_id, hashset, hashset_version, entry_id, tool,
-                          tool_version, distance, api_key_id, found_on_recheck)
-SELECT $1, $2, $3, e.id, $5, $6, e.entry_id, $7, $8, $9, $10, true FROM hash_entries e WHERE e.id = $4;

@@ -1,4 +1,4 @@
-"""API keys and roles. Pure: key generation and hashing; storage is in ``detector.pg``."""
+"""API keys and roles. Pure: key generation and hashing; storage is in ``kernel.keystore``."""
 
 from __future__ import annotations
 

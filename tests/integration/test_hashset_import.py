@@ -9,7 +9,7 @@ import pytest
 
 from detector.tools.cryptographic import Md5Tool
 from detector.tools.pdq import PdqTool
-from hashsets import pg as store
+from hashsets import entries, lists
 from hashsets.errors import InvalidListFile, ToolMismatch
 from hashsets.parse import parse_lines
 
@@ -21,8 +21,8 @@ def pdq_hex(i: int) -> str:
     return hashlib.sha256(str(i).encode()).hexdigest()
 
 
-async def run_import(conn: asyncpg.Connection, text: str, name: str = "list", tool=PDQ) -> store.ImportResult:  # type: ignore[no-untyped-def]
-    return await store.import_entries(
+async def run_import(conn: asyncpg.Connection, text: str, name: str = "list", tool=PDQ) -> lists.ImportResult:  # type: ignore[no-untyped-def]
+    return await lists.import_entries(
         conn,
         name=name,
         tool=tool.name,
@@ -37,17 +37,17 @@ async def test_csv_import_creates_a_version_and_stores_entries(pool: asyncpg.Poo
     async with pool.acquire() as conn:
         result = await run_import(conn, text)
         assert (result.version, result.entries) == (1, 1000)
-        [active] = await store.active_versions(conn)
+        [active] = await lists.active_versions(conn)
         assert (active.name, active.tool, active.version, active.entry_count) == ("list", "pdq", 1, 1000)
         async with conn.transaction():
-            rows = sorted([r async for chunk in store.stream_entries(conn, active, chunk=300) for r in chunk])
+            rows = sorted([r async for chunk in entries.stream_entries(conn, active, chunk=300) for r in chunk])
         assert [value.hex() for _, value in rows] == [pdq_hex(i) for i in range(1000)]
-        described = await store.describe_entries(conn, [rows[7][0]])
+        described = await entries.describe_entries(conn, [rows[7][0]])
         assert described[rows[7][0]].entry_id == "e7" and described[rows[7][0]].category == "B1"
 
         second = await run_import(conn, "hash\n" + pdq_hex(5000) + "\n")
         assert second.version == 2
-        [active] = await store.active_versions(conn)
+        [active] = await lists.active_versions(conn)
         assert (active.version, active.entry_count) == (2, 1)
 
 

@@ -8,11 +8,14 @@ import uuid
 import asyncpg
 import pytest
 
+from detector.resolve import flood_check
 from detector.tools.pdq import PdqTool
-from hashsets import pg as store
+from hashsets import allowlist, entries, events, lists, quarantine
+from hashsets import feedback as entry_feedback
 from hashsets.errors import EntryNotFound, InvalidListFile, VersionConflict
 from hashsets.manifest import Kind
 from hashsets.parse import parse_blocks
+from hashsets.serving import MatchCatalogue
 
 PDQ = PdqTool()
 
@@ -23,17 +26,17 @@ def h(i: int) -> str:
 
 async def put(
     conn: asyncpg.Connection, text: str, *, kind: Kind = Kind.FULL, base: int | None = None, name: str = "list"
-) -> store.ImportResult:
-    request = store.ImportRequest(name=name, tool="pdq", source="tests", kind=kind, base_version=base, actor="tester")
+) -> lists.ImportResult:
+    request = lists.ImportRequest(name=name, tool="pdq", source="tests", kind=kind, base_version=base, actor="tester")
     blocks = parse_blocks(text.splitlines(keepends=True), PDQ.parse_hex, width=32, allow_retractions=kind is Kind.DELTA)
-    return await store.import_list(conn, request, blocks)
+    return await lists.import_list(conn, request, blocks)
 
 
 async def current_entries(conn: asyncpg.Connection, name: str = "list") -> set[str]:
     """The issuer ids the detector would load now (hash checked to belong to the id)."""
-    [version] = [v for v in await store.active_versions(conn) if v.name == name]
+    [version] = [v for v in await lists.active_versions(conn) if v.name == name]
     async with conn.transaction():
-        rows = [r async for chunk in store.stream_entries(conn, version) for r in chunk]
+        rows = [r async for chunk in entries.stream_entries(conn, version) for r in chunk]
     ids = {r["id"]: r["entry_id"] for r in await conn.fetch("SELECT id, entry_id FROM hash_entries WHERE id = ANY($1)", [i for i, _ in rows])}
     found = {ids[i] for i, _ in rows}
     assert {value.hex() for _, value in rows} == {h(int(e[1:])) for e in found}
@@ -57,7 +60,7 @@ async def test_deltas_add_and_retract_and_rollback_moves_the_pointer(pool: async
         assert await current_entries(conn) == {"e3", "e4"}
         rows_before = await conn.fetchval("SELECT count(*) FROM hash_entries")
 
-        assert await store.rollback(conn, "list", 1, "tester") == 3
+        assert await lists.rollback(conn, "list", 1, "tester") == 3
         assert await current_entries(conn) == {"e1", "e2", "e3"}
         assert await conn.fetchval("SELECT count(*) FROM hash_entries") == rows_before  # a pointer move, no copy
 
@@ -68,13 +71,13 @@ async def test_deltas_add_and_retract_and_rollback_moves_the_pointer(pool: async
         # A sibling branch retracting the same row as version 2 did: both retractions are kept.
         v5 = await put(conn, "op,id,hash\nretract,e2,\n", kind=Kind.DELTA)
         assert await current_entries(conn) == {"e3", "e5"} and v5.entries == 2
-        await store.rollback(conn, "list", 2, "tester")
+        await lists.rollback(conn, "list", 2, "tester")
         assert await current_entries(conn) == {"e1", "e3", "e4"}
 
         # A full import starts a new lineage.
         await put(conn, full(7, 8))
         assert await current_entries(conn) == {"e7", "e8"}
-        actions = [a for _, _, a, _, _ in await store.events(conn, "list")]
+        actions = [a for _, _, a, _, _ in await events.events(conn, "list")]
         assert actions.count("import") == 6 and actions.count("rollback") == 2
 
 
@@ -104,32 +107,32 @@ async def test_every_change_to_what_is_matched_bumps_the_generation(pool: asyncp
         await put(conn, full(1, 2, 3, 4))
 
         async def bumps(action) -> bool:  # type: ignore[no-untyped-def]
-            before = await store.generation(conn)
+            before = await lists.generation(conn)
             await action
-            return await store.generation(conn) > before
+            return await lists.generation(conn) > before
 
-        assert await bumps(store.rollback(conn, "list", 1, "t"))
-        assert await bumps(store.set_status(conn, "list", "shadow", "t", "trying it"))
-        assert await bumps(store.set_threshold(conn, "list", 12, "t", "fewer false positives"))
-        assert await bumps(store.disable_entry(conn, "list", "e2", "wrong match", "t"))
-        assert await bumps(store.enable_entry(conn, "list", "e2", "checked again", "t"))
-        allow_id = await store.allow(conn, "pdq", bytes(32), "benign meme", "t")
-        assert await bumps(store.disallow(conn, allow_id, "no longer needed", "t"))
+        assert await bumps(lists.rollback(conn, "list", 1, "t"))
+        assert await bumps(lists.set_status(conn, "list", "shadow", "t", "trying it"))
+        assert await bumps(lists.set_threshold(conn, "list", 12, "t", "fewer false positives"))
+        assert await bumps(entries.disable_entry(conn, "list", "e2", "wrong match", "t"))
+        assert await bumps(entries.enable_entry(conn, "list", "e2", "checked again", "t"))
+        allow_id = await allowlist.allow(conn, "pdq", bytes(32), "benign meme", "t")
+        assert await bumps(allowlist.disallow(conn, allow_id, "no longer needed", "t"))
         assert await bumps(put(conn, full(9)))
 
 
 async def test_a_disabled_entry_stays_disabled_across_a_full_reimport(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         await put(conn, full(1, 2, 3))
-        await store.disable_entry(conn, "list", "e2", "collides with a stock photo", "reviewer-1")
+        await entries.disable_entry(conn, "list", "e2", "collides with a stock photo", "reviewer-1")
         assert await current_entries(conn) == {"e1", "e3"}
         await put(conn, full(1, 2, 3, 4))
         assert await current_entries(conn) == {"e1", "e3", "e4"}
         with pytest.raises(EntryNotFound):
-            await store.disable_entry(conn, "list", "e99", "no such entry", "reviewer-1")
-        await store.enable_entry(conn, "list", "e2", "issuer confirmed", "reviewer-1")
+            await entries.disable_entry(conn, "list", "e99", "no such entry", "reviewer-1")
+        await entries.enable_entry(conn, "list", "e2", "issuer confirmed", "reviewer-1")
         assert await current_entries(conn) == {"e1", "e2", "e3", "e4"}
-        [(_, actor, _, _, details)] = [e for e in await store.events(conn, "list") if e[2] == "disable_entry"]
+        [(_, actor, _, _, details)] = [e for e in await events.events(conn, "list") if e[2] == "disable_entry"]
         assert actor == "reviewer-1" and "collides with a stock photo" in details and h(2) not in details
 
 
@@ -138,7 +141,7 @@ async def test_flood_quarantine_and_wrong_match_feedback(pool: asyncpg.Pool) -> 
         await put(conn, full(1, 2))
         e1 = await conn.fetchval("SELECT id FROM hash_entries WHERE entry_id = 'e1'")
         for _ in range(3):
-            quarantined, newly = await store.flood_check(conn, [e1], window_s=60, limit=3)
+            quarantined, newly = await flood_check(conn, MatchCatalogue(), [e1], window_s=60, limit=3)
             assert quarantined == set() and newly == 0
             await conn.execute(
                 "INSERT INTO scan_matches (scan_id, content_id, hash_entry_id, hashset, hashset_version, entry_id, tool,"
@@ -146,15 +149,15 @@ async def test_flood_quarantine_and_wrong_match_feedback(pool: asyncpg.Pool) -> 
                 uuid.uuid4(),
                 e1,
             )
-        assert await store.flood_check(conn, [e1], window_s=60, limit=3) == ({e1}, 1)
-        assert await store.flood_check(conn, [e1], window_s=60, limit=3) == ({e1}, 0)
-        assert await store.count_quarantined(conn) == 1
-        assert [q[0] for q in await store.quarantined(conn, "list")] == ["e1"]
-        await store.release_quarantine(conn, "list", "e1", "lead-1", "a real viral item; act on it")
-        assert await store.count_quarantined(conn) == 0
-        assert await store.flood_check(conn, [e1], window_s=60, limit=3) == (set(), 0)  # released stays released
+        assert await flood_check(conn, MatchCatalogue(), [e1], window_s=60, limit=3) == ({e1}, 1)
+        assert await flood_check(conn, MatchCatalogue(), [e1], window_s=60, limit=3) == ({e1}, 0)
+        assert await quarantine.count_quarantined(conn) == 1
+        assert [q[0] for q in await quarantine.quarantined(conn, "list")] == ["e1"]
+        await quarantine.release_quarantine(conn, "list", "e1", "lead-1", "a real viral item; act on it")
+        assert await quarantine.count_quarantined(conn) == 0
+        assert await flood_check(conn, MatchCatalogue(), [e1], window_s=60, limit=3) == (set(), 0)  # released stays released
 
-        await store.record_wrong_match(conn, e1, "reviewer-1", "a cartoon")
-        await store.record_wrong_match(conn, e1, "reviewer-2", "")
-        [feedback] = await store.feedback(conn, "list")
+        await entry_feedback.record_wrong_match(conn, e1, "reviewer-1", "a cartoon")
+        await entry_feedback.record_wrong_match(conn, e1, "reviewer-2", "")
+        [feedback] = await entry_feedback.feedback(conn, "list")
         assert (feedback.entry_id, feedback.wrong_matches, feedback.notes) == ("e1", 2, "a cartoon")

@@ -1,4 +1,4 @@
-"""PostgreSQL storage of hash lists. The only module of this context that touches asyncpg.
+"""Hash lists and their versions (``hashsets``, ``hashset_versions``): import, rollback, status, threshold.
 
 Versions and entries: an entry row is written once, by the import that added it
 (``hash_entries.version_id``). A version's ``lineage`` holds its own id and those of the versions
@@ -11,8 +11,7 @@ same trigger, which bumps ``hashset_generation`` and NOTIFYs the replicas.
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice, repeat
@@ -21,18 +20,10 @@ from typing import Any
 import asyncpg
 
 from hashsets.duplicates import DuplicateIds
-from hashsets.errors import (
-    EntryNotFound,
-    HashsetError,
-    HashsetNotFound,
-    InvalidListFile,
-    ToolMismatch,
-    VersionConflict,
-)
+from hashsets.errors import HashsetError, HashsetNotFound, InvalidListFile, ToolMismatch, VersionConflict
+from hashsets.events import record_event
 from hashsets.manifest import Kind, TrustedKey
 from hashsets.parse import MAX_REPORTED_PROBLEMS, EntryBlock, ListEntry, Op
-from kernel import auditlog
-from kernel.auditlog import Change
 from kernel.db import Queries
 
 Q = Queries("hashsets")
@@ -123,50 +114,7 @@ class ActiveVersion:
     lineage: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class EntryDescription:
-    id: int
-    hashset: str
-    hashset_version: int
-    entry_id: str
-    category: str | None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AllowEntry:
-    id: int
-    tool: str
-    reason: str
-    actor: str
-    added_at: datetime
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Feedback:
-    entry_id: str
-    added_in_version: int
-    wrong_matches: int
-    last_decided_at: datetime
-    notes: str
-
-
-async def record_event(
-    conn: asyncpg.Connection, actor: str, action: str, hashset: str | None, details: Mapping[str, Any] | None = None
-) -> None:
-    """Append to ``hashset_events`` and to the audit chain. Details never hold hash values."""
-    await conn.execute(Q.insert_event, actor or "unknown", action, hashset, json.dumps(dict(details or {}), default=str))
-    await auditlog.record(
-        conn,
-        Change(
-            actor=actor or "unknown",
-            action=f"hashset.{action}",
-            subject=f"hashset:{hashset}" if hashset else "hashsets",
-            after=json.loads(json.dumps(dict(details or {}), default=str)),
-        ),
-    )
-
-
-async def _hashset_row(conn: asyncpg.Connection, name: str) -> asyncpg.Record:
+async def hashset_row(conn: asyncpg.Connection, name: str) -> asyncpg.Record:
     row = await conn.fetchrow(Q.get_hashset, name)
     if row is None:
         raise HashsetNotFound(f"no hash list is named {name!r}")
@@ -221,7 +169,7 @@ async def import_list(
                 raise ToolMismatch(f"the list {request.name!r} holds {row['tool']} hashes, not {request.tool}")
             hashset_id = row["id"]
         await conn.fetchval(Q.lock_hashset, hashset_id)  # serialise concurrent imports of one list
-        hashset = await _hashset_row(conn, request.name)
+        hashset = await hashset_row(conn, request.name)
         if request.issuer_version is not None:
             seen = await conn.fetchrow(Q.get_issuer_version, hashset_id, request.issuer_version)
             if seen is not None:
@@ -290,9 +238,7 @@ async def import_list(
             timeout=BULK_TIMEOUT_S,
         )
         if ids.likely() and (repeated := await conn.fetch(Q.duplicate_ids, version_id, timeout=BULK_TIMEOUT_S)):
-            raise InvalidListFile(
-                [f"the id {r['entry_id']!r} appears {r['n']} times" for r in repeated], len(repeated)
-            )
+            raise InvalidListFile([f"the id {r['entry_id']!r} appears {r['n']} times" for r in repeated], len(repeated))
         if check is not None:
             check(lines)
         if file_digest is not None:  # known only once the file has been read to its end
@@ -355,7 +301,12 @@ async def _retract(
     ]
     problems = sorted(
         {
-            (r["line"], "the hash differs from the entry with that id" if r["hash_differs"] else "retracts an entry the base version does not hold")
+            (
+                r["line"],
+                "the hash differs from the entry with that id"
+                if r["hash_differs"]
+                else "retracts an entry the base version does not hold",
+            )
             for r in resolved
             if r["entry_row"] is None or r["hash_differs"]
         }
@@ -418,16 +369,13 @@ async def get_hashset(conn: asyncpg.Connection, name: str) -> HashsetSummary:
 
 
 async def list_versions(conn: asyncpg.Connection, name: str) -> list[VersionInfo]:
-    hashset = await _hashset_row(conn, name)
+    hashset = await hashset_row(conn, name)
     return [VersionInfo(**dict(r)) for r in await conn.fetch(Q.list_versions, hashset["id"])]
 
 
 async def active_versions(conn: asyncpg.Connection) -> list[ActiveVersion]:
     """Current versions of every list that is not disabled (active and shadow lists)."""
-    return [
-        ActiveVersion(**{**dict(r), "lineage": tuple(r["lineage"])})
-        for r in await conn.fetch(Q.active_versions)
-    ]
+    return [ActiveVersion(**{**dict(r), "lineage": tuple(r["lineage"])}) for r in await conn.fetch(Q.active_versions)]
 
 
 async def generation(conn: asyncpg.Connection) -> int:
@@ -435,41 +383,10 @@ async def generation(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval(Q.generation))
 
 
-async def stream_entries(
-    conn: asyncpg.Connection, version: ActiveVersion, chunk: int = 100_000
-) -> AsyncIterator[list[tuple[int, bytes]]]:
-    """Yield (row id, hash) chunks of one version's matchable entries (in no particular order).
-
-    Must run inside a transaction (server-side cursor).
-    """
-    buffer: list[tuple[int, bytes]] = []
-    async for record in conn.cursor(Q.version_entries, list(version.lineage), version.hashset_id, prefetch=chunk):
-        buffer.append((record["id"], record["hash"]))
-        if len(buffer) >= chunk:
-            yield buffer
-            buffer = []
-    if buffer:
-        yield buffer
-
-
-async def export_entries(conn: asyncpg.Connection, name: str) -> AsyncIterator[tuple[str, bytes, str | None, str | None]]:
-    """(entry id, hash, category, scheme) of the current version. Admin-only; the caller checks the role."""
-    hashset = await _hashset_row(conn, name)
-    if hashset["current_version_id"] is None:
-        return
-    current = await conn.fetchrow(Q.get_version_by_id, hashset["current_version_id"])
-    async for r in conn.cursor(Q.version_entry_details, list(current["lineage"])):
-        yield r["entry_id"], r["hash"], r["category"], r["scheme"]
-
-
-async def describe_entries(conn: asyncpg.Connection, ids: list[int]) -> dict[int, EntryDescription]:
-    return {r["id"]: EntryDescription(**dict(r)) for r in await conn.fetch(Q.describe_entries, ids)}
-
-
 async def rollback(conn: asyncpg.Connection, name: str, version: int, actor: str) -> int:
     """Make an earlier (or later) version current again; returns the version it replaced."""
     async with conn.transaction():
-        hashset = await _hashset_row(conn, name)
+        hashset = await hashset_row(conn, name)
         await conn.fetchval(Q.lock_hashset, hashset["id"])
         target = await conn.fetchrow(Q.get_version, hashset["id"], version)
         if target is None:
@@ -488,7 +405,7 @@ async def set_status(conn: asyncpg.Connection, name: str, status: str, actor: st
     if status not in _STATUSES:
         raise HashsetError(f"the status must be one of {', '.join(_STATUSES)}")
     async with conn.transaction():
-        hashset = await _hashset_row(conn, name)
+        hashset = await hashset_row(conn, name)
         await conn.execute(Q.set_status, hashset["id"], status)
         await record_event(conn, actor, "status", name, {"from": hashset["status"], "to": status, "reason": reason})
     return str(hashset["status"])
@@ -496,220 +413,6 @@ async def set_status(conn: asyncpg.Connection, name: str, status: str, actor: st
 
 async def set_threshold(conn: asyncpg.Connection, name: str, threshold: int | None, actor: str, reason: str) -> None:
     async with conn.transaction():
-        hashset = await _hashset_row(conn, name)
+        hashset = await hashset_row(conn, name)
         await conn.execute(Q.set_threshold, hashset["id"], threshold)
         await record_event(conn, actor, "threshold", name, {"from": hashset["threshold"], "to": threshold, "reason": reason})
-
-
-async def disable_entry(conn: asyncpg.Connection, name: str, entry_id: str, reason: str, actor: str) -> None:
-    """Stop matching one entry (its id and hash in this list, in every version) and say why."""
-    if not reason.strip():
-        raise HashsetError("say why the entry is disabled (--reason)")
-    async with conn.transaction():
-        hashset = await _hashset_row(conn, name)
-        current = await conn.fetchrow(Q.get_version_by_id, hashset["current_version_id"]) if hashset["current_version_id"] else None
-        row = await conn.fetchrow(Q.alive_entry_by_id, list(current["lineage"]) if current else [], entry_id)
-        if row is None:
-            raise EntryNotFound(f"the current version of {name!r} has no entry with id {entry_id!r}")
-        await conn.execute(Q.insert_disable, hashset["id"], entry_id, row["id"], reason.strip(), actor)
-        await record_event(conn, actor, "disable_entry", name, {"entry_id": entry_id, "reason": reason.strip()})
-
-
-async def enable_entry(conn: asyncpg.Connection, name: str, entry_id: str, reason: str, actor: str) -> None:
-    async with conn.transaction():
-        hashset = await _hashset_row(conn, name)
-        if not await conn.fetch(Q.delete_disables, hashset["id"], entry_id):
-            raise EntryNotFound(f"no entry of {name!r} with id {entry_id!r} is disabled")
-        await record_event(conn, actor, "enable_entry", name, {"entry_id": entry_id, "reason": reason})
-
-
-async def list_disabled(conn: asyncpg.Connection, name: str) -> list[tuple[str, str, str, datetime]]:
-    hashset = await _hashset_row(conn, name)
-    return [(r["entry_id"], r["reason"], r["actor"], r["disabled_at"]) for r in await conn.fetch(Q.list_disables, hashset["id"])]
-
-
-async def allow(conn: asyncpg.Connection, tool: str, value: bytes, reason: str, actor: str) -> int:
-    """Add a benign image's hash to the allow-list; returns its id (the hash is never shown back)."""
-    if not reason.strip():
-        raise HashsetError("say why the hash is allowed (--reason)")
-    async with conn.transaction():
-        allow_id = await conn.fetchval(Q.insert_allow, tool, value, reason.strip(), actor)
-        if allow_id is None:
-            raise HashsetError(f"that {tool} hash is already on the allow-list")
-        await record_event(conn, actor, "allow", None, {"allow_id": allow_id, "tool": tool, "reason": reason.strip()})
-    return int(allow_id)
-
-
-async def disallow(conn: asyncpg.Connection, allow_id: int, reason: str, actor: str) -> None:
-    async with conn.transaction():
-        tool = await conn.fetchval(Q.delete_allow, allow_id)
-        if tool is None:
-            raise HashsetError(f"no allow-list entry has id {allow_id}")
-        await record_event(conn, actor, "disallow", None, {"allow_id": allow_id, "tool": tool, "reason": reason})
-
-
-async def list_allowed(conn: asyncpg.Connection) -> list[AllowEntry]:
-    return [AllowEntry(**dict(r)) for r in await conn.fetch(Q.list_allow)]
-
-
-async def allowed_hashes(conn: asyncpg.Connection) -> list[tuple[int, str, bytes]]:
-    return [(r["id"], r["tool"], r["hash"]) for r in await conn.fetch(Q.allow_hashes)]
-
-
-async def trust(conn: asyncpg.Connection, organisation: str, public_key: bytes, fingerprint: str, actor: str) -> int:
-    async with conn.transaction():
-        key_id = await conn.fetchval(Q.insert_trusted_key, organisation, public_key, fingerprint, actor)
-        await record_event(conn, actor, "trust", None, {"organisation": organisation, "key": fingerprint})
-    return int(key_id)
-
-
-async def distrust(conn: asyncpg.Connection, organisation: str, fingerprint: str, actor: str) -> None:
-    async with conn.transaction():
-        if await conn.fetchval(Q.revoke_trusted_key, organisation, fingerprint) is None:
-            raise HashsetError(f"no active key {fingerprint} is trusted for {organisation!r}")
-        await record_event(conn, actor, "distrust", None, {"organisation": organisation, "key": fingerprint})
-
-
-async def trusted_keys(conn: asyncpg.Connection) -> list[tuple[TrustedKey, str, str, datetime]]:
-    return [
-        (TrustedKey(id=r["id"], organisation=r["organisation"], public_key=r["public_key"]), r["fingerprint"], r["added_by"], r["added_at"])
-        for r in await conn.fetch(Q.trusted_keys)
-    ]
-
-
-async def record_wrong_match(
-    conn: asyncpg.Connection, hash_entry_id: int, reviewer: str, note: str = "", scan_id: uuid.UUID | None = None
-) -> int:
-    """Keep a reviewer's decision that a match of this entry (``scan_matches.hash_entry_id``) was wrong.
-
-    Called by the takedown context when a reviewer rejects a match; exported per list with
-    ``hashguard hashsets feedback NAME`` for the issuer.
-    """
-    return int(await conn.fetchval(Q.insert_feedback, hash_entry_id, scan_id, reviewer, note))
-
-
-async def feedback(conn: asyncpg.Connection, name: str) -> list[Feedback]:
-    hashset = await _hashset_row(conn, name)
-    return [
-        Feedback(
-            entry_id=r["entry_id"],
-            added_in_version=r["added_in_version"],
-            wrong_matches=r["wrong_matches"],
-            last_decided_at=r["last_decided_at"],
-            notes=r["notes"] or "",
-        )
-        for r in await conn.fetch(Q.feedback_for_list, hashset["id"])
-    ]
-
-
-async def flood_check(conn: asyncpg.Connection, entry_rows: list[int], *, window_s: float, limit: int) -> tuple[set[int], int]:
-    """Quarantine entries that matched more than ``limit`` times within ``window_s``.
-
-    Returns the entries among ``entry_rows`` that are (now or already) quarantined and how many
-    entries were newly quarantined. Runs in the caller's transaction, before this scan's matches
-    are recorded.
-    """
-    if not entry_rows:
-        return set(), 0
-    counts = {r["hash_entry_id"]: r["n"] for r in await conn.fetch(Q.recent_entry_matches, entry_rows, window_s)}
-    newly = 0
-    for row, n in counts.items():
-        if n + 1 > limit and await conn.fetchval(Q.quarantine_entry, row, n + 1) is not None:
-            newly += 1
-    quarantined = {r["entry_row"] for r in await conn.fetch(Q.quarantined_among, entry_rows)}
-    return quarantined, newly
-
-
-async def count_quarantined(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval(Q.count_quarantined))
-
-
-async def release_quarantine(conn: asyncpg.Connection, name: str, entry_id: str, actor: str, reason: str) -> None:
-    async with conn.transaction():
-        hashset = await _hashset_row(conn, name)
-        if not await conn.fetch(Q.release_quarantine, hashset["id"], entry_id, actor):
-            raise EntryNotFound(f"no entry of {name!r} with id {entry_id!r} is quarantined")
-        await record_event(conn, actor, "release_quarantine", name, {"entry_id": entry_id, "reason": reason})
-
-
-async def quarantined(conn: asyncpg.Connection, name: str) -> list[tuple[str, datetime, int]]:
-    hashset = await _hashset_row(conn, name)
-    return [(r["entry_id"], r["since"], r["matches_seen"]) for r in await conn.fetch(Q.list_quarantine, hashset["id"])]
-
-
-async def events(conn: asyncpg.Connection, name: str | None = None) -> list[tuple[datetime, str, str, str | None, str]]:
-    return [(r["at"], r["actor"], r["action"], r["hashset"], r["details"]) for r in await conn.fetch(Q.list_events, name)]
-
-
-async def key_role(conn: asyncpg.Connection, digest: bytes) -> tuple[int, str] | None:
-    """(key id, role) of an active API key, for the admin-only export."""
-    row = await conn.fetchrow(Q.key_role, digest)
-    return None if row is None else (int(row["id"]), str(row["role"]))
-
-
-async def remember_scan(
-    conn: asyncpg.Connection,
-    scan_id: uuid.UUID,
-    *,
-    content_id: str,
-    content_url: str | None,
-    api_key_id: int | None,
-    hashes: Mapping[str, bytes],
-) -> None:
-    """Keep an upload's hashes for look-back (only when HASHGUARD_LOOKBACK_DAYS > 0; purged by age)."""
-    await conn.copy_records_to_table(
-        "scan_hashes",
-        records=[(scan_id, content_id, content_url, api_key_id, tool, value) for tool, value in hashes.items()],
-        columns=["scan_id", "content_id", "content_url", "api_key_id", "tool", "hash"],
-    )
-
-
-async def purge_scan_hashes(conn: asyncpg.Connection, days: int) -> int:
-    """Delete upload hashes older than ``days`` (0: all of them). Returns how many went."""
-    status = await conn.execute(Q.purge_scan_hashes, days)
-    return int(status.split()[-1])
-
-
-async def recheck(
-    conn: asyncpg.Connection,
-    result: ImportResult,
-    *,
-    tool: str,
-    tool_version: str,
-    width: int,
-    exact: bool,
-    threshold: int,
-    days: int,
-) -> int:
-    """Match uploads scanned in the last ``days`` against the hashes ``result``'s version added.
-
-    Matches are recorded in ``scan_matches`` with ``found_on_recheck``; returns how many.
-    """
-    from hashsets.lookback import find  # numba-compiled index: only loaded when look-back is on
-
-    added = [
-        (r["id"], r["hash"])
-        for r in await conn.fetch(Q.added_entries, list(result.lineage), list(result.replaced_lineage), timeout=BULK_TIMEOUT_S)
-    ]
-    if not added:
-        return 0
-    stored = await conn.fetch(Q.recent_scan_hashes, tool, days, timeout=BULK_TIMEOUT_S)
-    found = list(find(added, ((i, r["hash"]) for i, r in enumerate(stored)), width=width, threshold=threshold, exact=exact))
-    async with conn.transaction():
-        for hit in found:
-            scan = stored[hit.key]
-            await conn.execute(
-                Q.insert_recheck_match,
-                scan["scan_id"],
-                scan["content_id"],
-                scan["content_url"],
-                hit.row_id,
-                result.hashset,
-                result.version,
-                tool,
-                tool_version,
-                hit.distance,
-                scan["api_key_id"],
-            )
-        await record_event(conn, "hashguard", "lookback", result.hashset, {"version": result.version, "days": days, "matches": len(found)})
-    return len(found)

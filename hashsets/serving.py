@@ -1,0 +1,49 @@
+"""What the detector reads of the lists, as the ports it declares: ``detector.snapshots.ListReader``
+(building the index) and ``detector.resolve.ListCatalogue`` (resolving a hit). The composition
+root hands these to the detector; the detector never imports this context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+import asyncpg
+
+from hashsets import allowlist, entries, lists, quarantine
+from hashsets.entries import EntryDescription
+from hashsets.lists import ActiveVersion
+
+
+class SnapshotSource:
+    """The stored lists for ``detector.snapshots.SnapshotLoader``; every read runs in the loader's transaction."""
+
+    async def generation(self, conn: asyncpg.Connection) -> int:
+        return await lists.generation(conn)
+
+    async def active_versions(self, conn: asyncpg.Connection) -> list[ActiveVersion]:
+        return await lists.active_versions(conn)
+
+    def stream_entries(self, conn: asyncpg.Connection, version: ActiveVersion) -> AsyncIterator[list[tuple[int, bytes]]]:
+        return entries.stream_entries(conn, version)
+
+    async def allowed_hashes(self, conn: asyncpg.Connection) -> list[tuple[int, str, bytes]]:
+        return await allowlist.allowed_hashes(conn)
+
+    async def count_quarantined(self, conn: asyncpg.Connection) -> int:
+        return await quarantine.count_quarantined(conn)
+
+
+class MatchCatalogue:
+    """List details and flood quarantine for ``detector.resolve.Resolver``, in the scan's transaction."""
+
+    async def describe(self, conn: asyncpg.Connection, entry_rows: Sequence[int]) -> dict[int, EntryDescription]:
+        return await entries.describe_entries(conn, list(entry_rows))
+
+    async def quarantine(self, conn: asyncpg.Connection, seen: Mapping[int, int]) -> int:
+        return await quarantine.quarantine(conn, seen)
+
+    async def quarantined_among(self, conn: asyncpg.Connection, entry_rows: Sequence[int]) -> set[int]:
+        return await quarantine.quarantined_among(conn, entry_rows)
+
+    async def count_quarantined(self, conn: asyncpg.Connection) -> int:
+        return await quarantine.count_quarantined(conn)
