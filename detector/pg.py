@@ -54,3 +54,26 @@ async def record_matches(conn: asyncpg.Connection, records: Sequence[MatchRecord
     await conn.copy_records_to_table(
         "scan_matches", records=[tuple(getattr(r, c) for c in columns) for r in records], columns=columns
     )
+
+
+# Takedown's retention clears the detector's copy of match evidence through these two (the
+# composition root hands them to it): takedown never touches scan_matches itself.
+
+
+async def scans_matched_before(conn: asyncpg.Connection, days: int) -> list[uuid.UUID]:
+    """The scans with a match record older than ``days``."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT scan_id FROM scan_matches WHERE scanned_at < now() - make_interval(days => $1)", days
+    )
+    return [r["scan_id"] for r in rows]
+
+
+async def forget_scans(conn: asyncpg.Connection, scan_ids: Sequence[uuid.UUID], older_than_days: int | None = None) -> int:
+    """Delete the match records of these scans (only those older than ``older_than_days``, if given); return how many."""
+    result = await conn.execute(
+        """DELETE FROM scan_matches
+           WHERE scan_id = ANY($1::uuid[]) AND ($2::integer IS NULL OR scanned_at < now() - make_interval(days => $2))""",
+        list(scan_ids),
+        older_than_days,
+    )
+    return int(result.split()[-1])
