@@ -23,6 +23,7 @@ from detector.approvals import pg as approvals_pg
 from detector.decode import HashingPath
 from detector.errors import NotReady
 from detector.index_metrics import observe_snapshot
+from detector.match import Match
 from detector.matcher import Hit, LoadedVersion, MatchSnapshot, ToolEntries, build_snapshot
 from detector.reload import Reloader
 from detector.scan import HashPool, MatchView, Resolution, ScanContext, ScanService, SnapshotHolder
@@ -38,9 +39,8 @@ from kernel.settings import Settings, SettingsError
 from kernel.web import Handler, errors_middleware
 from takedown import http as takedown_http
 from takedown import jobs as takedown_jobs
-from takedown import pg as takedown_pg
 from takedown.config import TakedownConfig
-from takedown.tickets import Evidence
+from takedown.matching import MatchTicket, open_for_matches
 from takedown.workflow import Source
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContex
             )
         await pg.record_matches(conn, records)
         # Shadow matches are evidence only: no ticket, no action, not in the verdict.
-        ticket = await _open_ticket(app, conn, scan_id, context, views) if views else None
+        ticket = await _open_ticket(app, conn, scan_id, context, [r for r in records if not r.shadow]) if views else None
     for view in views:
         metrics.matches.labels(hashset=view.hashset, tool=view.tool).inc()
     for view in shadow:
@@ -171,30 +171,35 @@ async def _resolve(app: web.Application, scan_id: uuid.UUID, context: ScanContex
 
 
 async def _open_ticket(
-    app: web.Application, conn: asyncpg.Connection, scan_id: uuid.UUID, context: ScanContext, views: Sequence[MatchView]
-) -> takedown_pg.MatchTicket:
+    app: web.Application, conn: asyncpg.Connection, scan_id: uuid.UUID, context: ScanContext, records: Sequence[pg.MatchRecord]
+) -> MatchTicket:
     """A match opens a takedown ticket (or joins the content's live one) in the evidence's transaction."""
-    evidence = [
-        Evidence(
-            scan_id=scan_id,
-            hashset=v.hashset,
-            hashset_version=v.hashset_version,
-            entry_id=v.entry_id,
-            tool=v.tool,
-            tool_version=v.tool_version,
-            distance=v.distance,
-            approval_id=v.approval_id,
-            approval_reason=v.approval_reason,
-            quarantined=v.quarantined,
+    # Until the scan path carries ``Match`` itself, the detector's match records (they hold the entry
+    # row a view lacks) are turned into it here.
+    matches = [
+        Match(
+            entry_row=r.hash_entry_id,
+            hashset=r.hashset,
+            hashset_version=r.hashset_version,
+            entry_id=r.entry_id,
+            tool=r.tool,
+            tool_version=r.tool_version,
+            distance=r.distance,
+            shadow=r.shadow,
+            quarantined=r.quarantined,
+            approval_id=r.approval_id,
+            local_allowance_id=r.local_allowance_id,
+            approval_reason=r.approval_reason,
         )
-        for v in views
+        for r in records
     ]
-    return await takedown_pg.record_match(
+    return await open_for_matches(
         conn,
+        scan_id=scan_id,
         content_id=context.content_id,
         content_url=context.content_url,
-        evidence=evidence,
         api_key_id=context.api_key_id,
+        matches=matches,
         config=app[takedown_http.CONFIG],
         on_decision=app[takedown_http.DECISION_HOOKS],
     )
@@ -441,7 +446,9 @@ async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
         await auditlog.record_settings(conn, _settings_for_audit(settings))
     tasks = [
         asyncio.create_task(
-            takedown_jobs.retention_loop(pool, settings.retention_interval_s, metrics, settings.retention_days),
+            takedown_jobs.retention_loop(
+                pool, settings.retention_interval_s, flows.DETECTOR_SCANS, metrics, settings.retention_days
+            ),
             name="hashguard-retention",
         ),
         asyncio.create_task(takedown_jobs.queue_loop(pool, metrics), name="hashguard-takedown-queue"),
