@@ -82,3 +82,19 @@ async def recent_match_counts(conn: asyncpg.Connection, entry_rows: Sequence[int
     if not entry_rows:
         return {}
     return {r["hash_entry_id"]: r["n"] for r in await conn.fetch(Q.recent_entry_matches, list(entry_rows), window_s)}
+
+
+# Takedown's retention clears the detector's copy of match evidence through these two (the
+# composition root hands them to it, hashguard.flows.DETECTOR_SCANS): takedown never touches
+# scan_matches itself.
+
+
+async def scans_matched_before(conn: asyncpg.Connection, days: int) -> list[uuid.UUID]:
+    """The scans with a match record older than ``days``."""
+    return [r["scan_id"] for r in await conn.fetch(Q.scans_matched_before, days)]
+
+
+async def forget_scans(conn: asyncpg.Connection, scan_ids: Sequence[uuid.UUID], older_than_days: int | None = None) -> int:
+    """Delete the match records of these scans (only those older than ``older_than_days``, if given); return how many."""
+    result = await conn.execute(Q.forget_scans, list(scan_ids), older_than_days)
+    return int(result.split()[-1])

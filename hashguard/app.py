@@ -39,9 +39,8 @@ from kernel.settings import Settings, SettingsError
 from kernel.web import Handler, errors_middleware
 from takedown import http as takedown_http
 from takedown import jobs as takedown_jobs
-from takedown import pg as takedown_pg
 from takedown.config import TakedownConfig
-from takedown.tickets import Evidence
+from takedown.matching import MatchTicket, open_for_matches
 from takedown.workflow import Source
 
 log = logging.getLogger(__name__)
@@ -97,46 +96,26 @@ class _TicketDesk:
 
     async def open_for_matches(
         self, conn: asyncpg.Connection, *, scan_id: uuid.UUID, context: ScanContext, matches: Sequence[Match]
-    ) -> takedown_pg.MatchTicket:
-        return await _open_ticket(self._app, conn, scan_id, context, matches)
+    ) -> MatchTicket:
+        """Open a takedown ticket (or join the content's live one) in the evidence's transaction."""
+        return await open_for_matches(
+            conn,
+            scan_id=scan_id,
+            content_id=context.content_id,
+            content_url=context.content_url,
+            api_key_id=context.api_key_id,
+            matches=matches,
+            config=self._app[takedown_http.CONFIG],
+            on_decision=self._app[takedown_http.DECISION_HOOKS],
+        )
 
-    def committed(self, ticket: takedown_pg.MatchTicket) -> None:
+    def committed(self, ticket: MatchTicket) -> None:
         metrics = self._app[METRICS]
         if ticket.opened:
             metrics.tickets_opened.labels(source=Source.HASH_MATCH.value).inc()
         if ticket.auto_action is not None:
             metrics.ticket_decisions.labels(state="actioned", automated="true").inc()
             self._app[takedown_http.WAKER].wake()
-
-
-async def _open_ticket(
-    app: web.Application, conn: asyncpg.Connection, scan_id: uuid.UUID, context: ScanContext, matches: Sequence[Match]
-) -> takedown_pg.MatchTicket:
-    """A match opens a takedown ticket (or joins the content's live one) in the evidence's transaction."""
-    evidence = [
-        Evidence(
-            scan_id=scan_id,
-            hashset=v.hashset,
-            hashset_version=v.hashset_version,
-            entry_id=v.entry_id,
-            tool=v.tool,
-            tool_version=v.tool_version,
-            distance=v.distance,
-            approval_id=v.approval_id,
-            approval_reason=v.approval_reason,
-            quarantined=v.quarantined,
-        )
-        for v in matches
-    ]
-    return await takedown_pg.record_match(
-        conn,
-        content_id=context.content_id,
-        content_url=context.content_url,
-        evidence=evidence,
-        api_key_id=context.api_key_id,
-        config=app[takedown_http.CONFIG],
-        on_decision=app[takedown_http.DECISION_HOOKS],
-    )
 
 
 async def _lookback_retention(app: web.Application) -> AsyncIterator[None]:
@@ -268,7 +247,9 @@ async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
         await auditlog.record_settings(conn, _settings_for_audit(settings))
     tasks = [
         asyncio.create_task(
-            takedown_jobs.retention_loop(pool, settings.retention_interval_s, metrics, settings.retention_days),
+            takedown_jobs.retention_loop(
+                pool, settings.retention_interval_s, flows.DETECTOR_SCANS, metrics, settings.retention_days
+            ),
             name="hashguard-retention",
         ),
         asyncio.create_task(takedown_jobs.queue_loop(pool, metrics), name="hashguard-takedown-queue"),

@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import asyncpg
 
+from detector import evidence
 from hashsets import feedback
-from takedown import pg as takedown_pg
+from takedown import ticket_store
+from takedown.retention_store import ScanMatches
 from takedown.tickets import Actor, Ticket
 from takedown.workflow import Source, State
+
+# Takedown's retention clears the detector's copy of match evidence with its own, through the
+# detector's functions: takedown never touches the detector's scan_matches table.
+DETECTOR_SCANS = ScanMatches(matched_before=evidence.scans_matched_before, forget=evidence.forget_scans)
 
 # Decisions that say a hash match was wrong: a reviewer dismissed the ticket, or reinstated the
 # content after the uploader's appeal.
@@ -26,7 +32,7 @@ async def wrong_match_feedback(conn: asyncpg.Connection, before: Ticket, after: 
     """A reviewer's verdict that a hash match was wrong becomes feedback on the list entry, for its issuer."""
     if after.source is not Source.HASH_MATCH or after.state not in _WRONG_MATCH_STATES or before.state is after.state:
         return
-    for entry_row, scan_id in await takedown_pg.evidence_entry_rows(conn, after.id):
+    for entry_row, scan_id in await ticket_store.evidence_entry_rows(conn, after.id):
         await feedback.record_wrong_match(
             conn, entry_row, actor.name, note=f"ticket {after.id} {after.state.value}", scan_id=scan_id
         )

@@ -32,6 +32,12 @@ async def find_key(conn: asyncpg.Connection, digest: bytes) -> Principal | None:
     return None if row is None else Principal(key_id=row["id"], prefix=row["key_prefix"], role=Role(row["role"]))
 
 
+async def find_active_key_by_prefix(conn: asyncpg.Connection, prefix: str) -> Principal | None:
+    """The unrevoked key with this printable prefix (how people name a key to each other), or None."""
+    row = await conn.fetchrow(Q.find_active_key_by_prefix, prefix)
+    return None if row is None else Principal(key_id=row["id"], prefix=row["key_prefix"], role=Role(row["role"]))
+
+
 async def list_keys(conn: asyncpg.Connection) -> list[KeyInfo]:
     return [
         KeyInfo(

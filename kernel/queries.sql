@@ -37,3 +37,6 @@ SELECT entry FROM audit_log WHERE subject = $1 ORDER BY seq DESC LIMIT 1;
 SELECT seq, at, actor, action, subject, entry, prev_hash, hash FROM audit_log
 WHERE seq > $1 AND ($2::text IS NULL OR subject = $2)
 ORDER BY seq LIMIT $3;
+
+-- name: find_active_key_by_prefix
+SELECT id, key_prefix, role::text AS role FROM api_keys WHERE key_prefix = $1 AND revoked_at IS NULL;

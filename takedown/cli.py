@@ -1,7 +1,8 @@
 """``hashguard audit ...`` and ``hashguard takedown ...``: registered by ``hashguard.cli``.
 
 The caller passes ``run(work)``, which opens a migrated connection, awaits ``work(conn)`` and
-returns its result, so this module needs nothing from the detector's command line.
+returns its result, so this module needs nothing from the detector's command line; the
+detector's match records come in as ``retention_store.ScanMatches``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import asyncpg
 from kernel import auditlog
 from kernel.commandline import invoking_user
 from kernel.settings import Settings
-from takedown import pg
+from takedown import policy_store, retention_store
+from takedown.rules import Policy
 from takedown.tickets import Actor
 from takedown.workflow import RESTRICTIONS, Action
 
@@ -29,7 +31,8 @@ def cli_actor() -> Actor:
     return Actor(key_id=None, name=invoking_user())
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], run: Run) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], run: Run, scans: retention_store.ScanMatches) -> None:
+    """Add ``audit`` and ``takedown``; ``scans`` is the detector's match records, which ``takedown purge`` clears too."""
     audit = sub.add_parser("audit", help="the tamper-evident audit trail").add_subparsers(dest="audit_command", required=True)
     verify = audit.add_parser("verify", help="walk the hash chain; exit 1 and name the first broken link if any")
     verify.set_defaults(func=lambda args: _verify(run))
@@ -56,7 +59,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], run: Run)
     policy.set_defaults(func=lambda args: _policy(run, args))
     takedown.add_parser("policies", help="list the policies").set_defaults(func=lambda args: _policies(run))
     takedown.add_parser("purge", help="purge evidence past its preservation deadline now").set_defaults(
-        func=lambda args: _purge(run)
+        func=lambda args: _purge(run, scans)
     )
 
 
@@ -80,8 +83,8 @@ def _show(run: Run, args: argparse.Namespace) -> int:
 
 
 def _policy(run: Run, args: argparse.Namespace) -> int:
-    policy = pg.Policy(hashset=args.hashset, tool=args.tool, auto_action=args.auto, action=Action(args.action))
-    run(lambda conn: pg.set_policy(conn, cli_actor(), policy))
+    policy = Policy(hashset=args.hashset, tool=args.tool, auto_action=args.auto, action=Action(args.action))
+    run(lambda conn: policy_store.set_policy(conn, cli_actor(), policy))
     mode = f"auto_action ({policy.action})" if policy.auto_action else "human review"
     print(f"policy for {policy.hashset}/{policy.tool}: {mode}")
     return 0
@@ -89,15 +92,15 @@ def _policy(run: Run, args: argparse.Namespace) -> int:
 
 def _policies(run: Run) -> int:
     print("hashset\ttool\tauto_action\taction")
-    for p in run(pg.list_policies):
+    for p in run(policy_store.list_policies):
         print(f"{p.hashset}\t{p.tool}\t{str(p.auto_action).lower()}\t{p.action}")
     return 0
 
 
-def _purge(run: Run) -> int:
-    purged = run(pg.purge_expired_evidence)
+def _purge(run: Run, scans: retention_store.ScanMatches) -> int:
+    purged = run(lambda conn: retention_store.purge_expired_evidence(conn, scans))
     days = Settings.from_env().retention_days
-    unticketed = run(lambda conn: pg.purge_unticketed_matches(conn, days))
+    unticketed = run(lambda conn: retention_store.purge_unticketed_matches(conn, days, scans))
     print(f"purged the evidence of {purged} tickets")
     print(f"purged {unticketed} match records older than {days} days that no ticket holds")
     return 0

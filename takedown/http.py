@@ -1,5 +1,5 @@
 """The takedown context's HTTP edge: notices, the staff queue, decisions, appeals, statements,
-policies and the audit log. Parsing and JSON only; the work is in ``pg`` and the pure modules.
+policies and the audit log. Parsing and JSON only; the work is in the ``*_store`` modules and the pure ones.
 
 Roles (``kernel.keys.Role``): platforms file notices and appeals and read statements; reviewers
 work the queue; leads also reassign, override leases and set legal holds; admins set list
@@ -20,18 +20,19 @@ from kernel import auditlog
 from kernel.appkeys import METRICS, POOL
 from kernel.keys import Principal, Role
 from kernel.web import authenticate, read_json_body
-from takedown import pg
+from takedown import decision_store, outbox_store, policy_store, queue_store, statement_store, ticket_store, transparency_store
 from takedown.config import TakedownConfig
 from takedown.errors import InvalidInput, TicketNotFound
 from takedown.jobs import Waker
 from takedown.requests import parse_decision, parse_notice, parse_reason, parse_report
+from takedown.rules import Policy
 from takedown.tickets import Actor, Decision, Evidence, Ticket
 from takedown.workflow import RESTRICTIONS, Action, Source, State
 
 CONFIG = web.AppKey("takedown_config", TakedownConfig)
 WAKER = web.AppKey("takedown_waker", Waker)
 # What other contexts do when a ticket is decided; the composition root fills it (see detector/app.py).
-DECISION_HOOKS: web.AppKey[Sequence[pg.DecisionHook]] = web.AppKey("takedown_decision_hooks")
+DECISION_HOOKS: web.AppKey[Sequence[decision_store.DecisionHook]] = web.AppKey("takedown_decision_hooks")
 
 MAX_BODY = 256 * 1024
 MAX_PAGE = 500
@@ -101,14 +102,14 @@ def ticket_json(ticket: Ticket, now: datetime | None = None) -> dict[str, Any]:
 def _evidence_json(e: Evidence) -> dict[str, Any]:
     return {
         "scan_id": str(e.scan_id),
-        "hashset": e.hashset,
-        "hashset_version": e.hashset_version,
-        "entry_id": e.entry_id,
-        "tool": e.tool,
-        "tool_version": e.tool_version,
-        "distance": e.distance,
-        "approval_id": e.approval_id,
-        "approval_reason": e.approval_reason,
+        "hashset": e.match.hashset,
+        "hashset_version": e.match.hashset_version,
+        "entry_id": e.match.entry_id,
+        "tool": e.match.tool,
+        "tool_version": e.match.tool_version,
+        "distance": e.match.distance,
+        "approval_id": e.match.approval_id,
+        "approval_reason": e.match.approval_reason,
         "observed_at": _time(e.observed_at),
     }
 
@@ -145,7 +146,7 @@ async def post_notice(request: web.Request) -> web.Response:
     principal = await authenticate(request, PLATFORM)
     notice = parse_notice(await _json(request))
     async with request.app[POOL].acquire() as conn:
-        ticket, notice_id, opened = await pg.file_notice(conn, notice, _actor(principal), request.app[CONFIG])
+        ticket, notice_id, opened = await ticket_store.file_notice(conn, notice, _actor(principal), request.app[CONFIG])
     if opened:
         request.app[METRICS].tickets_opened.labels(source=notice.source.value).inc()
     return web.json_response(
@@ -199,7 +200,7 @@ def _bool_param(raw: str | None, name: str) -> bool | None:
 async def list_tickets(request: web.Request) -> web.Response:
     await authenticate(request, READERS)
     q = request.query
-    filters = pg.TicketFilter(
+    filters = ticket_store.TicketFilter(
         states=_enum_list(q.get("state"), State, "state"),
         sources=_enum_list(q.get("source"), Source, "source"),
         priority=_int_param(q.get("priority"), "priority", 1, 4, None),
@@ -209,7 +210,7 @@ async def list_tickets(request: web.Request) -> web.Response:
         offset=_int_param(q.get("offset"), "offset", 0, 10_000_000, 0) or 0,
     )
     async with request.app[POOL].acquire() as conn:
-        tickets = await pg.list_tickets(conn, filters)
+        tickets = await ticket_store.list_tickets(conn, filters)
     now = datetime.now(UTC)
     return web.json_response(
         {"tickets": [ticket_json(t, now) for t in tickets], "limit": filters.limit, "offset": filters.offset}
@@ -219,7 +220,7 @@ async def list_tickets(request: web.Request) -> web.Response:
 async def get_ticket(request: web.Request) -> web.Response:
     await authenticate(request, READERS)
     async with request.app[POOL].acquire() as conn:
-        detail = await pg.ticket_detail(conn, _ticket_id(request))
+        detail = await ticket_store.ticket_detail(conn, _ticket_id(request))
     return web.json_response(
         {
             **ticket_json(detail.ticket),
@@ -234,7 +235,7 @@ async def get_ticket(request: web.Request) -> web.Response:
 async def get_statement(request: web.Request) -> web.Response:
     await authenticate(request, STATEMENT_READERS)
     async with request.app[POOL].acquire() as conn:
-        body = await pg.latest_statement(conn, _ticket_id(request))
+        body = await statement_store.latest_statement(conn, _ticket_id(request))
     return web.json_response(body)
 
 
@@ -244,7 +245,7 @@ async def get_statement(request: web.Request) -> web.Response:
 async def claim(request: web.Request) -> web.Response:
     principal = await authenticate(request, STAFF)
     async with request.app[POOL].acquire() as conn:
-        ticket = await pg.claim_next(conn, _actor(principal), request.app[CONFIG])
+        ticket = await queue_store.claim_next(conn, _actor(principal), request.app[CONFIG])
     if ticket is None:
         return web.json_response({"ticket": None})
     return web.json_response({"ticket": ticket_json(ticket)})
@@ -253,7 +254,7 @@ async def claim(request: web.Request) -> web.Response:
 async def release(request: web.Request) -> web.Response:
     principal = await authenticate(request, STAFF)
     async with request.app[POOL].acquire() as conn:
-        ticket = await pg.release(conn, _ticket_id(request), _actor(principal), override=principal.role is Role.LEAD)
+        ticket = await queue_store.release(conn, _ticket_id(request), _actor(principal), override=principal.role is Role.LEAD)
     return web.json_response(ticket_json(ticket))
 
 
@@ -262,7 +263,7 @@ async def assign(request: web.Request) -> web.Response:
     body = await _json(request)
     prefix = parse_reason(body, "key_prefix")
     async with request.app[POOL].acquire() as conn:
-        ticket = await pg.assign(conn, _ticket_id(request), _actor(principal), prefix or "", request.app[CONFIG])
+        ticket = await queue_store.assign(conn, _ticket_id(request), _actor(principal), prefix or "", request.app[CONFIG])
     return web.json_response(ticket_json(ticket))
 
 
@@ -273,7 +274,7 @@ async def decide(request: web.Request) -> web.Response:
     principal = await authenticate(request, STAFF)
     decision = parse_decision(await _json(request))
     async with request.app[POOL].acquire() as conn:
-        ticket = await pg.decide(
+        ticket = await decision_store.decide(
             conn,
             _ticket_id(request),
             _actor(principal),
@@ -291,7 +292,7 @@ async def report(request: web.Request) -> web.Response:
     principal = await authenticate(request, STAFF)
     hotline, reference = parse_report(await _json(request))
     async with request.app[POOL].acquire() as conn:
-        ticket = await pg.report(
+        ticket = await decision_store.report(
             conn, _ticket_id(request), _actor(principal), hotline, reference, request.app[CONFIG], request.app[DECISION_HOOKS]
         )
     _count_decision(request, ticket)
@@ -302,7 +303,7 @@ async def close(request: web.Request) -> web.Response:
     principal = await authenticate(request, STAFF)
     explanation = parse_reason(await _json(request, optional=True), required=False)
     async with request.app[POOL].acquire() as conn:
-        ticket = await pg.close(
+        ticket = await decision_store.close(
             conn, _ticket_id(request), _actor(principal), explanation, request.app[CONFIG], request.app[DECISION_HOOKS]
         )
     _count_decision(request, ticket)
@@ -313,7 +314,7 @@ async def appeal(request: web.Request) -> web.Response:
     principal = await authenticate(request, PLATFORM)
     explanation = parse_reason(await _json(request))
     async with request.app[POOL].acquire() as conn:
-        ticket = await pg.appeal(
+        ticket = await decision_store.appeal(
             conn, _ticket_id(request), _actor(principal), explanation, request.app[CONFIG], request.app[DECISION_HOOKS]
         )
     _count_decision(request, ticket)
@@ -328,14 +329,14 @@ async def legal_hold(request: web.Request) -> web.Response:
         raise InvalidInput("'hold' must be true or false")
     reason = parse_reason(body, "reason", required=hold)
     async with request.app[POOL].acquire() as conn:
-        ticket = await pg.set_hold(conn, _ticket_id(request), _actor(principal), hold, reason)
+        ticket = await ticket_store.set_hold(conn, _ticket_id(request), _actor(principal), hold, reason)
     return web.json_response(ticket_json(ticket))
 
 
 async def retry_actions(request: web.Request) -> web.Response:
     principal = await authenticate(request, HOLDERS)
     async with request.app[POOL].acquire() as conn:
-        count = await pg.retry_failed(conn, _ticket_id(request), _actor(principal))
+        count = await outbox_store.retry_failed(conn, _ticket_id(request), _actor(principal))
     request.app[WAKER].wake()
     return web.json_response({"retried": count})
 
@@ -343,14 +344,14 @@ async def retry_actions(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------- policies and audit
 
 
-def _policy_json(p: pg.Policy) -> dict[str, Any]:
+def _policy_json(p: Policy) -> dict[str, Any]:
     return {"hashset": p.hashset, "tool": p.tool, "auto_action": p.auto_action, "action": p.action.value}
 
 
 async def get_policies(request: web.Request) -> web.Response:
     await authenticate(request, POLICY_READERS)
     async with request.app[POOL].acquire() as conn:
-        policies = await pg.list_policies(conn)
+        policies = await policy_store.list_policies(conn)
     return web.json_response({"policies": [_policy_json(p) for p in policies]})
 
 
@@ -366,9 +367,9 @@ async def put_policy(request: web.Request) -> web.Response:
     if raw_action not in {a.value for a in RESTRICTIONS}:
         raise InvalidInput("'action' must be one of: block, remove, restrict")
     action = Action(raw_action)
-    policy = pg.Policy(hashset=hashset or "", tool=tool, auto_action=auto, action=action)
+    policy = Policy(hashset=hashset or "", tool=tool, auto_action=auto, action=action)
     async with request.app[POOL].acquire() as conn:
-        await pg.set_policy(conn, _actor(principal), policy)
+        await policy_store.set_policy(conn, _actor(principal), policy)
     return web.json_response(_policy_json(policy))
 
 
@@ -404,7 +405,7 @@ async def get_transparency(request: web.Request) -> web.Response:
     if start >= end:
         raise InvalidInput("'from' must be before 'to'")
     async with request.app[POOL].acquire() as conn:
-        body = await pg.transparency_report(conn, start, end)
+        body = await transparency_store.transparency_report(conn, start, end)
     return web.json_response(body)
 
 

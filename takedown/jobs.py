@@ -1,6 +1,6 @@
 """Background work of the takedown context: delivering platform actions from the outbox, and
-purging evidence past its preservation deadline. An I/O edge, like ``http.py`` and ``pg.py``:
-this module sends HTTP requests (aiohttp's client) and reads the database (through ``pg``).
+purging evidence past its preservation deadline. An I/O edge, like ``http.py`` and the ``*_store`` modules:
+this module sends HTTP requests (aiohttp's client) and reads the database (through the ``*_store`` modules).
 
 Delivery is at-least-once by design: a row is marked delivered only after the platform answered
 2xx, so a crash between the send and the mark sends the same request (same body, same
@@ -19,7 +19,7 @@ import aiohttp
 import asyncpg
 from prometheus_client import Counter, Gauge
 
-from takedown import pg, webhooks
+from takedown import outbox_store, queue_store, retention_store, webhooks
 from takedown.workflow import State
 
 log = logging.getLogger(__name__)
@@ -87,12 +87,12 @@ class OutboxDeliverer:
     async def run_once(self) -> int:
         """Claim due rows and send them concurrently; return how many were attempted."""
         async with self._pool.acquire() as conn:
-            claimed = await pg.claim_deliveries(conn, self._config.batch, self._lease_s)
+            claimed = await outbox_store.claim_deliveries(conn, self._config.batch, self._lease_s)
         if claimed:
             await asyncio.gather(*(self._deliver(d) for d in claimed))
         return len(claimed)
 
-    async def _deliver(self, delivery: pg.Delivery) -> None:
+    async def _deliver(self, delivery: outbox_store.Delivery) -> None:
         payload = delivery.body.encode()
         headers = webhooks.headers(
             self._config.secret, int(time.time()), payload, str(delivery.idempotency_key), delivery.action.value
@@ -112,12 +112,14 @@ class OutboxDeliverer:
         async with self._pool.acquire() as conn:
             if error is None:
                 assert status is not None
-                await pg.mark_delivered(conn, delivery.id, status)
+                await outbox_store.mark_delivered(conn, delivery.id, status)
                 result = "delivered"
             else:
                 give_up = delivery.attempts >= self._config.max_attempts
                 delay = webhooks.backoff_s(delivery.attempts, self._config.backoff_base_s, self._config.backoff_cap_s)
-                await pg.mark_attempt_failed(conn, delivery.id, status=status, error=error, retry_in_s=delay, give_up=give_up)
+                await outbox_store.mark_attempt_failed(
+                    conn, delivery.id, status=status, error=error, retry_in_s=delay, give_up=give_up
+                )
                 result = "failed" if give_up else "retry"
                 log.warning(
                     "webhook %s for ticket %s, attempt %d: %s (%s)",
@@ -143,8 +145,8 @@ class OutboxDeliverer:
 
 async def refresh_gauges(pool: asyncpg.Pool, metrics: JobMetrics) -> None:
     async with pool.acquire() as conn:
-        counts = await pg.outbox_counts(conn)
-        by_state, overdue = await pg.queue_gauges(conn)
+        counts = await outbox_store.outbox_counts(conn)
+        by_state, overdue = await queue_store.queue_gauges(conn)
     metrics.outbox_pending.set(counts.pending)
     metrics.outbox_failed.set(counts.failed)
     metrics.outbox_oldest_pending.set(counts.oldest_pending.timestamp() if counts.oldest_pending else 0)
@@ -158,7 +160,7 @@ async def queue_loop(pool: asyncpg.Pool, metrics: JobMetrics, interval_s: float 
     while True:
         try:
             async with pool.acquire() as conn:
-                await pg.expire_leases(conn)
+                await queue_store.expire_leases(conn)
             await refresh_gauges(pool, metrics)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.error("the takedown queue upkeep failed, will retry: %s", exc)
@@ -166,14 +168,21 @@ async def queue_loop(pool: asyncpg.Pool, metrics: JobMetrics, interval_s: float 
 
 
 async def retention_loop(
-    pool: asyncpg.Pool, interval_s: float, metrics: JobMetrics | None = None, retention_days: int = 365
+    pool: asyncpg.Pool,
+    interval_s: float,
+    scans: retention_store.ScanMatches,
+    metrics: JobMetrics | None = None,
+    retention_days: int = 365,
 ) -> None:
-    """Purge expired evidence now and then every ``interval_s``; replicas may run it together (SKIP LOCKED)."""
+    """Purge expired evidence now and then every ``interval_s``; replicas may run it together (SKIP LOCKED).
+
+    ``scans`` is the detector's copy of match evidence, cleared with takedown's (the root passes it in).
+    """
     while True:
         try:
             async with pool.acquire() as conn:
-                purged = await pg.purge_expired_evidence(conn)
-                await pg.purge_unticketed_matches(conn, retention_days)
+                purged = await retention_store.purge_expired_evidence(conn, scans)
+                await retention_store.purge_unticketed_matches(conn, retention_days, scans)
             if purged:
                 log.info("purged the evidence of %d tickets past their preservation deadline", purged)
                 if metrics is not None:

@@ -57,15 +57,16 @@ SET notices = notices + 1,
 WHERE id = $1;
 
 -- name: insert_evidence
-INSERT INTO ticket_evidence (ticket_id, scan_id, hashset, hashset_version, entry_id, tool, tool_version, distance, api_key_id,
-                             approval_id, approval_reason)
-SELECT $1, $2, e.hashset, e.hashset_version, e.entry_id, e.tool, e.tool_version, e.distance, $3, e.approval_id, e.approval_reason
-FROM unnest($4::text[], $5::integer[], $6::text[], $7::text[], $8::text[], $9::integer[], $10::bigint[], $11::text[])
-     AS e (hashset, hashset_version, entry_id, tool, tool_version, distance, approval_id, approval_reason);
+INSERT INTO ticket_evidence (ticket_id, scan_id, entry_row, hashset, hashset_version, entry_id, tool, tool_version, distance,
+                             api_key_id, approval_id, approval_reason)
+SELECT $1, $2, e.entry_row, e.hashset, e.hashset_version, e.entry_id, e.tool, e.tool_version, e.distance, $3, e.approval_id,
+       e.approval_reason
+FROM unnest($4::bigint[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[], $10::integer[], $11::bigint[], $12::text[])
+     AS e (entry_row, hashset, hashset_version, entry_id, tool, tool_version, distance, approval_id, approval_reason);
 
 -- name: ticket_evidence
-SELECT scan_id, hashset, hashset_version, entry_id, tool, tool_version, distance, api_key_id, observed_at, approval_id,
-       approval_reason
+SELECT scan_id, entry_row, hashset, hashset_version, entry_id, tool, tool_version, distance, api_key_id, observed_at,
+       approval_id, approval_reason
 FROM ticket_evidence WHERE ticket_id = $1 ORDER BY id;
 
 -- name: insert_notice
@@ -155,10 +156,6 @@ ON CONFLICT (hashset, tool) DO UPDATE SET auto_action = EXCLUDED.auto_action, ac
 -- name: list_policies
 SELECT hashset, tool, auto_action, action::text AS action FROM takedown_policies ORDER BY hashset, tool;
 
--- name: find_staff_key
-SELECT id, key_prefix, role::text AS role FROM api_keys
-WHERE key_prefix = $1 AND revoked_at IS NULL AND role IN ('reviewer', 'lead');
-
 -- name: insert_outbox
 INSERT INTO takedown_outbox (ticket_id, idempotency_key, action, body) VALUES ($1, $2, $3::platform_action, $4) RETURNING id;
 
@@ -206,9 +203,9 @@ WHERE preserve_until < now() AND evidence_purged_at IS NULL AND NOT legal_hold
 ORDER BY preserve_until LIMIT $1
 FOR UPDATE SKIP LOCKED;
 
--- name: purge_scan_matches
--- The detector's copy of the same evidence goes with it.
-DELETE FROM scan_matches WHERE scan_id IN (SELECT scan_id FROM ticket_evidence WHERE ticket_id = $1);
+-- name: ticket_scan_ids
+-- The scans behind a ticket's evidence: the detector forgets its copy of them when the evidence goes.
+SELECT DISTINCT scan_id FROM ticket_evidence WHERE ticket_id = $1 ORDER BY scan_id;
 
 -- name: purge_evidence
 DELETE FROM ticket_evidence WHERE ticket_id = $1;
@@ -273,15 +270,8 @@ GROUP BY 1 ORDER BY 1;
 
 -- name: evidence_entry_rows
 -- The list entries behind a ticket's hash-match evidence (for wrong-match feedback to the list's issuer).
-SELECT DISTINCT sm.hash_entry_id, sm.scan_id
-FROM ticket_evidence te
-JOIN scan_matches sm ON sm.scan_id = te.scan_id AND sm.hashset = te.hashset AND sm.entry_id = te.entry_id
-WHERE te.ticket_id = $1
-ORDER BY sm.hash_entry_id;
+SELECT DISTINCT entry_row, scan_id FROM ticket_evidence WHERE ticket_id = $1 ORDER BY entry_row, scan_id;
 
--- name: purge_unticketed_matches
--- Match records no ticket holds (shadow-list matches, matches whose ticket never formed) are kept no
--- longer than the evidence retention period: every retention has a limit.
-DELETE FROM scan_matches sm
-WHERE sm.scanned_at < now() - make_interval(days => $1)
-  AND NOT EXISTS (SELECT 1 FROM ticket_evidence te WHERE te.scan_id = sm.scan_id);
+-- name: held_scan_ids
+-- Which of these scans a ticket's evidence holds: the detector keeps its match records of those.
+SELECT DISTINCT scan_id FROM ticket_evidence WHERE scan_id = ANY($1::uuid[]);

@@ -81,7 +81,7 @@ def statement(ctx: StatementContext) -> dict[str, Any]:
         raise ValueError("a statement of reasons is issued only for a restriction")
     ground = decision.ground or "illegal_content"
     legal_ground = decision.legal_ground or DEFAULT_LEGAL_GROUND
-    tools = sorted({e.tool for e in ctx.evidence})
+    tools = sorted({e.match.tool for e in ctx.evidence})
     detected = ticket.automated_detection
     content_type = ctx.content_type or ("image" if ticket.source is Source.HASH_MATCH else "other")
     facts = " ".join(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from detector.match import Match
 from takedown.workflow import NEEDS_REVIEW, Action, Source, State
 
 
@@ -31,22 +32,20 @@ SYSTEM = Actor(key_id=None, name="system")
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Evidence:
-    """One match behind a ticket: list, list version, entry id (never its hash), tool, distance."""
+    """One match behind a ticket: the detector's ``Match`` (list, version, entry id never its hash,
+    tool, distance, approval), which scan found it, whose key asked, and when it was recorded.
+
+    Takedown keeps the match as the detector reports it rather than a copy of its fields, so the
+    verdict, the stored evidence and the ticket read one value. What the evidence table stores of
+    it: everything but ``shadow`` (shadow matches open no ticket), ``quarantined`` (it only steers
+    the automated-action rule at match time) and ``local_allowance_id``; read back, those are
+    their defaults.
+    """
 
     scan_id: uuid.UUID
-    hashset: str
-    hashset_version: int
-    entry_id: str
-    tool: str
-    tool_version: str
-    distance: int
+    match: Match
     api_key_id: int | None = None
     observed_at: datetime | None = None
-    # The tool approval (or local allowance: approval_id None) the match ran under.
-    approval_id: int | None = None
-    approval_reason: str | None = None
-    # The list entry is in flood quarantine (hashsets): its matches go to review, never to automatic action.
-    quarantined: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -1,5 +1,5 @@
 """Transparency figures from the case records (domain notes §7; DSA Art 15 and 24, Reg. 2021/1232).
-Pure: shapes the rows ``takedown.pg.transparency_report`` reads into one report.
+Pure: shapes the rows ``takedown.transparency_store.transparency_report`` reads into one report.
 
 The figures come from tickets and their decisions only — which survive the evidence purge — so a
 report for a past period can be recomputed after its evidence is gone.

@@ -12,11 +12,12 @@ import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from detector.match import Match
 from kernel import keystore
 from kernel.keys import Role, new_key
-from takedown import jobs, pg
+from takedown import decision_store, jobs, matching, outbox_store, queue_store, ticket_store
 from takedown.config import TakedownConfig
-from takedown.tickets import SYSTEM, Actor, DecisionInput, Evidence
+from takedown.tickets import SYSTEM, Actor, DecisionInput
 from takedown.workflow import Action, State
 from tests.conftest import FakePlatform
 from tests.metrics_reading import sample_value, scraped
@@ -78,13 +79,12 @@ async def reviewer(conn: asyncpg.Connection) -> Actor:
 
 
 async def actioned(conn: asyncpg.Connection, content_id: str, who: Actor, action: Action = Action.REMOVE) -> uuid.UUID:
-    ticket = await pg.record_match(
+    ticket = await matching.open_for_matches(
         conn,
+        scan_id=uuid.uuid4(),
         content_id=content_id,
         content_url=None,
-        evidence=[
-            Evidence(scan_id=uuid.uuid4(), hashset="l", hashset_version=1, entry_id="1", tool="pdq", tool_version="1", distance=0)
-        ],
+        matches=[Match(entry_row=1, hashset="l", hashset_version=1, entry_id="1", tool="pdq", tool_version="1", distance=0)],
         api_key_id=None,
         config=CONFIG,
     )
@@ -94,7 +94,7 @@ async def actioned(conn: asyncpg.Connection, content_id: str, who: Actor, action
         who.key_id,
         who.name,
     )
-    await pg.decide(
+    await decision_store.decide(
         conn, ticket.ticket_id, who, DecisionInput(to=State.ACTIONED, action=action, explanation="x"), CONFIG, override=False
     )
     return ticket.ticket_id
@@ -105,12 +105,12 @@ async def drain(d: jobs.OutboxDeliverer, conn: asyncpg.Connection, *, until: str
 
     async def drained() -> bool:
         await d.run_once()
-        return (await pg.outbox_counts(conn)).pending == 0
+        return (await outbox_store.outbox_counts(conn)).pending == 0
 
     try:
         await eventually(drained, limit_s, interval=0.02, what="the outbox draining")
     except AssertionError as failed:
-        raise AssertionError(f"{failed}: {await pg.outbox_counts(conn)}") from None
+        raise AssertionError(f"{failed}: {await outbox_store.outbox_counts(conn)}") from None
 
 
 async def test_failures_and_timeouts_are_retried_until_delivered_and_applied_once(
@@ -128,7 +128,7 @@ async def test_failures_and_timeouts_are_retried_until_delivered_and_applied_onc
     assert list(applied) == [requests[0]["key"]]
     assert requests[-1]["duplicate"]  # the last attempt was recognised as already applied
     assert applied[requests[0]["key"]]["action"] == "remove" and applied[requests[0]["key"]]["ticket_id"] == str(ticket_id)
-    [row] = (await pg.ticket_detail(conn, ticket_id)).deliveries
+    [row] = (await ticket_store.ticket_detail(conn, ticket_id)).deliveries
     assert row["state"] == "delivered" and row["attempts"] == 5 and row["last_status"] == 200 and row["last_error"] is None
     assert sample_value(registry, "d_total", action="remove", result="retry") == 4
     assert sample_value(registry, "d_total", action="remove", result="delivered") == 1
@@ -143,17 +143,17 @@ async def test_an_action_that_runs_out_of_attempts_is_failed_visible_and_retryab
     fake_platform.set_default("fail")
     d = deliverer(pool, session, fake_platform, max_attempts=3)
     await drain(d, conn)
-    counts = await pg.outbox_counts(conn)
+    counts = await outbox_store.outbox_counts(conn)
     assert (counts.pending, counts.failed, counts.delivered) == (0, 1, 0)
-    [row] = (await pg.ticket_detail(conn, ticket_id)).deliveries
+    [row] = (await ticket_store.ticket_detail(conn, ticket_id)).deliveries
     assert row["state"] == "failed" and row["attempts"] == 3 and row["last_status"] == 503 and "503" in row["last_error"]
     m, registry = metrics()
     await jobs.refresh_gauges(pool, m)
     assert sample_value(registry, "f") == 1
     fake_platform.set_default("ok")
-    assert await pg.retry_failed(conn, ticket_id, SYSTEM) == 1
+    assert await outbox_store.retry_failed(conn, ticket_id, SYSTEM) == 1
     await drain(d, conn)
-    assert (await pg.outbox_counts(conn)).delivered == 1
+    assert (await outbox_store.outbox_counts(conn)).delivered == 1
     assert len(fake_platform.snapshot()[1]) == 1
 
 
@@ -162,9 +162,11 @@ async def test_a_tickets_actions_reach_the_platform_in_order(
 ) -> None:
     alice, bob = await reviewer(conn), await reviewer(conn)
     ticket_id = await actioned(conn, "order-1", alice)
-    await pg.appeal(conn, ticket_id, SYSTEM, "mine", CONFIG)
-    await pg.claim_next(conn, bob, CONFIG)
-    await pg.decide(conn, ticket_id, bob, DecisionInput(to=State.REINSTATED, explanation="a drawing"), CONFIG, override=False)
+    await decision_store.appeal(conn, ticket_id, SYSTEM, "mine", CONFIG)
+    await queue_store.claim_next(conn, bob, CONFIG)
+    await decision_store.decide(
+        conn, ticket_id, bob, DecisionInput(to=State.REINSTATED, explanation="a drawing"), CONFIG, override=False
+    )
     fake_platform.script("order-1", "fail", "fail")
     await drain(deliverer(pool, session, fake_platform), conn)
     requests, applied = fake_platform.snapshot()
@@ -179,7 +181,7 @@ async def test_concurrent_deliverers_send_each_action_once(
     for i in range(30):
         await actioned(conn, f"many-{i}", who)
     first, second = deliverer(pool, session, fake_platform), deliverer(pool, session, fake_platform)
-    while (await pg.outbox_counts(conn)).pending:
+    while (await outbox_store.outbox_counts(conn)).pending:
         await asyncio.gather(first.run_once(), second.run_once())
     requests, applied = fake_platform.snapshot()
     assert len(requests) == 30 and len(applied) == 30 and not any(r["duplicate"] for r in requests)
@@ -198,6 +200,6 @@ async def test_a_wrong_secret_is_refused_by_the_receiver_and_retried(
     await wrong.run_once()
     requests, applied = fake_platform.snapshot()
     assert [r["mode"] for r in requests] == ["unsigned"] and applied == {}
-    assert (await pg.outbox_counts(conn)).pending == 1
+    assert (await outbox_store.outbox_counts(conn)).pending == 1
     await drain(deliverer(pool, session, fake_platform), conn)
     assert len(fake_platform.snapshot()[1]) == 1

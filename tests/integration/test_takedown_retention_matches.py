@@ -6,7 +6,8 @@ import uuid
 
 import asyncpg
 
-from takedown import pg
+from hashguard.flows import DETECTOR_SCANS
+from takedown import retention_store
 
 
 async def _match(conn: asyncpg.Connection, days_ago: int) -> uuid.UUID:
@@ -25,9 +26,9 @@ async def test_unticketed_matches_older_than_the_retention_period_are_purged(poo
     async with pool.acquire() as conn:
         old = await _match(conn, 400)
         recent = await _match(conn, 10)
-        assert await pg.purge_unticketed_matches(conn, 365) == 1
+        assert await retention_store.purge_unticketed_matches(conn, 365, DETECTOR_SCANS) == 1
         left = {r["scan_id"] for r in await conn.fetch("SELECT scan_id FROM scan_matches")}
         assert left == {recent}
         assert old not in left
-        assert await pg.purge_unticketed_matches(conn, 5) == 1
+        assert await retention_store.purge_unticketed_matches(conn, 5, DETECTOR_SCANS) == 1
         assert await conn.fetchval("SELECT count(*) FROM scan_matches") == 0

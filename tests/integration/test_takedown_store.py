@@ -12,12 +12,25 @@ from typing import Any
 import asyncpg
 import pytest
 
+from detector.match import Match
+from hashguard.flows import DETECTOR_SCANS
 from kernel import auditlog, keystore
 from kernel.keys import Role, new_key
-from takedown import pg
+from takedown import (
+    decision_store,
+    matching,
+    policy_store,
+    queue_store,
+    retention_store,
+    statement_store,
+    ticket_store,
+    transparency_store,
+)
 from takedown.config import TakedownConfig
 from takedown.errors import AppealWindowClosed, InvalidTransition, NotLeaseHolder, SameReviewer, TakedownError
-from takedown.tickets import SYSTEM, Actor, DecisionInput, Evidence, Notice
+from takedown.matching import MatchTicket
+from takedown.rules import Policy
+from takedown.tickets import SYSTEM, Actor, DecisionInput, Notice
 from takedown.workflow import Action, Source, State
 
 CONFIG = TakedownConfig()
@@ -29,20 +42,17 @@ async def staff(conn: asyncpg.Connection, role: Role = Role.REVIEWER) -> Actor:
     return Actor(key_id=key_id, name=made.prefix)
 
 
-def evidence(hashset: str = "list-a", tool: str = "pdq", entry: str = "e-1") -> list[Evidence]:
-    return [
-        Evidence(
-            scan_id=uuid.uuid4(), hashset=hashset, hashset_version=1, entry_id=entry, tool=tool, tool_version="1", distance=4
-        )
-    ]
+def matches(hashset: str = "list-a", tool: str = "pdq", entry: str = "e-1") -> list[Match]:
+    return [Match(entry_row=1, hashset=hashset, hashset_version=1, entry_id=entry, tool=tool, tool_version="1", distance=4)]
 
 
-async def match(conn: asyncpg.Connection, content_id: str, **kw: Any) -> pg.MatchTicket:
-    return await pg.record_match(
+async def match(conn: asyncpg.Connection, content_id: str, **kw: Any) -> MatchTicket:
+    return await matching.open_for_matches(
         conn,
+        scan_id=uuid.uuid4(),
         content_id=content_id,
         content_url=f"https://example.test/{content_id}",
-        evidence=evidence(**kw),
+        matches=matches(**kw),
         api_key_id=None,
         config=CONFIG,
     )
@@ -71,18 +81,18 @@ async def drive(conn: asyncpg.Connection, target: State, reviewer: Actor, second
     ticket_id = (await match(conn, content)).ticket_id
     if target is State.OPEN:
         return ticket_id
-    claimed = await pg.claim_next(conn, reviewer, CONFIG)
+    claimed = await queue_store.claim_next(conn, reviewer, CONFIG)
     assert claimed is not None and claimed.id == ticket_id
     if target is State.IN_REVIEW:
         return ticket_id
     if target is State.DISMISSED or target is State.CLOSED:
-        await pg.decide(
+        await decision_store.decide(
             conn, ticket_id, reviewer, DecisionInput(to=State.DISMISSED, explanation="not illegal"), CONFIG, override=False
         )
         if target is State.CLOSED:
-            await pg.close(conn, ticket_id, reviewer, "done", CONFIG)
+            await decision_store.close(conn, ticket_id, reviewer, "done", CONFIG)
         return ticket_id
-    await pg.decide(
+    await decision_store.decide(
         conn,
         ticket_id,
         reviewer,
@@ -93,15 +103,17 @@ async def drive(conn: asyncpg.Connection, target: State, reviewer: Actor, second
     if target is State.ACTIONED:
         return ticket_id
     if target is State.REPORTED:
-        await pg.report(conn, ticket_id, reviewer, "NCMEC", "123", CONFIG)
+        await decision_store.report(conn, ticket_id, reviewer, "NCMEC", "123", CONFIG)
         return ticket_id
-    await pg.appeal(conn, ticket_id, Actor(key_id=None, name="platform"), "this is my own drawing", CONFIG)
+    await decision_store.appeal(conn, ticket_id, Actor(key_id=None, name="platform"), "this is my own drawing", CONFIG)
     if target is State.APPEALED:
         return ticket_id
-    got = await pg.claim_next(conn, second, CONFIG)
+    got = await queue_store.claim_next(conn, second, CONFIG)
     assert got is not None and got.id == ticket_id
     outcome = State.UPHELD if target is State.UPHELD else State.REINSTATED
-    await pg.decide(conn, ticket_id, second, DecisionInput(to=outcome, explanation="reviewed again"), CONFIG, override=False)
+    await decision_store.decide(
+        conn, ticket_id, second, DecisionInput(to=outcome, explanation="reviewed again"), CONFIG, override=False
+    )
     return ticket_id
 
 
@@ -111,12 +123,12 @@ async def test_matches_open_one_ticket_per_content_and_repeats_attach(conn: asyn
     other = await match(conn, "upload-2")
     assert first.opened and not again.opened and other.opened
     assert first.ticket_id == again.ticket_id != other.ticket_id
-    ticket = await pg.get_ticket(conn, first.ticket_id)
+    ticket = await ticket_store.get_ticket(conn, first.ticket_id)
     assert ticket.state is State.OPEN and ticket.source is Source.HASH_MATCH and ticket.priority == 1
     assert ticket.sightings == 2 and ticket.automated_detection
     assert ticket.due_at - ticket.received_at == timedelta(hours=1)
-    detail = await pg.ticket_detail(conn, first.ticket_id)
-    assert [(e.hashset, e.entry_id, e.tool, e.distance) for e in detail.evidence] == [
+    detail = await ticket_store.ticket_detail(conn, first.ticket_id)
+    assert [(e.match.hashset, e.match.entry_id, e.match.tool, e.match.distance) for e in detail.evidence] == [
         ("list-a", "e-1", "pdq", 4),
         ("list-a", "e-2", "pdq", 4),
     ]
@@ -136,7 +148,7 @@ async def test_concurrent_matches_of_one_item_agree_on_one_ticket(migrated_datab
         ids = await asyncio.gather(*(one() for _ in range(8)))
         assert len(set(ids)) == 1
         async with pool.acquire() as c:
-            assert (await pg.get_ticket(c, ids[0])).sightings == 8
+            assert (await ticket_store.get_ticket(c, ids[0])).sightings == 8
             assert await c.fetchval("SELECT count(*) FROM tickets") == 1
     finally:
         await pool.close()
@@ -144,7 +156,7 @@ async def test_concurrent_matches_of_one_item_agree_on_one_ticket(migrated_datab
 
 async def test_notices_attach_raise_priority_and_bring_the_due_time_forward(conn: asyncpg.Connection) -> None:
     user = Notice(source=Source.USER_REPORT, content_id="post-9", content_url=None, explanation="looks like abuse")
-    ticket, _, opened = await pg.file_notice(conn, user, SYSTEM, CONFIG)
+    ticket, _, opened = await ticket_store.file_notice(conn, user, SYSTEM, CONFIG)
     assert opened and ticket.priority == 3 and ticket.due_at - ticket.received_at == timedelta(hours=72)
     deadline = ticket.received_at + timedelta(hours=5)
     order = Notice(
@@ -156,16 +168,16 @@ async def test_notices_attach_raise_priority_and_bring_the_due_time_forward(conn
         authority_reference="RN-1",
         legal_deadline=deadline,
     )
-    again, _, opened = await pg.file_notice(conn, order, SYSTEM, CONFIG)
+    again, _, opened = await ticket_store.file_notice(conn, order, SYSTEM, CONFIG)
     assert not opened and again.id == ticket.id
     assert again.priority == 1 and again.due_at == deadline and again.notices == 2
     # A hash match on content a user reported makes the ticket as urgent as a match.
     user2 = Notice(source=Source.USER_REPORT, content_id="post-10", content_url=None, explanation="bad")
-    reported, _, _ = await pg.file_notice(conn, user2, SYSTEM, CONFIG)
+    reported, _, _ = await ticket_store.file_notice(conn, user2, SYSTEM, CONFIG)
     assert (await match(conn, "post-10")).ticket_id == reported.id
-    matched = await pg.get_ticket(conn, reported.id)
+    matched = await ticket_store.get_ticket(conn, reported.id)
     assert matched.priority == 1 and matched.due_at < reported.due_at and matched.source is Source.USER_REPORT
-    detail = await pg.ticket_detail(conn, ticket.id)
+    detail = await ticket_store.ticket_detail(conn, ticket.id)
     assert [n["source"] for n in detail.notices] == ["user_report", "authority_order"]
     assert detail.notices[0]["notifier_email"] is None  # anonymous notices are allowed
 
@@ -180,7 +192,7 @@ async def test_two_concurrent_claimers_never_get_the_same_ticket(migrated_databa
 
         async def claim(actor: Actor) -> uuid.UUID | None:
             async with pool.acquire() as c:
-                got = await pg.claim_next(c, actor, CONFIG)
+                got = await queue_store.claim_next(c, actor, CONFIG)
                 return None if got is None else got.id
 
         got = await asyncio.gather(*(claim(r) for r in reviewers))
@@ -196,23 +208,27 @@ async def test_two_concurrent_claimers_never_get_the_same_ticket(migrated_databa
 async def test_an_expired_lease_returns_the_ticket_to_the_queue(conn: asyncpg.Connection) -> None:
     first, second = await staff(conn), await staff(conn)
     ticket_id = (await match(conn, "lease-1")).ticket_id
-    assert (await pg.claim_next(conn, first, CONFIG)).id == ticket_id  # type: ignore[union-attr]
-    assert await pg.claim_next(conn, second, CONFIG) is None  # leased: not in the queue
+    assert (await queue_store.claim_next(conn, first, CONFIG)).id == ticket_id  # type: ignore[union-attr]
+    assert await queue_store.claim_next(conn, second, CONFIG) is None  # leased: not in the queue
     with pytest.raises(NotLeaseHolder):
-        await pg.decide(conn, ticket_id, second, DecisionInput(to=State.DISMISSED, explanation="x"), CONFIG, override=False)
+        await decision_store.decide(
+            conn, ticket_id, second, DecisionInput(to=State.DISMISSED, explanation="x"), CONFIG, override=False
+        )
     await conn.execute("UPDATE tickets SET lease_expires_at = now() - interval '1 second' WHERE id = $1", ticket_id)
-    taken = await pg.claim_next(conn, second, CONFIG)
+    taken = await queue_store.claim_next(conn, second, CONFIG)
     assert taken is not None and taken.id == ticket_id and taken.lease_key_id == second.key_id
     with pytest.raises(NotLeaseHolder):  # the first reviewer lost it
-        await pg.decide(conn, ticket_id, first, DecisionInput(to=State.DISMISSED, explanation="x"), CONFIG, override=False)
-    released = await pg.release(conn, ticket_id, second, override=False)
+        await decision_store.decide(
+            conn, ticket_id, first, DecisionInput(to=State.DISMISSED, explanation="x"), CONFIG, override=False
+        )
+    released = await queue_store.release(conn, ticket_id, second, override=False)
     assert released.state is State.OPEN and released.lease_key_id is None
     # The upkeep job makes an expired lease visible: the ticket is open again, and it is audited.
-    await pg.claim_next(conn, first, CONFIG)
-    assert await pg.expire_leases(conn) == 0
+    await queue_store.claim_next(conn, first, CONFIG)
+    assert await queue_store.expire_leases(conn) == 0
     await conn.execute("UPDATE tickets SET lease_expires_at = now() - interval '1 second' WHERE id = $1", ticket_id)
-    assert await pg.expire_leases(conn) == 1
-    expired = await pg.get_ticket(conn, ticket_id)
+    assert await queue_store.expire_leases(conn) == 1
+    expired = await ticket_store.get_ticket(conn, ticket_id)
     assert expired.state is State.OPEN and expired.lease_key_id is None
     last = (await auditlog.audit_page(conn, after_seq=0, subject=f"ticket:{ticket_id}", limit=100))[-1]
     assert last.action == "ticket.lease_expired" and last.actor == "system"
@@ -221,8 +237,8 @@ async def test_an_expired_lease_returns_the_ticket_to_the_queue(conn: asyncpg.Co
 async def test_the_whole_lifecycle_with_appeal_decided_by_another_reviewer(conn: asyncpg.Connection) -> None:
     alice, bob = await staff(conn), await staff(conn)
     ticket_id = (await match(conn, "life-1", hashset="listname-hidden", entry="entryid-hidden")).ticket_id
-    await pg.claim_next(conn, alice, CONFIG)
-    actioned = await pg.decide(
+    await queue_store.claim_next(conn, alice, CONFIG)
+    actioned = await decision_store.decide(
         conn,
         ticket_id,
         alice,
@@ -234,7 +250,7 @@ async def test_the_whole_lifecycle_with_appeal_decided_by_another_reviewer(conn:
     )
     assert actioned.state is State.ACTIONED and actioned.action is Action.BLOCK and actioned.decided_key_id == alice.key_id
     assert actioned.preserve_until is not None and actioned.lease_key_id is None
-    statement = await pg.latest_statement(conn, ticket_id)
+    statement = await statement_store.latest_statement(conn, ticket_id)
     assert statement["restriction"]["action"] == "block"
     assert statement["automated_means"] == {"detection": True, "detection_tools": ["pdq"], "decision": False}
     assert statement["transparency_database"]["decision_visibility"] == ["DECISION_VISIBILITY_CONTENT_DISABLED"]
@@ -242,22 +258,24 @@ async def test_the_whole_lifecycle_with_appeal_decided_by_another_reviewer(conn:
     assert statement["ground"]["legal_ground"] == "18 U.S.C. 2252A"
     assert "listname-hidden" not in json.dumps(statement) and "entryid-hidden" not in json.dumps(statement)
 
-    reported = await pg.report(conn, ticket_id, alice, "NCMEC", "CT-42", CONFIG)
+    reported = await decision_store.report(conn, ticket_id, alice, "NCMEC", "CT-42", CONFIG)
     assert reported.state is State.REPORTED
-    appealed = await pg.appeal(conn, ticket_id, Actor(key_id=None, name="platform"), "it is a drawing I made", CONFIG)
+    appealed = await decision_store.appeal(conn, ticket_id, Actor(key_id=None, name="platform"), "it is a drawing I made", CONFIG)
     assert appealed.state is State.APPEALED
-    assert await pg.claim_next(conn, alice, CONFIG) is None  # the queue skips the original decider
+    assert await queue_store.claim_next(conn, alice, CONFIG) is None  # the queue skips the original decider
     with pytest.raises(SameReviewer):
-        await pg.decide(conn, ticket_id, alice, DecisionInput(to=State.UPHELD, explanation="x"), CONFIG, override=True)
-    assert (await pg.claim_next(conn, bob, CONFIG)).id == ticket_id  # type: ignore[union-attr]
-    upheld = await pg.decide(
+        await decision_store.decide(
+            conn, ticket_id, alice, DecisionInput(to=State.UPHELD, explanation="x"), CONFIG, override=True
+        )
+    assert (await queue_store.claim_next(conn, bob, CONFIG)).id == ticket_id  # type: ignore[union-attr]
+    upheld = await decision_store.decide(
         conn, ticket_id, bob, DecisionInput(to=State.UPHELD, explanation="confirmed"), CONFIG, override=False
     )
     assert upheld.state is State.UPHELD and upheld.action is Action.BLOCK
-    closed = await pg.close(conn, ticket_id, bob, "case complete", CONFIG)
+    closed = await decision_store.close(conn, ticket_id, bob, "case complete", CONFIG)
     assert closed.state is State.CLOSED
 
-    detail = await pg.ticket_detail(conn, ticket_id)
+    detail = await ticket_store.ticket_detail(conn, ticket_id)
     assert [(d.from_state, d.to_state) for d in detail.decisions] == [
         (State.IN_REVIEW, State.ACTIONED),
         (State.ACTIONED, State.REPORTED),
@@ -292,9 +310,9 @@ async def test_the_whole_lifecycle_with_appeal_decided_by_another_reviewer(conn:
 async def test_a_reinstatement_tells_the_platform_to_undo_the_restriction(conn: asyncpg.Connection) -> None:
     alice, bob = await staff(conn), await staff(conn)
     ticket_id = await drive(conn, State.REINSTATED, alice, bob)
-    ticket = await pg.get_ticket(conn, ticket_id)
+    ticket = await ticket_store.get_ticket(conn, ticket_id)
     assert ticket.action is None
-    deliveries = (await pg.ticket_detail(conn, ticket_id)).deliveries
+    deliveries = (await ticket_store.ticket_detail(conn, ticket_id)).deliveries
     assert [d["action"] for d in deliveries] == ["remove", "reinstate"]
     # A reinstated ticket is finished: a new match of the content opens a new ticket.
     assert (await match(conn, ticket.content_id)).ticket_id != ticket_id
@@ -316,16 +334,18 @@ async def test_every_refused_move_is_409_and_changes_nothing(conn: asyncpg.Conne
     for to in DECISIONS:
         if to not in allowed:
             decision = DecisionInput(to=to, action=Action.REMOVE if to is State.ACTIONED else None, explanation="x")
-            attempts.append((f"decide {to}", lambda to=decision: pg.decide(conn, ticket_id, lead, to, CONFIG, override=True)))
+            attempts.append(
+                (f"decide {to}", lambda to=decision: decision_store.decide(conn, ticket_id, lead, to, CONFIG, override=True))
+            )
     if state not in (State.ACTIONED, State.REPORTED):
-        attempts.append(("appeal", lambda: pg.appeal(conn, ticket_id, SYSTEM, "x", CONFIG)))
+        attempts.append(("appeal", lambda: decision_store.appeal(conn, ticket_id, SYSTEM, "x", CONFIG)))
     if state not in (State.ACTIONED, State.UPHELD):
-        attempts.append(("report", lambda: pg.report(conn, ticket_id, holder, "NCMEC", None, CONFIG)))
+        attempts.append(("report", lambda: decision_store.report(conn, ticket_id, holder, "NCMEC", None, CONFIG)))
     if state not in (State.UPHELD, State.DISMISSED, State.REINSTATED):
         # actioned/reported cannot be closed inside the appeal window; open/in_review/appealed never.
-        attempts.append(("close", lambda: pg.close(conn, ticket_id, holder, None, CONFIG)))
+        attempts.append(("close", lambda: decision_store.close(conn, ticket_id, holder, None, CONFIG)))
     if state not in (State.IN_REVIEW, State.APPEALED):
-        attempts.append(("release", lambda: pg.release(conn, ticket_id, holder, override=True)))
+        attempts.append(("release", lambda: queue_store.release(conn, ticket_id, holder, override=True)))
     assert attempts
     for name, attempt in attempts:
         before = await snapshot(conn, ticket_id)
@@ -337,25 +357,25 @@ async def test_every_refused_move_is_409_and_changes_nothing(conn: asyncpg.Conne
 
 
 async def test_a_list_with_auto_action_is_actioned_without_a_reviewer(conn: asyncpg.Connection) -> None:
-    await pg.set_policy(conn, SYSTEM, pg.Policy(hashset="verified", tool="*", auto_action=True, action=Action.REMOVE))
+    await policy_store.set_policy(conn, SYSTEM, Policy(hashset="verified", tool="*", auto_action=True, action=Action.REMOVE))
     reviewed = await match(conn, "needs-review", hashset="unverified")
     auto = await match(conn, "auto-1", hashset="verified")
-    assert reviewed.auto_action is None and (await pg.get_ticket(conn, reviewed.ticket_id)).state is State.OPEN
+    assert reviewed.auto_action is None and (await ticket_store.get_ticket(conn, reviewed.ticket_id)).state is State.OPEN
     assert auto.auto_action is Action.REMOVE
-    ticket = await pg.get_ticket(conn, auto.ticket_id)
+    ticket = await ticket_store.get_ticket(conn, auto.ticket_id)
     assert ticket.state is State.ACTIONED and ticket.action is Action.REMOVE and ticket.decided_key_id is None
-    detail = await pg.ticket_detail(conn, auto.ticket_id)
+    detail = await ticket_store.ticket_detail(conn, auto.ticket_id)
     assert detail.decisions[0].automated_decision and detail.decisions[0].actor == "system"
     assert [d["action"] for d in detail.deliveries] == ["remove"]
-    statement = await pg.latest_statement(conn, auto.ticket_id)
+    statement = await statement_store.latest_statement(conn, auto.ticket_id)
     assert statement["automated_means"]["decision"] is True
     assert statement["transparency_database"]["automated_decision"] == "AUTOMATED_DECISION_FULLY"
     # An appeal of an automated decision can be decided by any reviewer.
-    await pg.appeal(conn, auto.ticket_id, SYSTEM, "mistake", CONFIG)
+    await decision_store.appeal(conn, auto.ticket_id, SYSTEM, "mistake", CONFIG)
     reviewer = await staff(conn)
-    assert (await pg.claim_next(conn, reviewer, CONFIG)) is not None
+    assert (await queue_store.claim_next(conn, reviewer, CONFIG)) is not None
     # A policy for another tool does not apply.
-    await pg.set_policy(conn, SYSTEM, pg.Policy(hashset="md5-only", tool="md5", auto_action=True, action=Action.REMOVE))
+    await policy_store.set_policy(conn, SYSTEM, Policy(hashset="md5-only", tool="md5", auto_action=True, action=Action.REMOVE))
     assert (await match(conn, "pdq-on-md5-list", hashset="md5-only", tool="pdq")).auto_action is None
     assert (await match(conn, "md5-on-md5-list", hashset="md5-only", tool="md5")).auto_action is Action.REMOVE
 
@@ -366,10 +386,10 @@ async def test_appeals_only_within_the_window(conn: asyncpg.Connection) -> None:
     await conn.execute("UPDATE tickets SET decided_at = decided_at - interval '184 days' WHERE id = $1", ticket_id)
     before = await snapshot(conn, ticket_id)
     with pytest.raises(AppealWindowClosed):
-        await pg.appeal(conn, ticket_id, SYSTEM, "too late", CONFIG)
+        await decision_store.appeal(conn, ticket_id, SYSTEM, "too late", CONFIG)
     assert await snapshot(conn, ticket_id) == before
     # ...and after the window, the case can be closed.
-    assert (await pg.close(conn, ticket_id, reviewer, "window passed", CONFIG)).state is State.CLOSED
+    assert (await decision_store.close(conn, ticket_id, reviewer, "window passed", CONFIG)).state is State.CLOSED
 
 
 async def test_evidence_is_purged_after_its_deadline_unless_on_legal_hold(conn: asyncpg.Connection) -> None:
@@ -378,11 +398,11 @@ async def test_evidence_is_purged_after_its_deadline_unless_on_legal_hold(conn: 
     held = await drive(conn, State.REPORTED, reviewer, second)
     young = await drive(conn, State.REPORTED, reviewer, second)
     for ticket_id in (kept, held, young):
-        await pg.file_notice(
+        await ticket_store.file_notice(
             conn,
             Notice(
                 source=Source.HOTLINE,
-                content_id=(await pg.get_ticket(conn, ticket_id)).content_id,
+                content_id=(await ticket_store.get_ticket(conn, ticket_id)).content_id,
                 content_url="https://example.test/x",
                 explanation="hotline says so",
                 notifier_name="Hotline analyst",
@@ -391,22 +411,22 @@ async def test_evidence_is_purged_after_its_deadline_unless_on_legal_hold(conn: 
             SYSTEM,
             CONFIG,
         )
-    young_until = (await pg.get_ticket(conn, young)).preserve_until
-    assert young_until is not None and young_until - (await pg.get_ticket(conn, young)).updated_at > timedelta(days=364)
+    young_until = (await ticket_store.get_ticket(conn, young)).preserve_until
+    assert young_until is not None and young_until - (await ticket_store.get_ticket(conn, young)).updated_at > timedelta(days=364)
     await conn.execute("UPDATE tickets SET preserve_until = now() - interval '1 minute' WHERE id = ANY($1::uuid[])", [kept, held])
-    await pg.set_hold(conn, held, lead, True, "law enforcement preservation request")
-    assert await pg.purge_expired_evidence(conn) == 1
-    purged = await pg.ticket_detail(conn, kept)
+    await ticket_store.set_hold(conn, held, lead, True, "law enforcement preservation request")
+    assert await retention_store.purge_expired_evidence(conn, DETECTOR_SCANS) == 1
+    purged = await ticket_store.ticket_detail(conn, kept)
     assert purged.evidence == [] and purged.ticket.evidence_purged_at is not None and purged.ticket.content_url is None
     assert all(n["notifier_email"] is None and n["explanation"] is None for n in purged.notices)
     assert [d.to_state for d in purged.decisions][:2] == [State.ACTIONED, State.REPORTED]  # the case record stays
     for ticket_id in (held, young):
-        detail = await pg.ticket_detail(conn, ticket_id)
+        detail = await ticket_store.ticket_detail(conn, ticket_id)
         assert detail.evidence and detail.notices[0]["notifier_email"] == "analyst@hotline.test"
-    await pg.set_hold(conn, held, lead, False, None)
-    assert await pg.purge_expired_evidence(conn) == 1
-    assert (await pg.ticket_detail(conn, held)).evidence == []
-    assert await pg.purge_expired_evidence(conn) == 0
+    await ticket_store.set_hold(conn, held, lead, False, None)
+    assert await retention_store.purge_expired_evidence(conn, DETECTOR_SCANS) == 1
+    assert (await ticket_store.ticket_detail(conn, held)).evidence == []
+    assert await retention_store.purge_expired_evidence(conn, DETECTOR_SCANS) == 0
     assert (await auditlog.verify_audit(conn)).ok
 
 
@@ -433,7 +453,9 @@ async def test_append_audit_needs_the_changes_transaction(conn: asyncpg.Connecti
         await auditlog.append_audit(conn, actor="x", action="y", subject="z")
     async with conn.transaction():
         assert (
-            await auditlog.append_audit(conn, actor="cli:test", action="hashset.imported", subject="hashset:l", after={"version": 2})
+            await auditlog.append_audit(
+                conn, actor="cli:test", action="hashset.imported", subject="hashset:l", after={"version": 2}
+            )
             == 1
         )
 
@@ -450,16 +472,16 @@ async def test_settings_are_audited_when_they_change(conn: asyncpg.Connection) -
 
 async def test_transparency_figures_come_from_the_case_records(conn: asyncpg.Connection) -> None:
     alice, bob = await staff(conn), await staff(conn)
-    await pg.set_policy(conn, SYSTEM, pg.Policy(hashset="verified", tool="*", auto_action=True, action=Action.REMOVE))
+    await policy_store.set_policy(conn, SYSTEM, Policy(hashset="verified", tool="*", auto_action=True, action=Action.REMOVE))
     for i in range(2):
         await match(conn, f"auto-{i}", hashset="verified")
     reinstated = await drive(conn, State.REINSTATED, alice, bob)  # hash match, actioned by a person, then reversed
     await drive(conn, State.DISMISSED, alice, bob)  # a hash match a person found to be a false match
     reported = await drive(conn, State.REPORTED, alice, bob)
     user = Notice(source=Source.USER_REPORT, content_id="user-1", content_url=None, explanation="x")
-    await pg.file_notice(conn, user, SYSTEM, CONFIG)
+    await ticket_store.file_notice(conn, user, SYSTEM, CONFIG)
     now = await conn.fetchval("SELECT now()")
-    figures = await pg.transparency_report(conn, now - timedelta(hours=1), now + timedelta(hours=1))
+    figures = await transparency_store.transparency_report(conn, now - timedelta(hours=1), now + timedelta(hours=1))
     assert figures["notices_received"] == {"hash_match": 5, "user_report": 1}
     assert figures["actions_taken"] == {"by_action": {"remove": 4}, "by_source": {"hash_match": 4}}
     assert figures["automated_means"] == {
@@ -476,5 +498,5 @@ async def test_transparency_figures_come_from_the_case_records(conn: asyncpg.Con
     await conn.execute(
         "UPDATE tickets SET preserve_until = now() - interval '1 minute' WHERE id = ANY($1::uuid[])", [reinstated, reported]
     )
-    assert await pg.purge_expired_evidence(conn) == 2
-    assert await pg.transparency_report(conn, now - timedelta(hours=1), now + timedelta(hours=1)) == figures
+    assert await retention_store.purge_expired_evidence(conn, DETECTOR_SCANS) == 2
+    assert await transparency_store.transparency_report(conn, now - timedelta(hours=1), now + timedelta(hours=1)) == figures

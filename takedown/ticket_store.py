@@ -1,0 +1,274 @@
+"""Storage of tickets and what is attached to them: opening, attaching evidence and notices, holds, reading.
+
+Every change runs in one transaction that also appends its audit entry. Functions that change
+things open a transaction (a savepoint when the caller already holds one, as the scan path does
+to keep match evidence and ticket together). The rules they apply live in ``takedown.rules``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from detector.match import Match
+from kernel.auditlog import append_audit
+from kernel.db import Queries
+from takedown.config import TakedownConfig
+from takedown.errors import TicketNotFound
+from takedown.tickets import Actor, Decision, Evidence, Notice, Ticket
+from takedown.workflow import PRIORITY, Action, Source, State, due_at
+
+Q = Queries("takedown")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TicketDetail:
+    ticket: Ticket
+    evidence: list[Evidence]
+    notices: list[dict[str, Any]]
+    decisions: list[Decision]
+    deliveries: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TicketFilter:
+    states: Sequence[State] | None = None
+    sources: Sequence[Source] | None = None
+    priority: int | None = None
+    content_id: str | None = None
+    overdue: bool | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+def _ticket(row: asyncpg.Record) -> Ticket:
+    data = dict(row)
+    data["source"] = Source(data["source"])
+    data["state"] = State(data["state"])
+    data["action"] = Action(data["action"]) if data["action"] else None
+    return Ticket(**data)
+
+
+def _evidence(row: asyncpg.Record) -> Evidence:
+    return Evidence(
+        scan_id=row["scan_id"],
+        match=Match(
+            entry_row=row["entry_row"],
+            hashset=row["hashset"],
+            hashset_version=row["hashset_version"],
+            entry_id=row["entry_id"],
+            tool=row["tool"],
+            tool_version=row["tool_version"],
+            distance=row["distance"],
+            approval_id=row["approval_id"],
+            approval_reason=row["approval_reason"],
+        ),
+        api_key_id=row["api_key_id"],
+        observed_at=row["observed_at"],
+    )
+
+
+def _decision(row: asyncpg.Record) -> Decision:
+    data = dict(row)
+    data["from_state"] = State(data["from_state"])
+    data["to_state"] = State(data["to_state"])
+    data["action"] = Action(data["action"]) if data["action"] else None
+    return Decision(**data)
+
+
+def audit_subject(ticket_id: uuid.UUID) -> str:
+    """The audit log's subject for everything that happens to a ticket."""
+    return f"ticket:{ticket_id}"
+
+
+async def db_now(conn: asyncpg.Connection) -> datetime:
+    """The database's clock (the transaction's start): the one every rule's ``now`` comes from."""
+    value: datetime = await conn.fetchval(Q.now)
+    return value
+
+
+# ---------------------------------------------------------------- reading
+
+
+async def get_ticket(conn: asyncpg.Connection, ticket_id: uuid.UUID) -> Ticket:
+    row = await conn.fetchrow(Q.get_ticket, ticket_id)
+    if row is None:
+        raise TicketNotFound(f"no ticket has the id {ticket_id}")
+    return _ticket(row)
+
+
+async def locked_ticket(conn: asyncpg.Connection, ticket_id: uuid.UUID) -> Ticket:
+    """The ticket, row-locked until the caller's transaction ends."""
+    row = await conn.fetchrow(Q.get_ticket_for_update, ticket_id)
+    if row is None:
+        raise TicketNotFound(f"no ticket has the id {ticket_id}")
+    return _ticket(row)
+
+
+async def list_tickets(conn: asyncpg.Connection, f: TicketFilter) -> list[Ticket]:
+    rows = await conn.fetch(
+        Q.list_tickets,
+        [s.value for s in f.states] if f.states else None,
+        [s.value for s in f.sources] if f.sources else None,
+        f.priority,
+        f.content_id,
+        f.overdue,
+        f.limit,
+        f.offset,
+    )
+    return [_ticket(r) for r in rows]
+
+
+async def ticket_evidence(conn: asyncpg.Connection, ticket_id: uuid.UUID) -> list[Evidence]:
+    return [_evidence(r) for r in await conn.fetch(Q.ticket_evidence, ticket_id)]
+
+
+async def ticket_detail(conn: asyncpg.Connection, ticket_id: uuid.UUID) -> TicketDetail:
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        ticket = await get_ticket(conn, ticket_id)
+        evidence = await ticket_evidence(conn, ticket_id)
+        notices = [dict(r) for r in await conn.fetch(Q.ticket_notices, ticket_id)]
+        decision_rows = await conn.fetch(Q.ticket_decisions, ticket_id)
+        deliveries = [dict(r) for r in await conn.fetch(Q.ticket_deliveries, ticket_id)]
+    decisions = [_decision(r) for r in decision_rows]
+    return TicketDetail(ticket=ticket, evidence=evidence, notices=notices, decisions=decisions, deliveries=deliveries)
+
+
+async def ticket_sources(conn: asyncpg.Connection, ticket_id: uuid.UUID) -> list[Source]:
+    """Every source that reported the ticket's content, first first."""
+    return [Source(r["source"]) for r in await conn.fetch(Q.ticket_sources, ticket_id)]
+
+
+async def ticket_content_type(conn: asyncpg.Connection, ticket_id: uuid.UUID) -> str | None:
+    value: str | None = await conn.fetchval(Q.ticket_content_type, ticket_id)
+    return value
+
+
+async def evidence_entry_rows(conn: asyncpg.Connection, ticket_id: uuid.UUID) -> list[tuple[int, uuid.UUID]]:
+    """(hash entry row, scan id) of every list entry matched in a ticket's evidence."""
+    return [(r["entry_row"], r["scan_id"]) for r in await conn.fetch(Q.evidence_entry_rows, ticket_id)]
+
+
+# ---------------------------------------------------------------- opening and attaching
+
+
+async def live_ticket(
+    conn: asyncpg.Connection,
+    *,
+    content_id: str,
+    content_url: str | None,
+    source: Source,
+    priority: int,
+    due: datetime,
+    automated_detection: bool,
+) -> tuple[uuid.UUID, bool]:
+    """The live ticket for ``content_id``, opened if there is none; and whether it was opened now.
+
+    The partial unique index makes concurrent uploads of one item agree on one ticket: the loser
+    of the race waits for the winner's commit, inserts nothing, and attaches to the winner's ticket.
+    """
+    for _ in range(5):
+        opened = await conn.fetchval(
+            Q.insert_ticket, uuid.uuid4(), content_id, content_url, source.value, priority, due, automated_detection
+        )
+        if opened is not None:
+            return opened, True
+        existing = await conn.fetchval(Q.live_ticket_for_update, content_id)
+        if existing is not None:
+            return existing, False
+    raise RuntimeError(f"could not open or find a live ticket for content {content_id!r}")  # pragma: no cover
+
+
+async def attach_evidence(
+    conn: asyncpg.Connection,
+    ticket_id: uuid.UUID,
+    *,
+    scan_id: uuid.UUID,
+    api_key_id: int | None,
+    matches: Sequence[Match],
+    priority: int,
+    due: datetime,
+) -> None:
+    """Store a scan's matches as the ticket's evidence and count the sighting (raising priority, never lowering it)."""
+    await conn.execute(
+        Q.insert_evidence,
+        ticket_id,
+        scan_id,
+        api_key_id,
+        [m.entry_row for m in matches],
+        [m.hashset for m in matches],
+        [m.hashset_version for m in matches],
+        [m.entry_id for m in matches],
+        [m.tool for m in matches],
+        [m.tool_version for m in matches],
+        [m.distance for m in matches],
+        [m.approval_id for m in matches],
+        [m.approval_reason for m in matches],
+    )
+    await conn.execute(Q.attach_sighting, ticket_id, priority, due)
+
+
+async def file_notice(conn: asyncpg.Connection, notice: Notice, actor: Actor, config: TakedownConfig) -> tuple[Ticket, int, bool]:
+    """Record a notice and open or attach to the content's live ticket: (ticket, notice id, opened)."""
+    async with conn.transaction():
+        now = await db_now(conn)
+        priority = PRIORITY[notice.source]
+        due = due_at(now, config.due_hours[notice.source], notice.legal_deadline)
+        ticket_id, opened = await live_ticket(
+            conn,
+            content_id=notice.content_id,
+            content_url=notice.content_url,
+            source=notice.source,
+            priority=priority,
+            due=due,
+            automated_detection=False,
+        )
+        notice_id: int = await conn.fetchval(
+            Q.insert_notice,
+            ticket_id,
+            notice.source.value,
+            notice.content_url,
+            notice.explanation,
+            notice.content_type,
+            notice.notifier_name,
+            notice.notifier_email,
+            notice.authority,
+            notice.authority_reference,
+            notice.legal_deadline,
+            notice.bona_fide,
+            actor.key_id,
+        )
+        before = None if opened else (await get_ticket(conn, ticket_id)).audit_view()
+        await conn.execute(Q.attach_notice, ticket_id, priority, due)
+        ticket = await get_ticket(conn, ticket_id)
+        await append_audit(
+            conn,
+            actor=actor.name,
+            action="ticket.opened" if opened else "ticket.notice_attached",
+            subject=audit_subject(ticket_id),
+            before=before,
+            after={**ticket.audit_view(), "source": notice.source.value, "notice_id": notice_id},
+        )
+    return ticket, notice_id, opened
+
+
+async def set_hold(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, hold: bool, reason: str | None) -> Ticket:
+    """Place or lift a legal hold: while held, the ticket's evidence is never purged."""
+    async with conn.transaction():
+        before = await locked_ticket(conn, ticket_id)
+        await conn.execute(Q.set_hold, ticket_id, hold, reason if hold else None)
+        after = await get_ticket(conn, ticket_id)
+        await append_audit(
+            conn,
+            actor=actor.name,
+            action="ticket.legal_hold_set" if hold else "ticket.legal_hold_lifted",
+            subject=audit_subject(ticket_id),
+            before=before.audit_view(),
+            after=after.audit_view(),
+        )
+        return after

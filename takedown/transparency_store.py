@@ -1,0 +1,28 @@
+"""Reads the case records the transparency report (DSA Art 15 and 24) is computed from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from kernel.db import Queries
+from takedown import transparency
+
+Q = Queries("takedown")
+
+
+async def transparency_report(conn: asyncpg.Connection, start: datetime, end: datetime) -> dict[str, Any]:
+    """The transparency figures for decisions and notices in [start, end), in one consistent snapshot."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        notices = {r["key"]: int(r["n"]) for r in await conn.fetch(Q.transparency_notices, start, end)}
+        decisions = [transparency.DecisionRow(**dict(r)) for r in await conn.fetch(Q.transparency_decisions, start, end)]
+        medians = {r["key"]: float(r["median_s"]) for r in await conn.fetch(Q.transparency_time_to_action, start, end)}
+        appeals = [
+            transparency.AppealRow(outcome=r["outcome"], n=int(r["n"]), median_s=r["median_s"])
+            for r in await conn.fetch(Q.transparency_appeal_times, start, end)
+        ]
+    return transparency.report(
+        start=start, end=end, notices=notices, decisions=decisions, median_to_action_s=medians, appeals=appeals
+    )
