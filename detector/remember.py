@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-
-import asyncpg
+from typing import TYPE_CHECKING
 
 from detector.scan import ScanContext
 
+if TYPE_CHECKING:  # the driver's types only: this module does no SQL itself
+    import asyncpg
+
 # Stores one upload's hashes (tool name -> hash value) under its scan id and context.
-KeepHashes = Callable[[asyncpg.Connection, uuid.UUID, ScanContext, Mapping[str, bytes]], Awaitable[None]]
+KeepHashes = Callable[["asyncpg.Connection", uuid.UUID, ScanContext, Mapping[str, bytes]], Awaitable[None]]
 
 
 class Remember:

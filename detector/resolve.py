@@ -12,9 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Collection, Mapping, Sequence
-from typing import Generic, Protocol, TypeVar
-
-import asyncpg
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from detector import evidence
 from detector.errors import NotReady
@@ -23,6 +21,9 @@ from detector.matcher import Hit
 from detector.scan import Resolution, ScanContext
 from detector.tools.registry import ToolRegistry
 from kernel.metrics import Metrics
+
+if TYPE_CHECKING:  # the driver's types only: this module does no SQL itself
+    import asyncpg
 
 log = logging.getLogger(__name__)
 

@@ -15,15 +15,17 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-import asyncpg
 import numpy as np
 
 from detector.matcher import LoadedVersion, MatchSnapshot, ToolEntries, build_snapshot
 from detector.tools.policy import Activation, Approval, LocalAllowance, decide_all, next_change
 from detector.tools.registry import ToolRegistry
 from kernel.metrics import Metrics
+
+if TYPE_CHECKING:  # the driver's types only: this module does no SQL itself
+    import asyncpg
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ class ListReader(Protocol[V]):
     async def count_quarantined(self, conn: asyncpg.Connection) -> int: ...
 
 
-PolicyInputs = Callable[[asyncpg.Connection], Awaitable[tuple[list[Approval], list[LocalAllowance]]]]
+PolicyInputs = Callable[["asyncpg.Connection"], Awaitable[tuple[list[Approval], list[LocalAllowance]]]]
 
 
 def fingerprint(generation: int, activations: Mapping[str, Activation], changes_at: datetime | None) -> Hashable:

@@ -10,7 +10,7 @@ and every context appends to it directly; see ``kernel.auditlog``.)
 
 from __future__ import annotations
 
-import asyncpg
+from typing import TYPE_CHECKING
 
 from detector import evidence
 from hashsets import feedback
@@ -18,6 +18,9 @@ from takedown import ticket_store
 from takedown.retention_store import ScanMatches
 from takedown.tickets import Actor, Ticket
 from takedown.workflow import Source, State
+
+if TYPE_CHECKING:  # the driver's types only: this module does no SQL itself
+    import asyncpg
 
 # Takedown's retention clears the detector's copy of match evidence with its own, through the
 # detector's functions: takedown never touches the detector's scan_matches table.

@@ -14,9 +14,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
-
-import asyncpg
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from detector.tools.base import HashTool, ToolKind
 from detector.tools.registry import ToolRegistry, ToolRegistryError
@@ -30,6 +28,9 @@ from kernel import keystore
 from kernel.commandline import invoking_user, run_with_connection
 from kernel.keys import Role, key_digest, parse_bearer
 from kernel.settings import Settings
+
+if TYPE_CHECKING:  # the driver's types only: this module does no SQL itself
+    import asyncpg
 
 T = TypeVar("T")
 

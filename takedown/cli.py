@@ -11,9 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-import asyncpg
+from typing import TYPE_CHECKING, Any
 
 from kernel import auditlog
 from kernel.commandline import invoking_user
@@ -23,7 +21,10 @@ from takedown.rules import Policy
 from takedown.tickets import Actor
 from takedown.workflow import RESTRICTIONS, Action
 
-Run = Callable[[Callable[[asyncpg.Connection], Awaitable[Any]]], Any]
+if TYPE_CHECKING:  # the driver's types only: this module does no SQL itself
+    import asyncpg
+
+Run = Callable[[Callable[["asyncpg.Connection"], Awaitable[Any]]], Any]
 
 
 def cli_actor() -> Actor:

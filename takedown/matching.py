@@ -11,8 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import asyncpg
+from typing import TYPE_CHECKING
 
 from detector.match import Match
 from kernel.auditlog import append_audit
@@ -22,6 +21,9 @@ from takedown.decision_store import DecisionHook, apply_decision
 from takedown.ticket_store import attach_evidence, audit_subject, db_now, get_ticket, live_ticket
 from takedown.tickets import SYSTEM
 from takedown.workflow import PRIORITY, Action, Source, due_at
+
+if TYPE_CHECKING:  # the driver's types only: this module does no SQL itself
+    import asyncpg
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -7,9 +7,7 @@ import argparse
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
-
-import asyncpg
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from detector.approvals import pg as approvals_pg
 from detector.tools.policy import (
@@ -24,6 +22,9 @@ from detector.tools.registry import ToolRegistry, describe
 from kernel.commandline import invoking_user, run_with_connection
 from kernel.errors import BadRequest
 from kernel.settings import Settings
+
+if TYPE_CHECKING:  # the driver's types only: this module does no SQL itself
+    import asyncpg
 
 T = TypeVar("T")
 
