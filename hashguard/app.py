@@ -19,6 +19,7 @@ from aiohttp import web
 
 from detector import http, pg
 from detector.appkeys import HASH_POOL, HOLDER, SCANNER, TOOLS
+from detector.approvals import http as approvals_http
 from detector.approvals import pg as approvals_pg
 from detector.decode import HashingPath
 from detector.errors import NotReady
@@ -34,8 +35,9 @@ from kernel import auditlog
 from kernel.appkeys import DB_URL, KEY_CACHE, METRICS, POOL, SETTINGS
 from kernel.db import create_pool, migrate, resolve_url
 from kernel.metrics import Metrics
+from kernel.routes import Route, register
 from kernel.settings import Settings, SettingsError
-from kernel.web import Handler, errors_middleware
+from kernel.web import errors_middleware
 from takedown import http as takedown_http
 from takedown import jobs as takedown_jobs
 from takedown import pg as takedown_pg
@@ -478,7 +480,12 @@ async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
 
 
 # The root's own routes: the document that describes every context's.
-ROUTES: Mapping[tuple[str, str], Handler] = {("GET", "/openapi.json"): openapi.handler}
+ROUTES: list[Route] = [openapi.ROUTE]
+
+
+def service_routes() -> list[Route]:
+    """Every endpoint the service serves: the one table the router, the document and the role tests read."""
+    return [*http.ROUTES, *approvals_http.ROUTES, *ROUTES, *takedown_http.ROUTES]
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -505,8 +512,7 @@ def create_app(settings: Settings) -> web.Application:
     app[takedown_http.DECISION_HOOKS] = (flows.wrong_match_feedback,)
     app[takedown_http.WAKER] = takedown_jobs.Waker()
     app.cleanup_ctx.append(_takedown_jobs)
-    http.setup_routes(app)
-    for (method, path), handler in ROUTES.items():
-        app.router.add_route(method, path, handler)
-    takedown_http.setup_routes(app)
+    routes = service_routes()
+    register(app, routes)
+    app[openapi.DOCUMENT] = openapi.openapi_document(routes)
     return app
