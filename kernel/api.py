@@ -31,6 +31,32 @@ Text = Annotated[str, text()]
 OptionalText = Annotated[str, optional_text()]
 
 
+# The same rule with the pattern stated in the schema but checked by ``checked_text`` in the Struct's
+# ``__post_init__``: on the hot path (1,000-item lookup batches) a regex per string costs about three
+# times the rest of the decoding.
+def fast_text(max_length: int = MAX_TEXT, description: str | None = None) -> msgspec.Meta:
+    return msgspec.Meta(min_length=1, max_length=max_length, description=description, extra_json_schema={"pattern": NOT_BLANK})
+
+
+def fast_optional_text(max_length: int = MAX_TEXT, description: str | None = None) -> msgspec.Meta:
+    return msgspec.Meta(max_length=max_length, description=description, extra_json_schema={"pattern": NO_NUL})
+
+
+def checked_text(name: str, value: str | None, *, required: bool) -> str | None:
+    """``fast_text``'s check, for ``__post_init__``: trimmed, None when blank; ValueError (a 400 naming the
+    place) for a NUL, or a blank required field."""
+    if value is None:
+        return None
+    if "\x00" in value:
+        raise ValueError(f"the field {name!r} holds a NUL character")
+    value = value.strip()
+    if not value:
+        if required:
+            raise ValueError(f"the field {name!r} is blank")
+        return None
+    return value
+
+
 def trimmed(value: str | None) -> str | None:
     """A text field as the server keeps it: trimmed, and None when blank."""
     if value is None:
