@@ -35,7 +35,9 @@ OptionalText = Annotated[str, optional_text()]
 # ``__post_init__``: on the hot path (1,000-item lookup batches) a regex per string costs about three
 # times the rest of the decoding.
 def fast_text(max_length: int = MAX_TEXT, description: str | None = None) -> msgspec.Meta:
-    return msgspec.Meta(min_length=1, max_length=max_length, description=description, extra_json_schema={"pattern": NOT_BLANK})
+    return msgspec.Meta(
+        max_length=max_length, description=description, extra_json_schema={"minLength": 1, "pattern": NOT_BLANK}
+    )
 
 
 def fast_optional_text(max_length: int = MAX_TEXT, description: str | None = None) -> msgspec.Meta:
@@ -52,7 +54,7 @@ def checked_text(name: str, value: str | None, *, required: bool) -> str | None:
     value = value.strip()
     if not value:
         if required:
-            raise ValueError(f"the field {name!r} is blank")
+            raise ValueError(f"the field {name!r} is required")  # read as a missing field by kernel.routes
         return None
     return value
 

@@ -94,6 +94,7 @@ def register(app: web.Application, routes: Iterable[Route]) -> None:
 
 
 _MISSING = re.compile(r"Object missing required field `([^`]+)`(?: - at `\$(.*)`)?$")
+_BLANK = re.compile(r"the field '([^']+)' is required(?: - at `\$(.*)`)?$")  # kernel.api.checked_text
 
 
 def _where(path: str) -> str:
@@ -113,7 +114,7 @@ def invalid(
     message = str(exc)
     if not isinstance(exc, msgspec.ValidationError):  # (a ValidationError is also a DecodeError)
         return bad(f"{what} is not valid JSON: {message.removeprefix('JSON is malformed: ')}")
-    if found := _MISSING.match(message):
+    if found := _MISSING.match(message) or _BLANK.match(message):
         where = _where(found.group(2) or "")
         return missing(f"{where}.{found.group(1)}" if where else found.group(1))
     return bad(f"{what} does not fit its schema: {re.sub(r'`[$][.]?', '`', message)}")

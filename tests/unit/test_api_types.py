@@ -49,7 +49,8 @@ def test_a_batch_is_told_apart_from_one_item_and_decoded_in_order() -> None:
         ({"content_id": "x", "hashes": {}}, "bad_request"),
         ({"content_id": "x\u0000y", "hashes": MD5}, "bad_request"),
         ({"content_id": "x" * 1025, "hashes": MD5}, "bad_request"),
-        ({"content_id": "   ", "hashes": MD5}, "bad_request"),
+        ({"content_id": "   ", "hashes": MD5}, "missing_field"),
+        ({"content_id": "", "hashes": MD5}, "missing_field"),
         ({"content_id": 7, "hashes": MD5}, "bad_request"),
         ({"content_id": "x", "hashes": {"md5": 7}}, "bad_request"),
         ([{"content_id": "x", "hashes": MD5}], "bad_request"),
@@ -64,6 +65,8 @@ def test_a_missing_field_inside_a_batch_is_named_by_its_place() -> None:
     items = [{"content_id": "a", "hashes": MD5}] * 3 + [{"hashes": MD5}]
     error = _error(_raw({"items": items}), LookupBatch)
     assert isinstance(error, MissingField) and error.field_name == "items[3].content_id"
+    blank = _error(_raw({"items": [*items[:3], {"content_id": " ", "hashes": MD5}]}), LookupBatch)
+    assert isinstance(blank, MissingField) and blank.field_name == "items[3].content_id"
     assert _error(_raw({"items": [{"content_id": "a", "hashes": MD5}] * 1001}), LookupBatch).code == "bad_request"
     assert _error(_raw({"items": []}), LookupBatch).code == "bad_request"
 
