@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,14 @@ def test_the_schema_is_as_strict_as_the_text_rule() -> None:
     assert schemas["NewApproval"]["additionalProperties"] is False  # unknown fields refused, as the server does
     lookup = schemas["LookupBatch"]["properties"]["items"]
     assert lookup["minItems"] == 1 and lookup["maxItems"] == 1000
+
+
+def test_the_readme_endpoint_table_names_each_routes_roles() -> None:
+    # The "who" column is read against the route table: a role change has to change the README too.
+    rows = re.findall(r"^\| `(GET|POST|PUT|DELETE) (/[^`]*)` \| ([^|]+) \|", README, flags=re.MULTILINE)
+    readme = {(method, path): who.strip().removesuffix(" key") for method, path, who in rows}
+    expected = {
+        (route.method, openapi_path(route.path)): ", ".join(sorted(r.value for r in route.roles)) or "anyone"
+        for route in service_routes()
+    }
+    assert {k: ", ".join(sorted(v.split(", "))) for k, v in readme.items()} == expected
