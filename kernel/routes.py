@@ -33,7 +33,7 @@ def caller(request: web.Request) -> Principal:
     return request[PRINCIPAL]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)  # hashable by identity: the mappings in it are not
 class Route:
     """One endpoint. ``roles`` empty means public; otherwise a key of one of these roles is required
     and checked before the handler runs (401 without a valid key, 403 for another role)."""
@@ -44,7 +44,7 @@ class Route:
     summary: str
     roles: frozenset[Role] = frozenset()
     description: str = ""
-    # The JSON body's declared type(s): several are alternatives (oneOf), e.g. one lookup or a batch.
+    # The JSON body's declared type(s): several are alternatives (anyOf), e.g. one lookup or a batch.
     body: type | tuple[type, ...] | None = None
     body_required: bool = True
     # A body that is not JSON (an upload): the document's requestBody content, as written.
