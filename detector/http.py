@@ -5,24 +5,36 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from msgspec import UNSET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from detector.api import (
+    MAX_LOOKUP_ITEMS,
+    BatchVerdict,
+    Health,
+    LookupBatch,
+    LookupItem,
+    LookupProbe,
+    Readiness,
+    ScanQuery,
+    Verdict,
+)
 from detector.appkeys import HOLDER, SCANNER, TOOLS
 from detector.scan import Outcome, ScanContext
 from detector.tools.policy import activation_record
 from kernel import keystore
+from kernel.api import MAX_TEXT
 from kernel.appkeys import METRICS, POOL, SETTINGS
 from kernel.errors import BadRequest, MissingField, PayloadTooLarge, ServiceError, UnsupportedMedia
 from kernel.keys import Role
-from kernel.web import Handler, authenticate, read_json_body, read_limited, text_field
+from kernel.routes import Route, caller, decode
+from kernel.web import read_json_bytes, read_limited, text_field
 
 log = logging.getLogger(__name__)
 
-MAX_LOOKUP_ITEMS = 1000
 MAX_LOOKUP_BODY = 4 * 1024 * 1024
 MAX_FIELD_BYTES = 4096
 
@@ -91,7 +103,7 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
 
 async def scan(request: web.Request) -> web.Response:
     started = time.perf_counter()
-    principal = await authenticate(request, PLATFORM)
+    principal = caller(request)
     data, fields = await read_upload(request)
     context = ScanContext(
         content_id=text_field("content_id", fields.get("content_id"), required=True) or "",
@@ -105,54 +117,30 @@ async def scan(request: web.Request) -> web.Response:
     return web.json_response(outcome_json(outcome))
 
 
-def _parse_lookup_item(request: web.Request, item: object, where: str) -> tuple[ScanContext, dict[str, bytes]]:
-    if not isinstance(item, dict):
-        raise BadRequest(f"{where} must be a JSON object")
-    content_id = item.get("content_id")
-    if content_id is not None and not isinstance(content_id, str):
-        raise BadRequest(f"{where}: content_id must be a string")
-    content_url = item.get("content_url")
-    if content_url is not None and not isinstance(content_url, str):
-        raise BadRequest(f"{where}: content_url must be a string")
-    hashes = item.get("hashes")
-    if not isinstance(hashes, dict) or not hashes:
-        raise BadRequest(f"{where}: 'hashes' must be a non-empty object of tool name to hex hash")
+def _lookup_context(request: web.Request, item: LookupItem, where: str) -> tuple[ScanContext, dict[str, bytes]]:
     tools = request.app[TOOLS]
     parsed: dict[str, bytes] = {}
-    for tool_name, value in hashes.items():
+    for tool_name, value in item.hashes.items():
         tool = tools.get(tool_name)
-        if not isinstance(value, str):
-            raise BadRequest(f"{where}: the {tool_name} hash must be a hex string")
         try:
             parsed[tool.name] = tool.parse_hex(value)
         except ServiceError as exc:
             exc.message = f"{where}: {exc.message}"
             raise
-    context = ScanContext(
-        content_id=text_field(f"{where}.content_id", content_id, required=True) or "",
-        content_url=text_field(f"{where}.content_url", content_url, required=False),
-        api_key_id=None,
-    )
+    context = ScanContext(content_id=item.content_id, content_url=item.content_url, api_key_id=caller(request).key_id)
     return context, parsed
 
 
 async def lookup(request: web.Request) -> web.Response:
     started = time.perf_counter()
-    principal = await authenticate(request, PLATFORM)
-    body = await read_json_body(request, MAX_LOOKUP_BODY)
-    batch = isinstance(body, dict) and "items" in body
+    raw = await read_json_bytes(request, MAX_LOOKUP_BODY)
+    # One decode into typed items; the probe before it only looks for the key "items".
+    batch = decode(raw, LookupProbe).items is not UNSET
     if batch:
-        items = body["items"]
-        if not isinstance(items, list) or not items:
-            raise BadRequest("'items' must be a non-empty array")
-        if len(items) > MAX_LOOKUP_ITEMS:
-            raise BadRequest(f"a batch holds at most {MAX_LOOKUP_ITEMS} items, not {len(items)}")
-        parsed = [_parse_lookup_item(request, item, f"items[{i}]") for i, item in enumerate(items)]
+        items = decode(raw, LookupBatch).items
+        parsed = [_lookup_context(request, item, f"items[{i}]") for i, item in enumerate(items)]
     else:
-        parsed = [_parse_lookup_item(request, body, "the body")]
-    parsed = [
-        (ScanContext(content_id=c.content_id, content_url=c.content_url, api_key_id=principal.key_id), h) for c, h in parsed
-    ]
+        parsed = [_lookup_context(request, decode(raw, LookupItem), "the body")]
     outcomes = await request.app[SCANNER].lookup(parsed)
     metrics = request.app[METRICS]
     for outcome in outcomes:
@@ -206,19 +194,74 @@ async def metrics(request: web.Request) -> web.Response:
     return response
 
 
-ROUTES: Mapping[tuple[str, str], Handler] = {
-    ("GET", "/healthz"): healthz,
-    ("GET", "/readyz"): readyz,
-    ("GET", "/metrics"): metrics,
-    ("POST", "/v1/scan"): scan,
-    ("POST", "/v1/lookup"): lookup,
+_UPLOAD_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "image/*": {"schema": {"type": "string", "format": "binary"}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["media"],
+                "properties": {
+                    "media": {"type": "string", "format": "binary"},
+                    "content_id": {"type": "string", "maxLength": MAX_TEXT},
+                    "content_url": {"type": "string", "maxLength": MAX_TEXT},
+                },
+            }
+        },
+    },
 }
 
 
-def setup_routes(app: web.Application) -> None:
-    for (method, path), handler in ROUTES.items():
-        app.router.add_route(method, path, handler)
-    # Imported here: the tool registry's admin handlers import this module for authenticate().
-    from detector.approvals import http as approvals_http
-
-    approvals_http.setup_routes(app)
+ROUTES: list[Route] = [
+    Route(
+        method="GET",
+        path="/healthz",
+        handler=healthz,
+        summary="The process is alive",
+        responses={200: ("Alive.", Health)},
+    ),
+    Route(
+        method="GET",
+        path="/readyz",
+        handler=readyz,
+        summary="Database reachable, index loaded, a detection tool active; reports list versions and every tool's activation",
+        responses={
+            200: ("Ready. `index.hashsets`: each loaded list; `index.coverage_gaps`: lists no enabled tool computes.", Readiness),
+            503: ("Not ready; `problems` says why.", Readiness),
+        },
+    ),
+    Route(
+        method="GET",
+        path="/metrics",
+        handler=metrics,
+        summary="Prometheus metrics (names prefixed hashguard_)",
+        responses={200: ("Prometheus text format.", None)},
+        media={200: "text/plain"},
+    ),
+    Route(
+        method="POST",
+        path="/v1/scan",
+        handler=scan,
+        roles=PLATFORM,
+        summary="Scan an upload",
+        description="Decodes the media, hashes it with every enabled tool and matches it against every active list. "
+        "At most HASHGUARD_MAX_UPLOAD_BYTES bytes and HASHGUARD_MAX_PIXELS pixels.",
+        raw_body=_UPLOAD_BODY,
+        query=ScanQuery,
+        responses={200: ("The verdict.", Verdict)},
+        errors=frozenset({400, 413, 415, 422, 503}),
+    ),
+    Route(
+        method="POST",
+        path="/v1/lookup",
+        handler=lookup,
+        roles=PLATFORM,
+        summary="Look up hashes the platform computed itself",
+        description=f'One item, or {{"items": [...]}} with up to {MAX_LOOKUP_ITEMS} items answered in order.',
+        body=(LookupItem, LookupBatch),
+        responses={200: ('A verdict, or {"items": [verdict, ...], "elapsed_ms"} for a batch.', (Verdict, BatchVerdict))},
+        errors=frozenset({503}),
+    ),
+]

@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,6 +17,7 @@ from aiohttp import web
 
 from detector import http
 from detector.appkeys import HASH_POOL, HOLDER, SCANNER, TOOLS
+from detector.approvals import http as approvals_http
 from detector.approvals import pg as approvals_pg
 from detector.decode import HashingPath
 from detector.index_metrics import observe_snapshot
@@ -35,8 +36,9 @@ from kernel import auditlog
 from kernel.appkeys import DB_URL, KEY_CACHE, METRICS, POOL, SETTINGS
 from kernel.db import create_pool, migrate, resolve_url
 from kernel.metrics import Metrics
+from kernel.routes import Route, register
 from kernel.settings import Settings, SettingsError
-from kernel.web import Handler, errors_middleware
+from kernel.web import errors_middleware
 from takedown import http as takedown_http
 from takedown import jobs as takedown_jobs
 from takedown.config import TakedownConfig
@@ -286,7 +288,12 @@ async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
 
 
 # The root's own routes: the document that describes every context's.
-ROUTES: Mapping[tuple[str, str], Handler] = {("GET", "/openapi.json"): openapi.handler}
+ROUTES: list[Route] = [openapi.ROUTE]
+
+
+def service_routes() -> list[Route]:
+    """Every endpoint the service serves: the one table the router, the document and the role tests read."""
+    return [*http.ROUTES, *approvals_http.ROUTES, *ROUTES, *takedown_http.ROUTES]
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -313,8 +320,7 @@ def create_app(settings: Settings) -> web.Application:
     app[takedown_http.DECISION_HOOKS] = (flows.wrong_match_feedback,)
     app[takedown_http.WAKER] = takedown_jobs.Waker()
     app.cleanup_ctx.append(_takedown_jobs)
-    http.setup_routes(app)
-    for (method, path), handler in ROUTES.items():
-        app.router.add_route(method, path, handler)
-    takedown_http.setup_routes(app)
+    routes = service_routes()
+    register(app, routes)
+    app[openapi.DOCUMENT] = openapi.openapi_document(routes)
     return app

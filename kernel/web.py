@@ -3,24 +3,21 @@ and the one rule for free-text fields. Handlers parse and answer; the work is in
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
 from kernel import keystore
+from kernel.api import MAX_TEXT
 from kernel.appkeys import KEY_CACHE, METRICS, POOL, SETTINGS
 from kernel.errors import BadRequest, Forbidden, MissingField, PayloadTooLarge, ServiceError, Unauthorized, UnsupportedMedia
 from kernel.keys import Principal, Role, key_digest, parse_bearer
 
 log = logging.getLogger(__name__)
 
-# A free-text field (content ids, urls, notes) is at most this many characters.
-MAX_TEXT = 1024
 CHUNK = 256 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -109,12 +106,12 @@ async def read_limited(read: Callable[[int], Awaitable[bytes]], limit: int, what
     return b"".join(parts)
 
 
-async def read_json_body(request: web.Request, limit: int, *, optional: bool = False) -> Any:
-    """The decoded JSON body of a request: the one reader every context's JSON endpoints use.
+async def read_json_bytes(request: web.Request, limit: int, *, optional: bool = False) -> bytes:
+    """The raw JSON body of a request: the one reader every context's JSON endpoints use.
 
     The same mistake gets the same answer everywhere: a declared content type other than
     application/json is 415, a body over ``limit`` is 413 (refused before it is read whole),
-    an empty or undecodable body is 400. An empty body is ``{}`` where ``optional``.
+    an empty body is 400, or ``b""`` where ``optional``. ``kernel.routes.read_body`` decodes it.
     """
     if "Content-Type" in request.headers and request.content_type != "application/json":
         raise UnsupportedMedia(f"content type {request.content_type!r} is not accepted: send the body as application/json")
@@ -123,9 +120,7 @@ async def read_json_body(request: web.Request, limit: int, *, optional: bool = F
     raw = await read_limited(request.content.read, limit, "the body")
     if not raw.strip():
         if optional:
-            return {}
+            return b""
         raise BadRequest("a JSON body is required")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    return raw
+

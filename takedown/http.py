@@ -10,24 +10,55 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from kernel import auditlog
+from kernel.api import trimmed
 from kernel.appkeys import METRICS, POOL
 from kernel.keys import Principal, Role
-from kernel.web import authenticate, read_json_body
-from takedown import decision_store, outbox_store, policy_store, queue_store, statement_store, ticket_store, transparency_store
+from kernel.routes import Route, caller, read_body, read_query
+from takedown import (
+    api,
+    decision_store,
+    outbox_store,
+    policy_store,
+    queue_store,
+    statement_store,
+    ticket_store,
+    transparency_store,
+)
 from takedown.config import TakedownConfig
 from takedown.errors import InvalidInput, TicketNotFound
 from takedown.jobs import Waker
-from takedown.requests import parse_decision, parse_notice, parse_reason, parse_report
+from takedown.requests import (
+    AppealBody,
+    AssignBody,
+    AuditQuery,
+    CloseBody,
+    DecisionBody,
+    LegalHoldBody,
+    NoticeBody,
+    PolicyBody,
+    ReportBody,
+    TicketQuery,
+    TransparencyQuery,
+    enum_list,
+    missing,
+    parse_decision,
+    parse_hold,
+    parse_notice,
+    parse_policy,
+    parse_report,
+)
 from takedown.rules import Policy
 from takedown.tickets import Actor, Decision, Evidence, Ticket
-from takedown.workflow import RESTRICTIONS, Action, Source, State
+from takedown.workflow import Source, State
+
+T = TypeVar("T")
 
 CONFIG = web.AppKey("takedown_config", TakedownConfig)
 WAKER = web.AppKey("takedown_waker", Waker)
@@ -35,7 +66,6 @@ WAKER = web.AppKey("takedown_waker", Waker)
 DECISION_HOOKS: web.AppKey[Sequence[decision_store.DecisionHook]] = web.AppKey("takedown_decision_hooks")
 
 MAX_BODY = 256 * 1024
-MAX_PAGE = 500
 
 PLATFORM = frozenset({Role.PLATFORM})
 STAFF = frozenset({Role.REVIEWER, Role.LEAD})
@@ -47,9 +77,6 @@ ADMIN = frozenset({Role.ADMIN})
 AUDIT_READERS = frozenset({Role.AUDITOR, Role.ADMIN})
 STATEMENT_READERS = frozenset({Role.PLATFORM, Role.REVIEWER, Role.LEAD, Role.AUDITOR})
 TRANSPARENCY_READERS = frozenset({Role.LEAD, Role.ADMIN, Role.AUDITOR})
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 def _actor(principal: Principal) -> Actor:
     return Actor(key_id=principal.key_id, name=principal.prefix)
@@ -63,8 +90,8 @@ def _ticket_id(request: web.Request) -> uuid.UUID:
         raise TicketNotFound("ticket ids are UUIDs; no ticket has that id") from None
 
 
-async def _json(request: web.Request, *, optional: bool = False) -> Any:
-    return await read_json_body(request, MAX_BODY, optional=optional)
+async def _body(request: web.Request, kind: type[T], *, optional: bool = False) -> T:
+    return await read_body(request, kind, MAX_BODY, optional=optional, bad=InvalidInput, missing=missing)
 
 
 def _time(value: datetime | None) -> str | None:
@@ -143,8 +170,8 @@ def _count_decision(request: web.Request, ticket: Ticket, automated: bool = Fals
 
 
 async def post_notice(request: web.Request) -> web.Response:
-    principal = await authenticate(request, PLATFORM)
-    notice = parse_notice(await _json(request))
+    principal = caller(request)
+    notice = parse_notice(await _body(request, NoticeBody))
     async with request.app[POOL].acquire() as conn:
         ticket, notice_id, opened = await ticket_store.file_notice(conn, notice, _actor(principal), request.app[CONFIG])
     if opened:
@@ -158,56 +185,16 @@ async def post_notice(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------- reading tickets
 
 
-def _enum_list(raw: str | None, kind: type[State] | type[Source], name: str) -> list[Any] | None:
-    if not raw:
-        return None
-    try:
-        return [kind(part.strip()) for part in raw.split(",") if part.strip()]
-    except ValueError:
-        raise InvalidInput(f"{name!r} takes a comma-separated list of: {', '.join(k.value for k in kind)}") from None
-
-
-def _int_param(raw: str | None, name: str, low: int, high: int, default: int | None) -> int | None:
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(f"{name!r} must be an integer") from None
-    if not low <= value <= high:
-        raise InvalidInput(f"{name!r} must be between {low} and {high}")
-    return value
-
-
-def _query_text(raw: str | None, name: str) -> str | None:
-    if not raw:
-        return None
-    if "\x00" in raw or len(raw) > 1024:
-        raise InvalidInput(f"{name!r} must be at most 1024 characters, without NUL")
-    return raw
-
-
-def _bool_param(raw: str | None, name: str) -> bool | None:
-    if raw is None or raw == "":
-        return None
-    if raw.lower() in ("true", "1", "yes"):
-        return True
-    if raw.lower() in ("false", "0", "no"):
-        return False
-    raise InvalidInput(f"{name!r} must be true or false")
-
-
 async def list_tickets(request: web.Request) -> web.Response:
-    await authenticate(request, READERS)
-    q = request.query
+    q = read_query(request, TicketQuery, bad=InvalidInput)
     filters = ticket_store.TicketFilter(
-        states=_enum_list(q.get("state"), State, "state"),
-        sources=_enum_list(q.get("source"), Source, "source"),
-        priority=_int_param(q.get("priority"), "priority", 1, 4, None),
-        content_id=_query_text(q.get("content_id"), "content_id"),
-        overdue=_bool_param(q.get("overdue"), "overdue"),
-        limit=_int_param(q.get("limit"), "limit", 1, MAX_PAGE, 50) or 50,
-        offset=_int_param(q.get("offset"), "offset", 0, 10_000_000, 0) or 0,
+        states=enum_list(q.state, State),
+        sources=enum_list(q.source, Source),
+        priority=q.priority,
+        content_id=q.content_id,
+        overdue=q.overdue,
+        limit=q.limit,
+        offset=q.offset,
     )
     async with request.app[POOL].acquire() as conn:
         tickets = await ticket_store.list_tickets(conn, filters)
@@ -218,7 +205,6 @@ async def list_tickets(request: web.Request) -> web.Response:
 
 
 async def get_ticket(request: web.Request) -> web.Response:
-    await authenticate(request, READERS)
     async with request.app[POOL].acquire() as conn:
         detail = await ticket_store.ticket_detail(conn, _ticket_id(request))
     return web.json_response(
@@ -233,7 +219,6 @@ async def get_ticket(request: web.Request) -> web.Response:
 
 
 async def get_statement(request: web.Request) -> web.Response:
-    await authenticate(request, STATEMENT_READERS)
     async with request.app[POOL].acquire() as conn:
         body = await statement_store.latest_statement(conn, _ticket_id(request))
     return web.json_response(body)
@@ -243,7 +228,7 @@ async def get_statement(request: web.Request) -> web.Response:
 
 
 async def claim(request: web.Request) -> web.Response:
-    principal = await authenticate(request, STAFF)
+    principal = caller(request)
     async with request.app[POOL].acquire() as conn:
         ticket = await queue_store.claim_next(conn, _actor(principal), request.app[CONFIG])
     if ticket is None:
@@ -252,18 +237,17 @@ async def claim(request: web.Request) -> web.Response:
 
 
 async def release(request: web.Request) -> web.Response:
-    principal = await authenticate(request, STAFF)
+    principal = caller(request)
     async with request.app[POOL].acquire() as conn:
         ticket = await queue_store.release(conn, _ticket_id(request), _actor(principal), override=principal.role is Role.LEAD)
     return web.json_response(ticket_json(ticket))
 
 
 async def assign(request: web.Request) -> web.Response:
-    principal = await authenticate(request, LEAD)
-    body = await _json(request)
-    prefix = parse_reason(body, "key_prefix")
+    principal = caller(request)
+    prefix = (await _body(request, AssignBody)).key_prefix.strip()
     async with request.app[POOL].acquire() as conn:
-        ticket = await queue_store.assign(conn, _ticket_id(request), _actor(principal), prefix or "", request.app[CONFIG])
+        ticket = await queue_store.assign(conn, _ticket_id(request), _actor(principal), prefix, request.app[CONFIG])
     return web.json_response(ticket_json(ticket))
 
 
@@ -271,8 +255,8 @@ async def assign(request: web.Request) -> web.Response:
 
 
 async def decide(request: web.Request) -> web.Response:
-    principal = await authenticate(request, STAFF)
-    decision = parse_decision(await _json(request))
+    principal = caller(request)
+    decision = parse_decision(await _body(request, DecisionBody))
     async with request.app[POOL].acquire() as conn:
         ticket = await decision_store.decide(
             conn,
@@ -289,8 +273,8 @@ async def decide(request: web.Request) -> web.Response:
 
 
 async def report(request: web.Request) -> web.Response:
-    principal = await authenticate(request, STAFF)
-    hotline, reference = parse_report(await _json(request))
+    principal = caller(request)
+    hotline, reference = parse_report(await _body(request, ReportBody))
     async with request.app[POOL].acquire() as conn:
         ticket = await decision_store.report(
             conn, _ticket_id(request), _actor(principal), hotline, reference, request.app[CONFIG], request.app[DECISION_HOOKS]
@@ -300,8 +284,8 @@ async def report(request: web.Request) -> web.Response:
 
 
 async def close(request: web.Request) -> web.Response:
-    principal = await authenticate(request, STAFF)
-    explanation = parse_reason(await _json(request, optional=True), required=False)
+    principal = caller(request)
+    explanation = trimmed((await _body(request, CloseBody, optional=True)).explanation)
     async with request.app[POOL].acquire() as conn:
         ticket = await decision_store.close(
             conn, _ticket_id(request), _actor(principal), explanation, request.app[CONFIG], request.app[DECISION_HOOKS]
@@ -311,8 +295,8 @@ async def close(request: web.Request) -> web.Response:
 
 
 async def appeal(request: web.Request) -> web.Response:
-    principal = await authenticate(request, PLATFORM)
-    explanation = parse_reason(await _json(request))
+    principal = caller(request)
+    explanation = (await _body(request, AppealBody)).explanation.strip()
     async with request.app[POOL].acquire() as conn:
         ticket = await decision_store.appeal(
             conn, _ticket_id(request), _actor(principal), explanation, request.app[CONFIG], request.app[DECISION_HOOKS]
@@ -322,19 +306,15 @@ async def appeal(request: web.Request) -> web.Response:
 
 
 async def legal_hold(request: web.Request) -> web.Response:
-    principal = await authenticate(request, HOLDERS)
-    body = await _json(request)
-    hold = body.get("hold") if isinstance(body, dict) else None
-    if not isinstance(hold, bool):
-        raise InvalidInput("'hold' must be true or false")
-    reason = parse_reason(body, "reason", required=hold)
+    principal = caller(request)
+    hold, reason = parse_hold(await _body(request, LegalHoldBody))
     async with request.app[POOL].acquire() as conn:
         ticket = await ticket_store.set_hold(conn, _ticket_id(request), _actor(principal), hold, reason)
     return web.json_response(ticket_json(ticket))
 
 
 async def retry_actions(request: web.Request) -> web.Response:
-    principal = await authenticate(request, HOLDERS)
+    principal = caller(request)
     async with request.app[POOL].acquire() as conn:
         count = await outbox_store.retry_failed(conn, _ticket_id(request), _actor(principal))
     request.app[WAKER].wake()
@@ -349,37 +329,24 @@ def _policy_json(p: Policy) -> dict[str, Any]:
 
 
 async def get_policies(request: web.Request) -> web.Response:
-    await authenticate(request, POLICY_READERS)
     async with request.app[POOL].acquire() as conn:
         policies = await policy_store.list_policies(conn)
     return web.json_response({"policies": [_policy_json(p) for p in policies]})
 
 
 async def put_policy(request: web.Request) -> web.Response:
-    principal = await authenticate(request, ADMIN)
-    body = await _json(request)
-    hashset = parse_reason(body, "hashset")
-    tool = parse_reason(body, "tool", required=False) or "*"
-    auto = body.get("auto_action")
-    if not isinstance(auto, bool):
-        raise InvalidInput("'auto_action' must be true or false")
-    raw_action = parse_reason(body, "action", required=False) or Action.REMOVE.value
-    if raw_action not in {a.value for a in RESTRICTIONS}:
-        raise InvalidInput("'action' must be one of: block, remove, restrict")
-    action = Action(raw_action)
-    policy = Policy(hashset=hashset or "", tool=tool, auto_action=auto, action=action)
+    principal = caller(request)
+    hashset, tool, auto, action = parse_policy(await _body(request, PolicyBody))
+    policy = Policy(hashset=hashset, tool=tool, auto_action=auto, action=action)
     async with request.app[POOL].acquire() as conn:
         await policy_store.set_policy(conn, _actor(principal), policy)
     return web.json_response(_policy_json(policy))
 
 
 async def get_audit(request: web.Request) -> web.Response:
-    await authenticate(request, AUDIT_READERS)
-    after = _int_param(request.query.get("after"), "after", 0, 2**62, 0) or 0
-    limit = _int_param(request.query.get("limit"), "limit", 1, MAX_PAGE, 100) or 100
-    subject = _query_text(request.query.get("subject"), "subject")
+    q = read_query(request, AuditQuery, bad=InvalidInput)
     async with request.app[POOL].acquire() as conn:
-        entries = await auditlog.audit_page(conn, after_seq=after, subject=subject, limit=limit)
+        entries = await auditlog.audit_page(conn, after_seq=q.after, subject=q.subject, limit=q.limit)
     return web.json_response(
         {"entries": [{**json.loads(e.entry), "hash": e.hash.hex(), "prev_hash": e.prev_hash.hex()} for e in entries]}
     )
@@ -396,12 +363,10 @@ def _period_param(raw: str | None, name: str, default: datetime) -> datetime:
 
 
 async def get_transparency(request: web.Request) -> web.Response:
-    await authenticate(request, TRANSPARENCY_READERS)
+    q = read_query(request, TransparencyQuery, bad=InvalidInput)
     now = datetime.now(UTC)
-    end = _period_param(request.query.get("to"), "to", now)
-    start = _period_param(
-        request.query.get("from"), "from", end.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
-    )
+    end = _period_param(q.to, "to", now)
+    start = _period_param(q.from_, "from", end.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0))
     if start >= end:
         raise InvalidInput("'from' must be before 'to'")
     async with request.app[POOL].acquire() as conn:
@@ -409,48 +374,177 @@ async def get_transparency(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-ROUTES: Mapping[tuple[str, str], Handler] = {
-    ("POST", "/v1/notices"): post_notice,
-    ("GET", "/v1/tickets"): list_tickets,
-    ("GET", "/v1/tickets/{ticket_id}"): get_ticket,
-    ("GET", "/v1/tickets/{ticket_id}/statement"): get_statement,
-    ("POST", "/v1/queue/claim"): claim,
-    ("POST", "/v1/tickets/{ticket_id}/release"): release,
-    ("POST", "/v1/tickets/{ticket_id}/assign"): assign,
-    ("POST", "/v1/tickets/{ticket_id}/decision"): decide,
-    ("POST", "/v1/tickets/{ticket_id}/report"): report,
-    ("POST", "/v1/tickets/{ticket_id}/close"): close,
-    ("POST", "/v1/tickets/{ticket_id}/appeal"): appeal,
-    ("POST", "/v1/tickets/{ticket_id}/legal-hold"): legal_hold,
-    ("POST", "/v1/tickets/{ticket_id}/retry-actions"): retry_actions,
-    ("GET", "/v1/policies"): get_policies,
-    ("PUT", "/v1/policies"): put_policy,
-    ("GET", "/v1/audit"): get_audit,
-    ("GET", "/v1/transparency"): get_transparency,
-}
+TICKET_ID: Mapping[str, Any] = {"ticket_id": uuid.UUID}
 
-# Who may call what; the role tests check the service against this table and a copy of their own.
-ROLES: Mapping[tuple[str, str], frozenset[Role]] = {
-    ("POST", "/v1/notices"): PLATFORM,
-    ("GET", "/v1/tickets"): READERS,
-    ("GET", "/v1/tickets/{ticket_id}"): READERS,
-    ("GET", "/v1/tickets/{ticket_id}/statement"): STATEMENT_READERS,
-    ("POST", "/v1/queue/claim"): STAFF,
-    ("POST", "/v1/tickets/{ticket_id}/release"): STAFF,
-    ("POST", "/v1/tickets/{ticket_id}/assign"): LEAD,
-    ("POST", "/v1/tickets/{ticket_id}/decision"): STAFF,
-    ("POST", "/v1/tickets/{ticket_id}/report"): STAFF,
-    ("POST", "/v1/tickets/{ticket_id}/close"): STAFF,
-    ("POST", "/v1/tickets/{ticket_id}/appeal"): PLATFORM,
-    ("POST", "/v1/tickets/{ticket_id}/legal-hold"): HOLDERS,
-    ("POST", "/v1/tickets/{ticket_id}/retry-actions"): HOLDERS,
-    ("GET", "/v1/policies"): POLICY_READERS,
-    ("PUT", "/v1/policies"): ADMIN,
-    ("GET", "/v1/audit"): AUDIT_READERS,
-    ("GET", "/v1/transparency"): TRANSPARENCY_READERS,
-}
-
-
-def setup_routes(app: web.Application) -> None:
-    for (method, path), handler in ROUTES.items():
-        app.router.add_route(method, path, handler)
+ROUTES: list[Route] = [
+    Route(
+        method="POST",
+        path="/v1/notices",
+        handler=post_notice,
+        roles=PLATFORM,
+        summary="File a notice that is not a hash match",
+        description="Opens a ticket, or attaches to the content's live ticket (raising its priority and bringing its due time forward). 201 when a ticket was opened, 200 when the notice attached.",
+        body=NoticeBody,
+        responses={201: ("A ticket was opened.", api.Filed), 200: ("The notice attached to the live ticket.", api.Filed)},
+    ),
+    Route(
+        method="GET",
+        path="/v1/tickets",
+        handler=list_tickets,
+        roles=READERS,
+        summary="List and filter tickets",
+        query=TicketQuery,
+        responses={200: ("Most urgent first.", api.TicketPage)},
+    ),
+    Route(
+        method="GET",
+        path="/v1/tickets/{ticket_id}",
+        path_params=TICKET_ID,
+        handler=get_ticket,
+        roles=READERS,
+        summary="A ticket with its evidence, notices, decisions and platform deliveries",
+        responses={200: ("The ticket; evidence never holds a list entry's hash.", api.TicketDetail)},
+        errors=frozenset({404}),
+    ),
+    Route(
+        method="GET",
+        path="/v1/tickets/{ticket_id}/statement",
+        path_params=TICKET_ID,
+        handler=get_statement,
+        roles=STATEMENT_READERS,
+        summary="The statement of reasons for the ticket's restriction",
+        responses={200: ("DSA Art 17 statement.", api.Statement)},
+        errors=frozenset({404}),
+    ),
+    Route(
+        method="POST",
+        path="/v1/queue/claim",
+        handler=claim,
+        roles=STAFF,
+        summary="Claim the most urgent ticket that needs a person, with a lease",
+        responses={200: ("The claimed ticket, or null when the queue is empty.", api.Claimed)},
+    ),
+    Route(
+        method="POST",
+        path="/v1/tickets/{ticket_id}/release",
+        path_params=TICKET_ID,
+        handler=release,
+        roles=STAFF,
+        summary="Give a claimed ticket back to the queue (its holder; a lead for anyone)",
+        responses={200: ("The ticket.", api.Ticket)},
+        errors=frozenset({404, 409}),
+    ),
+    Route(
+        method="POST",
+        path="/v1/tickets/{ticket_id}/assign",
+        path_params=TICKET_ID,
+        handler=assign,
+        roles=LEAD,
+        summary="Hand a ticket that awaits a decision to a reviewer",
+        body=AssignBody,
+        responses={200: ("The ticket.", api.Ticket)},
+        errors=frozenset({404, 409}),
+    ),
+    Route(
+        method="POST",
+        path="/v1/tickets/{ticket_id}/decision",
+        path_params=TICKET_ID,
+        handler=decide,
+        roles=STAFF,
+        summary="Decide a claimed ticket or appeal (a reviewer holding the lease, or a lead)",
+        body=DecisionBody,
+        responses={200: ("The ticket. A restriction queues its platform action and issues a statement of reasons.", api.Ticket)},
+        errors=frozenset({404, 409}),
+    ),
+    Route(
+        method="POST",
+        path="/v1/tickets/{ticket_id}/report",
+        path_params=TICKET_ID,
+        handler=report,
+        roles=STAFF,
+        summary="Record that the content was reported to a hotline or authority",
+        body=ReportBody,
+        responses={200: ("The ticket, now reported; evidence is preserved HASHGUARD_RETENTION_DAYS from now.", api.Ticket)},
+        errors=frozenset({404, 409}),
+    ),
+    Route(
+        method="POST",
+        path="/v1/tickets/{ticket_id}/close",
+        path_params=TICKET_ID,
+        handler=close,
+        roles=STAFF,
+        summary="Close a decided ticket; a restriction only after its appeal window",
+        body=CloseBody,
+        body_required=False,
+        responses={200: ("The ticket.", api.Ticket)},
+        errors=frozenset({404, 409}),
+    ),
+    Route(
+        method="POST",
+        path="/v1/tickets/{ticket_id}/appeal",
+        path_params=TICKET_ID,
+        handler=appeal,
+        roles=PLATFORM,
+        summary="File the uploader's appeal within HASHGUARD_APPEAL_WINDOW_DAYS",
+        body=AppealBody,
+        responses={200: ("The ticket, appealed; another reviewer than the original decider decides it.", api.Ticket)},
+        errors=frozenset({404, 409}),
+    ),
+    Route(
+        method="POST",
+        path="/v1/tickets/{ticket_id}/legal-hold",
+        path_params=TICKET_ID,
+        handler=legal_hold,
+        roles=HOLDERS,
+        summary="Place or lift a legal hold: held evidence is never purged",
+        body=LegalHoldBody,
+        responses={200: ("The ticket.", api.Ticket)},
+        errors=frozenset({404}),
+    ),
+    Route(
+        method="POST",
+        path="/v1/tickets/{ticket_id}/retry-actions",
+        path_params=TICKET_ID,
+        handler=retry_actions,
+        roles=HOLDERS,
+        summary="Queue the ticket's failed platform actions again",
+        responses={200: ("How many actions were queued again.", api.Retried)},
+        errors=frozenset({404}),
+    ),
+    Route(
+        method="GET",
+        path="/v1/policies",
+        handler=get_policies,
+        roles=POLICY_READERS,
+        summary="Per-list automation policies",
+        responses={200: ("The policies.", api.Policies)},
+    ),
+    Route(
+        method="PUT",
+        path="/v1/policies",
+        handler=put_policy,
+        roles=ADMIN,
+        summary="Set a list's policy: auto_action lets its matches be actioned without a reviewer",
+        body=PolicyBody,
+        responses={200: ("The policy.", api.Policy)},
+    ),
+    Route(
+        method="GET",
+        path="/v1/audit",
+        handler=get_audit,
+        roles=AUDIT_READERS,
+        summary="Read the hash-chained audit log",
+        query=AuditQuery,
+        responses={200: ("The entries, oldest first.", api.AuditPage)},
+    ),
+    Route(
+        method="GET",
+        path="/v1/transparency",
+        handler=get_transparency,
+        roles=TRANSPARENCY_READERS,
+        summary="Transparency figures for a period",
+        description="Computed from case records, which outlive the evidence purge.",
+        query=TransparencyQuery,
+        responses={200: ("The figures.", api.Transparency)},
+    ),
+]

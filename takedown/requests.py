@@ -1,128 +1,241 @@
-"""Validation of the JSON bodies staff and platforms send. Pure: bad input raises ``InvalidInput``
-with a message that names the field, before anything is written."""
+"""The declared JSON bodies and queries staff and platforms send, and their checks beyond the types.
+Pure: ``kernel.routes`` decodes a body into these Structs (types, required fields, lengths, no NUL,
+enum members); the functions here apply the rules that span fields and raise ``InvalidInput`` with a
+message that names the field, before anything is written."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Annotated, TypeVar
 
+from msgspec import Meta, Struct, field
+
+from kernel.api import optional_text, text, trimmed
 from takedown.errors import InvalidInput
 from takedown.tickets import DecisionInput, Notice
 from takedown.workflow import RESTRICTIONS, Action, Source, State
 
+E = TypeVar("E", bound=StrEnum)
+
 MAX_TEXT = 5000
 MAX_SHORT = 1024
-CONTENT_TYPES = frozenset({"image", "video", "audio", "text", "other"})
-GROUNDS = frozenset({"illegal_content", "incompatible_content"})
+MAX_PAGE = 500
 
 
-def _object(body: object, what: str = "the body") -> Mapping[str, Any]:
-    if not isinstance(body, dict):
-        raise InvalidInput(f"{what} must be a JSON object")
-    return body
+class ContentType(StrEnum):
+    IMAGE = "image"
+    VIDEO = "video"
+    AUDIO = "audio"
+    TEXT = "text"
+    OTHER = "other"
 
 
-def _text(body: Mapping[str, Any], name: str, *, required: bool = False, limit: int = MAX_SHORT) -> str | None:
-    value = body.get(name)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise InvalidInput(f"the field {name!r} is required")
+class Ground(StrEnum):
+    ILLEGAL_CONTENT = "illegal_content"
+    INCOMPATIBLE_CONTENT = "incompatible_content"
+
+
+CONTENT_TYPES = frozenset(c.value for c in ContentType)
+GROUNDS = frozenset(g.value for g in Ground)
+
+Short = Annotated[str, text(MAX_SHORT)]
+Long = Annotated[str, text(MAX_TEXT)]
+OptionalShort = Annotated[str, optional_text(MAX_SHORT)]
+OptionalLong = Annotated[str, optional_text(MAX_TEXT)]
+Moment = Annotated[datetime, Meta(tz=True, description="ISO 8601 with a UTC offset, e.g. 2026-01-31T12:00:00+00:00.")]
+
+
+def missing(name: str) -> InvalidInput:
+    """A required field that is absent: ``bad_request`` in this context, as it always was."""
+    return InvalidInput(f"the field {name!r} is required")
+
+
+# The enum members a request may name, where the request takes fewer than the enum holds.
+NOTICE_SOURCES = [s.value for s in Source if s is not Source.HASH_MATCH]
+DECISIONS = [s.value for s in (State.ACTIONED, State.DISMISSED, State.REINSTATED, State.UPHELD)]
+RESTRICTION_NAMES = sorted(a.value for a in RESTRICTIONS)
+
+
+class Notifier(Struct):
+    """Optional: CSAM notices may be anonymous (DSA Art 16(2)(c))."""
+
+    name: OptionalShort | None = None
+    email: OptionalShort | None = None
+
+
+class Authority(Struct):
+    """The order behind a notice with source authority_order."""
+
+    name: Short
+    reference: Short
+    deadline: Annotated[Moment | None, Meta(description="The order's legal deadline.")] = None
+
+
+class NoticeBody(Struct):
+    source: Annotated[
+        Source,
+        Meta(
+            description="What the notice is; hash matches open tickets through /v1/scan and /v1/lookup.",
+            extra_json_schema={"enum": NOTICE_SOURCES},
+        ),
+    ]
+    content_id: Short
+    content_url: OptionalShort | None = None
+    explanation: Annotated[
+        OptionalLong, Meta(description="Why the content is illegal (required except for orders).")
+    ] | None = None
+    content_type: ContentType | None = None
+    notifier: Notifier | None = None
+    authority: Authority | None = None
+    bona_fide: Annotated[bool, Meta(description="The notifier confirms the notice is accurate and complete.")] = False
+
+
+class DecisionBody(Struct):
+    decision: Annotated[
+        State,
+        Meta(
+            description="actioned/dismissed for a ticket in review; reinstated/upheld for an appeal.",
+            extra_json_schema={"enum": DECISIONS},
+        ),
+    ]
+    explanation: Long
+    action: Annotated[
+        Action | None,
+        Meta(description="With actioned; default remove.", extra_json_schema={"enum": [*RESTRICTION_NAMES, None]}),
+    ] = None
+    ground: Ground | None = None
+    legal_ground: Annotated[str, optional_text(500)] | None = None
+
+
+class ReportBody(Struct):
+    hotline: Annotated[Short, Meta(description="e.g. NCMEC.")]
+    reference: Annotated[OptionalShort, Meta(description="The report's id at the hotline.")] | None = None
+
+
+class AppealBody(Struct):
+    explanation: Long
+
+
+class CloseBody(Struct):
+    explanation: OptionalLong | None = None
+
+
+class AssignBody(Struct):
+    key_prefix: Annotated[Long, Meta(description="The printable prefix of the reviewer's key.")]
+
+
+class LegalHoldBody(Struct):
+    hold: bool
+    reason: Annotated[OptionalLong, Meta(description="Required when placing a hold.")] | None = None
+
+
+class PolicyBody(Struct):
+    hashset: Long
+    auto_action: Annotated[bool, Meta(description="Lets the list's matches be actioned without a reviewer.")]
+    tool: OptionalLong | None = "*"
+    action: Annotated[
+        Action, Meta(extra_json_schema={"enum": RESTRICTION_NAMES})
+    ] = Action.REMOVE
+
+
+def _list_of(*members: StrEnum) -> str:
+    one = "|".join(m.value for m in members)
+    return rf"^\s*({one})\s*(,\s*({one})?\s*)*$"
+
+
+class TicketQuery(Struct):
+    state: Annotated[str, Meta(pattern=_list_of(*State), description="Comma-separated states.")] | None = None
+    source: Annotated[str, Meta(pattern=_list_of(*Source), description="Comma-separated sources.")] | None = None
+    priority: Annotated[int, Meta(ge=1, le=4)] | None = None
+    overdue: bool | None = None
+    content_id: OptionalShort | None = None
+    limit: Annotated[int, Meta(ge=1, le=MAX_PAGE)] = 50
+    offset: Annotated[int, Meta(ge=0, le=10_000_000)] = 0
+
+
+class AuditQuery(Struct):
+    after: Annotated[int, Meta(ge=0, le=2**62, description="Entries after this sequence number.")] = 0
+    limit: Annotated[int, Meta(ge=1, le=MAX_PAGE)] = 100
+    subject: Annotated[OptionalShort, Meta(description="e.g. ticket:<id>")] | None = None
+
+
+class TransparencyQuery(Struct):
+    from_: Annotated[str, Meta(description="ISO 8601 date or timestamp; default the start of the year of 'to'.")] | None = (
+        field(default=None, name="from")
+    )
+    to: Annotated[str, Meta(description="ISO 8601 date or timestamp; default now.")] | None = None
+
+
+def enum_list(raw: str | None, kind: type[E]) -> list[E] | None:
+    """A comma-separated query value (already checked against its pattern) as enum members."""
+    if not raw:
         return None
-    if not isinstance(value, str):
-        raise InvalidInput(f"the field {name!r} must be a string")
-    if "\x00" in value:  # PostgreSQL text cannot hold NUL: refuse it here, not with a 500 later
-        raise InvalidInput(f"the field {name!r} contains a NUL character")
-    value = value.strip()
-    if len(value) > limit:
-        raise InvalidInput(f"the field {name!r} is longer than {limit} characters")
-    return value
+    return [kind(part.strip()) for part in raw.split(",") if part.strip()]
 
 
-def _choice(body: Mapping[str, Any], name: str, choices: type[Source] | type[State] | type[Action], *, required: bool) -> Any:
-    raw = _text(body, name, required=required)
-    if raw is None:
-        return None
-    try:
-        return choices(raw)
-    except ValueError:
-        raise InvalidInput(f"{name!r} must be one of: {', '.join(c.value for c in choices)}") from None
-
-
-def _timestamp(body: Mapping[str, Any], name: str) -> datetime | None:
-    raw = _text(body, name)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput(f"{name!r} must be an ISO 8601 timestamp with a UTC offset") from None
-    if value.tzinfo is None:
-        raise InvalidInput(f"{name!r} must carry a UTC offset, e.g. 2026-01-31T12:00:00+00:00")
-    return value
-
-
-def parse_notice(body: object) -> Notice:
+def parse_notice(body: NoticeBody) -> Notice:
     """A notice that is not a hash match. Notifier contact is optional (CSAM notices may be anonymous)."""
-    data = _object(body)
-    source = _choice(data, "source", Source, required=True)
+    source = body.source
     if source is Source.HASH_MATCH:
         raise InvalidInput("hash matches open tickets through /v1/scan and /v1/lookup, not as notices")
-    notifier = data.get("notifier")
-    if notifier is not None:
-        notifier = _object(notifier, "'notifier'")
-    authority = data.get("authority")
+    authority = body.authority
     if source is Source.AUTHORITY_ORDER:
-        authority = _object(authority, "'authority' (name, reference and deadline of the order)")
+        if authority is None:
+            raise InvalidInput("'authority' (name, reference and deadline of the order) is required for source 'authority_order'")
     elif authority is not None:
         raise InvalidInput("'authority' is only for notices with source 'authority_order'")
-    content_type = _text(data, "content_type")
-    if content_type is not None and content_type not in CONTENT_TYPES:
-        raise InvalidInput(f"'content_type' must be one of: {', '.join(sorted(CONTENT_TYPES))}")
-    bona_fide = data.get("bona_fide", False)
-    if not isinstance(bona_fide, bool):
-        raise InvalidInput("'bona_fide' must be true or false")
+    explanation = trimmed(body.explanation)
+    if explanation is None and source is not Source.AUTHORITY_ORDER:
+        raise InvalidInput("the field 'explanation' is required")
+    notifier = body.notifier
     return Notice(
         source=source,
-        content_id=_text(data, "content_id", required=True) or "",
-        content_url=_text(data, "content_url"),
-        explanation=_text(data, "explanation", required=source is not Source.AUTHORITY_ORDER, limit=MAX_TEXT),
-        content_type=content_type,
-        notifier_name=_text(notifier, "name") if notifier else None,
-        notifier_email=_text(notifier, "email") if notifier else None,
-        authority=_text(authority, "name", required=True) if authority else None,
-        authority_reference=_text(authority, "reference", required=True) if authority else None,
-        legal_deadline=_timestamp(authority, "deadline") if authority else None,
-        bona_fide=bona_fide,
+        content_id=body.content_id.strip(),
+        content_url=trimmed(body.content_url),
+        explanation=explanation,
+        content_type=body.content_type.value if body.content_type else None,
+        notifier_name=trimmed(notifier.name) if notifier else None,
+        notifier_email=trimmed(notifier.email) if notifier else None,
+        authority=authority.name.strip() if authority else None,
+        authority_reference=authority.reference.strip() if authority else None,
+        legal_deadline=authority.deadline if authority else None,
+        bona_fide=body.bona_fide,
     )
 
 
-def parse_decision(body: object) -> DecisionInput:
+def parse_decision(body: DecisionBody) -> DecisionInput:
     """``{"decision": "actioned"|"dismissed"|"reinstated"|"upheld", "action", "ground", "legal_ground", "explanation"}``."""
-    data = _object(body)
-    to = _choice(data, "decision", State, required=True)
-    action = _choice(data, "action", Action, required=False)
-    ground = _text(data, "ground")
-    if ground is not None and ground not in GROUNDS:
-        raise InvalidInput(f"'ground' must be one of: {', '.join(sorted(GROUNDS))}")
+    to, action = body.decision, body.action
     if to is State.ACTIONED:
         action = action or Action.REMOVE
         if action not in RESTRICTIONS:
             raise InvalidInput(f"'action' must be one of: {', '.join(sorted(a.value for a in RESTRICTIONS))}")
     elif action is not None:
         raise InvalidInput("'action' is given only with the decision 'actioned'")
-    explanation = _text(data, "explanation", required=True, limit=MAX_TEXT)
     return DecisionInput(
-        to=to, action=action, ground=ground, legal_ground=_text(data, "legal_ground", limit=500), explanation=explanation
+        to=to,
+        action=action,
+        ground=body.ground.value if body.ground else None,
+        legal_ground=trimmed(body.legal_ground),
+        explanation=body.explanation.strip(),
     )
 
 
-def parse_reason(body: object, name: str = "explanation", *, required: bool = True) -> str | None:
-    """The free-text reason of an appeal, a release or a close."""
-    return _text(_object(body), name, required=required, limit=MAX_TEXT)
-
-
-def parse_report(body: object) -> tuple[str, str | None]:
+def parse_report(body: ReportBody) -> tuple[str, str | None]:
     """``{"hotline": "NCMEC", "reference": "<report id>"}``: where the ticket was reported."""
-    data = _object(body)
-    return _text(data, "hotline", required=True) or "", _text(data, "reference")
+    return body.hotline.strip(), trimmed(body.reference)
+
+
+def parse_hold(body: LegalHoldBody) -> tuple[bool, str | None]:
+    reason = trimmed(body.reason)
+    if body.hold and reason is None:
+        raise InvalidInput("the field 'reason' is required")
+    return body.hold, reason
+
+
+def parse_policy(body: PolicyBody) -> tuple[str, str, bool, Action]:
+    """A list's automation policy: (hashset, tool or '*', auto_action, action)."""
+    if body.action not in RESTRICTIONS:
+        raise InvalidInput("'action' must be one of: block, remove, restrict")
+    return body.hashset.strip(), trimmed(body.tool) or "*", body.auto_action, body.action

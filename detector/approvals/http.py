@@ -7,16 +7,14 @@ transaction; every replica picks the change up through NOTIFY within moments.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
 from aiohttp import web
 
 from detector.appkeys import HOLDER, TOOLS
+from detector.approvals import api
 from detector.approvals import pg as approvals_pg
 from detector.tools.policy import (
-    ApprovalStatus,
     NewApproval,
     activation_record,
     allowance_record,
@@ -27,12 +25,13 @@ from detector.tools.registry import describe
 from kernel.appkeys import POOL
 from kernel.errors import BadRequest
 from kernel.keys import Principal, Role
-from kernel.web import Handler, authenticate, read_json_body
+from kernel.routes import Route, caller, read_body, read_query
+
+T = TypeVar("T")
 
 ADMIN = frozenset({Role.ADMIN})
 READERS = frozenset({Role.ADMIN, Role.AUDITOR})
 MAX_BODY = 64 * 1024
-MAX_EVENTS = 1000
 
 
 def actor(principal: Principal) -> str:
@@ -40,23 +39,12 @@ def actor(principal: Principal) -> str:
     return f"api:{principal.prefix}"
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    body = await read_json_body(request, MAX_BODY)
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
+def _required(name: str) -> BadRequest:
+    return BadRequest(f"{name} is required")
 
 
-def _moment(body: Mapping[str, Any], name: str) -> datetime | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise BadRequest(f"{name} must be an ISO 8601 date-time string")
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(f"{name} is not an ISO 8601 date-time, e.g. 2026-01-01T00:00:00Z") from None
+async def _body(request: web.Request, kind: type[T]) -> T:
+    return await read_body(request, kind, MAX_BODY, missing=_required)
 
 
 def _approval_id(request: web.Request) -> int:
@@ -64,7 +52,6 @@ def _approval_id(request: web.Request) -> int:
 
 
 async def list_tools(request: web.Request) -> web.Response:
-    await authenticate(request, READERS)
     snapshot = request.app[HOLDER].current
     activations = snapshot.activations if snapshot is not None else {}
     tools = []
@@ -75,129 +62,164 @@ async def list_tools(request: web.Request) -> web.Response:
 
 
 async def list_approvals(request: web.Request) -> web.Response:
-    await authenticate(request, READERS)
-    tool = request.query.get("tool")
+    query = read_query(request, api.ToolQuery)
     async with request.app[POOL].acquire() as conn:
-        approvals = await approvals_pg.list_approvals(conn, check_tool_name(tool) if tool else None)
+        approvals = await approvals_pg.list_approvals(conn, query.tool)
     return web.json_response({"approvals": [approval_record(a) for a in approvals]})
 
 
 async def create_approval(request: web.Request) -> web.Response:
-    principal = await authenticate(request, ADMIN)
-    body = await _json_body(request)
-    known = {
-        "tool",
-        "versions",
-        "authority",
-        "jurisdiction",
-        "instrument",
-        "scope",
-        "status",
-        "valid_from",
-        "valid_until",
-        "accuracy_statement",
-        "accuracy_reference",
-        "evidence_url",
-    }
-    if unknown := sorted(set(body) - known):
-        raise BadRequest(f"unknown field(s): {', '.join(unknown)}")
+    body = await _body(request, api.NewApproval)
     new = NewApproval.checked(
-        tool=body.get("tool"),
-        authority=body.get("authority"),
-        jurisdiction=body.get("jurisdiction"),
-        instrument=body.get("instrument"),
-        status=body.get("status", ApprovalStatus.APPROVED.value),
-        versions=body.get("versions", "*"),
-        scope=body.get("scope", []),
-        valid_from=_moment(body, "valid_from"),
-        valid_until=_moment(body, "valid_until"),
-        accuracy_statement=body.get("accuracy_statement", ""),
-        accuracy_reference=body.get("accuracy_reference", ""),
-        evidence_url=body.get("evidence_url", ""),
+        tool=body.tool,
+        authority=body.authority,
+        jurisdiction=body.jurisdiction,
+        instrument=body.instrument,
+        status=body.status.value,
+        versions=body.versions,
+        scope=body.scope,
+        valid_from=body.valid_from,
+        valid_until=body.valid_until,
+        accuracy_statement=body.accuracy_statement,
+        accuracy_reference=body.accuracy_reference,
+        evidence_url=body.evidence_url,
     )
     async with request.app[POOL].acquire() as conn:
-        approval = await approvals_pg.create_approval(conn, new, actor=actor(principal))
+        approval = await approvals_pg.create_approval(conn, new, actor=actor(caller(request)))
     return web.json_response(approval_record(approval), status=201)
 
 
 async def get_approval(request: web.Request) -> web.Response:
-    await authenticate(request, READERS)
     async with request.app[POOL].acquire() as conn:
         approval = await approvals_pg.get_approval(conn, _approval_id(request))
     return web.json_response(approval_record(approval))
 
 
 async def set_approval_status(request: web.Request) -> web.Response:
-    principal = await authenticate(request, ADMIN)
-    body = await _json_body(request)
-    try:
-        status = ApprovalStatus(str(body.get("status")))
-    except ValueError:
-        raise BadRequest(f"status must be one of {', '.join(s.value for s in ApprovalStatus)}") from None
-    note = body.get("note", "")
-    if not isinstance(note, str):
-        raise BadRequest("note must be a string")
+    body = await _body(request, api.StatusChange)
     async with request.app[POOL].acquire() as conn:
-        approval = await approvals_pg.set_status(conn, _approval_id(request), status, actor=actor(principal), note=note)
+        approval = await approvals_pg.set_status(
+            conn, _approval_id(request), body.status, actor=actor(caller(request)), note=body.note
+        )
     return web.json_response(approval_record(approval))
 
 
 async def list_allowances(request: web.Request) -> web.Response:
-    await authenticate(request, READERS)
     async with request.app[POOL].acquire() as conn:
         allowances = await approvals_pg.standing_allowances(conn)
     return web.json_response({"allowances": [allowance_record(a) for a in allowances]})
 
 
 async def allow_local(request: web.Request) -> web.Response:
-    principal = await authenticate(request, ADMIN)
-    body = await _json_body(request)
-    tool = check_tool_name(body.get("tool"))
-    if tool not in request.app[TOOLS]:
-        raise BadRequest(f"the tool {tool!r} is not installed here; installed: {', '.join(request.app[TOOLS].names())}")
-    reason, versions = body.get("reason"), body.get("versions", "*")
-    if not isinstance(reason, str) or not isinstance(versions, str):
-        raise BadRequest("reason and versions must be strings")
+    body = await _body(request, api.AllowLocal)
+    if body.tool not in request.app[TOOLS]:
+        raise BadRequest(f"the tool {body.tool!r} is not installed here; installed: {', '.join(request.app[TOOLS].names())}")
     async with request.app[POOL].acquire() as conn:
-        allowance = await approvals_pg.allow_local(conn, tool=tool, versions=versions, reason=reason, actor=actor(principal))
+        allowance = await approvals_pg.allow_local(
+            conn, tool=body.tool, versions=body.versions, reason=body.reason, actor=actor(caller(request))
+        )
     return web.json_response(allowance_record(allowance), status=201)
 
 
 async def revoke_allowance(request: web.Request) -> web.Response:
-    principal = await authenticate(request, ADMIN)
     tool = check_tool_name(request.match_info["tool"])
     async with request.app[POOL].acquire() as conn:
-        allowance = await approvals_pg.revoke_allowance(conn, tool=tool, actor=actor(principal))
+        allowance = await approvals_pg.revoke_allowance(conn, tool=tool, actor=actor(caller(request)))
     return web.json_response({**allowance_record(allowance), "revoked": True})
 
 
 async def list_events(request: web.Request) -> web.Response:
-    await authenticate(request, READERS)
-    tool = request.query.get("tool")
-    try:
-        limit = int(request.query.get("limit", "100"))
-    except ValueError:
-        raise BadRequest("limit must be an integer") from None
-    if not 1 <= limit <= MAX_EVENTS:
-        raise BadRequest(f"limit must be between 1 and {MAX_EVENTS}")
+    query = read_query(request, api.EventsQuery)
     async with request.app[POOL].acquire() as conn:
-        events = await approvals_pg.list_events(conn, check_tool_name(tool) if tool else None, limit)
+        events = await approvals_pg.list_events(conn, query.tool, query.limit)
     return web.json_response({"events": [e.record() for e in events]})
 
 
-ROUTES: Mapping[tuple[str, str], Handler] = {
-    ("GET", "/v1/tools"): list_tools,
-    ("GET", "/v1/tools/approvals"): list_approvals,
-    ("POST", "/v1/tools/approvals"): create_approval,
-    ("GET", r"/v1/tools/approvals/{approval_id:\d{1,18}}"): get_approval,
-    ("POST", r"/v1/tools/approvals/{approval_id:\d{1,18}}/status"): set_approval_status,
-    ("GET", "/v1/tools/allowances"): list_allowances,
-    ("POST", "/v1/tools/allowances"): allow_local,
-    ("DELETE", "/v1/tools/allowances/{tool}"): revoke_allowance,
-    ("GET", "/v1/tools/events"): list_events,
-}
+APPROVAL_ID = r"{approval_id:\d{1,18}}"
 
-
-def setup_routes(app: web.Application) -> None:
-    for (method, path), handler in ROUTES.items():
-        app.router.add_route(method, path, handler)
+ROUTES: list[Route] = [
+    Route(
+        method="GET",
+        path="/v1/tools",
+        handler=list_tools,
+        roles=READERS,
+        summary="Installed detection tools, their interface, and whether each scans here and why",
+        responses={200: ("The installed tools.", api.Tools)},
+    ),
+    Route(
+        method="GET",
+        path="/v1/tools/approvals",
+        handler=list_approvals,
+        roles=READERS,
+        summary="Recorded approvals, optionally of one tool",
+        query=api.ToolQuery,
+        responses={200: ("The approvals.", api.Approvals)},
+    ),
+    Route(
+        method="POST",
+        path="/v1/tools/approvals",
+        handler=create_approval,
+        roles=ADMIN,
+        summary="Record an authority's approval of a tool; audited",
+        body=api.NewApproval,
+        responses={201: ("The approval.", api.Approval)},
+    ),
+    Route(
+        method="GET",
+        path=f"/v1/tools/approvals/{APPROVAL_ID}",
+        path_params={"approval_id": api.ApprovalId},
+        handler=get_approval,
+        roles=READERS,
+        summary="One approval",
+        responses={200: ("The approval.", api.Approval)},
+        errors=frozenset({404}),
+    ),
+    Route(
+        method="POST",
+        path=f"/v1/tools/approvals/{APPROVAL_ID}/status",
+        path_params={"approval_id": api.ApprovalId},
+        handler=set_approval_status,
+        roles=ADMIN,
+        summary="Suspend, withdraw or reinstate an approval; every replica applies it within seconds; audited",
+        body=api.StatusChange,
+        responses={200: ("The approval.", api.Approval)},
+        errors=frozenset({404, 409}),
+    ),
+    Route(
+        method="GET",
+        path="/v1/tools/allowances",
+        handler=list_allowances,
+        roles=READERS,
+        summary="Standing local allowances",
+        responses={200: ("The allowances.", api.Allowances)},
+    ),
+    Route(
+        method="POST",
+        path="/v1/tools/allowances",
+        handler=allow_local,
+        roles=ADMIN,
+        summary="Allow an installed tool to scan here without an approval; recorded as such; audited",
+        body=api.AllowLocal,
+        responses={201: ("The allowance.", api.Allowance)},
+        errors=frozenset({409}),
+    ),
+    Route(
+        method="DELETE",
+        path="/v1/tools/allowances/{tool}",
+        path_params={"tool": api.ToolName},
+        handler=revoke_allowance,
+        roles=ADMIN,
+        summary="Revoke a tool's local allowance; audited",
+        responses={200: ("The revoked allowance.", api.RevokedAllowance)},
+        errors=frozenset({400, 404}),
+    ),
+    Route(
+        method="GET",
+        path="/v1/tools/events",
+        handler=list_events,
+        roles=READERS,
+        summary="History of approval and allowance changes, newest first",
+        query=api.EventsQuery,
+        responses={200: ("The events.", api.Events)},
+    ),
+]
