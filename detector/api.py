@@ -23,9 +23,9 @@ HEX = r"^(0x)?[0-9a-fA-F]+$"
 class ScanQuery(Struct):
     """The metadata of a scan, as query parameters (or as form fields of a multipart upload)."""
 
-    content_id: Annotated[
-        OptionalText, Meta(description="The platform's id of the item. Required, here or as a form field.")
-    ] | None = None
+    content_id: (
+        Annotated[OptionalText, Meta(description="The platform's id of the item. Required, here or as a form field.")] | None
+    ) = None
     content_url: OptionalText | None = None
 
 
@@ -35,7 +35,9 @@ class Match(Struct, forbid_unknown_fields=True):
     entry_id: Annotated[str, Meta(description="The issuer's id of the matching entry (never its hash).")]
     tool: Annotated[str, Meta(description="Detection tool, e.g. pdq, phash, md5.")]
     tool_version: str
-    distance: Annotated[int, Meta(ge=0, description="Hamming distance between the upload's hash and the entry (0 for exact tools).")]
+    distance: Annotated[
+        int, Meta(ge=0, description="Hamming distance between the upload's hash and the entry (0 for exact tools).")
+    ]
     approval_id: Annotated[
         int | None,
         Meta(description="The tool approval the match ran under (GET /v1/tools/approvals/{id}); null under a local allowance."),

@@ -248,6 +248,8 @@ def _allow(tool: HashTool, index: HammingIndex | ExactHashSet, table: _Rows, ben
             near = [int(p) for p in index.lookup(code.tobytes())]
         collisions[int(allow_id)] = frozenset(near)
     benign_index: HammingIndex | ExactHashSet = (
-        HammingIndex.build(benign.codes, benign.ids) if isinstance(index, HammingIndex) else ExactHashSet.build(benign.codes, benign.ids)
+        HammingIndex.build(benign.codes, benign.ids)
+        if isinstance(index, HammingIndex)
+        else ExactHashSet.build(benign.codes, benign.ids)
     )
     return _Allow(index=benign_index, collisions=collisions)

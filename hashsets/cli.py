@@ -479,7 +479,9 @@ def register(subparsers: Any) -> None:
     disallow.set_defaults(func=cmd_disallow)
     hashsets.add_parser("allowed", help="the allow-list (ids and reasons, never hashes)").set_defaults(func=cmd_allowed)
 
-    trust = _changer(hashsets.add_parser("trust", help="trust an Ed25519 public key (base64, hex or PEM) to sign ORG's lists"), reason=False)
+    trust = _changer(
+        hashsets.add_parser("trust", help="trust an Ed25519 public key (base64, hex or PEM) to sign ORG's lists"), reason=False
+    )
     trust.add_argument("organisation")
     trust.add_argument("public_key")
     trust.set_defaults(func=cmd_trust)
@@ -514,7 +516,9 @@ def register(subparsers: Any) -> None:
     feedback.add_argument("name")
     feedback.set_defaults(func=cmd_feedback)
     export = _changer(
-        hashsets.add_parser("export", help="write the current version's entries WITH hashes to a new file; needs HASHGUARD_ADMIN_KEY"),
+        hashsets.add_parser(
+            "export", help="write the current version's entries WITH hashes to a new file; needs HASHGUARD_ADMIN_KEY"
+        ),
         reason=False,
     )
     export.add_argument("name")

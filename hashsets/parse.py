@@ -505,7 +505,5 @@ def parse_lines(
     allow_retractions: bool = False,
 ) -> Iterator[ListEntry]:
     """``parse_blocks`` one entry at a time (small lists, tests)."""
-    for block in parse_blocks(
-        lines, parse_hash, width=width, format=format, scheme=scheme, allow_retractions=allow_retractions
-    ):
+    for block in parse_blocks(lines, parse_hash, width=width, format=format, scheme=scheme, allow_retractions=allow_retractions):
         yield from block.entries()

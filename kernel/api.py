@@ -35,9 +35,7 @@ OptionalText = Annotated[str, optional_text()]
 # ``__post_init__``: on the hot path (1,000-item lookup batches) a regex per string costs about three
 # times the rest of the decoding.
 def fast_text(max_length: int = MAX_TEXT, description: str | None = None) -> msgspec.Meta:
-    return msgspec.Meta(
-        max_length=max_length, description=description, extra_json_schema={"minLength": 1, "pattern": NOT_BLANK}
-    )
+    return msgspec.Meta(max_length=max_length, description=description, extra_json_schema={"minLength": 1, "pattern": NOT_BLANK})
 
 
 def fast_optional_text(max_length: int = MAX_TEXT, description: str | None = None) -> msgspec.Meta:
@@ -76,5 +74,3 @@ class ErrorBody(msgspec.Struct, forbid_unknown_fields=True):
     """Every error answer: ``{"error": {"code", "message"}}``."""
 
     error: Error
-
-

@@ -123,4 +123,3 @@ async def read_json_bytes(request: web.Request, limit: int, *, optional: bool = 
             return b""
         raise BadRequest("a JSON body is required")
     return raw
-

@@ -78,6 +78,7 @@ AUDIT_READERS = frozenset({Role.AUDITOR, Role.ADMIN})
 STATEMENT_READERS = frozenset({Role.PLATFORM, Role.REVIEWER, Role.LEAD, Role.AUDITOR})
 TRANSPARENCY_READERS = frozenset({Role.LEAD, Role.ADMIN, Role.AUDITOR})
 
+
 def _actor(principal: Principal) -> Actor:
     return Actor(key_id=principal.key_id, name=principal.prefix)
 

@@ -82,9 +82,9 @@ class NoticeBody(Struct):
     ]
     content_id: Short
     content_url: OptionalShort | None = None
-    explanation: Annotated[
-        OptionalLong, Meta(description="Why the content is illegal (required except for orders).")
-    ] | None = None
+    explanation: Annotated[OptionalLong, Meta(description="Why the content is illegal (required except for orders).")] | None = (
+        None
+    )
     content_type: ContentType | None = None
     notifier: Notifier | None = None
     authority: Authority | None = None
@@ -134,9 +134,7 @@ class PolicyBody(Struct):
     hashset: Long
     auto_action: Annotated[bool, Meta(description="Lets the list's matches be actioned without a reviewer.")]
     tool: OptionalLong | None = "*"
-    action: Annotated[
-        Action, Meta(extra_json_schema={"enum": RESTRICTION_NAMES})
-    ] = Action.REMOVE
+    action: Annotated[Action, Meta(extra_json_schema={"enum": RESTRICTION_NAMES})] = Action.REMOVE
 
 
 def _list_of(*members: StrEnum) -> str:
@@ -161,8 +159,8 @@ class AuditQuery(Struct):
 
 
 class TransparencyQuery(Struct):
-    from_: Annotated[str, Meta(description="ISO 8601 date or timestamp; default the start of the year of 'to'.")] | None = (
-        field(default=None, name="from")
+    from_: Annotated[str, Meta(description="ISO 8601 date or timestamp; default the start of the year of 'to'.")] | None = field(
+        default=None, name="from"
     )
     to: Annotated[str, Meta(description="ISO 8601 date or timestamp; default now.")] | None = None
 

@@ -81,9 +81,9 @@ class NewApproval(Struct, forbid_unknown_fields=True):
     instrument: RequiredText
     versions: Versions = "*"
     scope: Annotated[list[RequiredText], Meta(description="Content categories, e.g. csam_known.")] = []
-    status: Annotated[
-        ApprovalStatus, Meta(description="A new approval is approved, recommended, permitted or proposed.")
-    ] = ApprovalStatus.APPROVED
+    status: Annotated[ApprovalStatus, Meta(description="A new approval is approved, recommended, permitted or proposed.")] = (
+        ApprovalStatus.APPROVED
+    )
     valid_from: Annotated[datetime, Meta(tz=True)] | None = None
     valid_until: Annotated[datetime, Meta(tz=True)] | None = None
     accuracy_statement: RegistryText = ""

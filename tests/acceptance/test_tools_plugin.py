@@ -134,7 +134,9 @@ def test_a_third_party_tool_scans_once_approved(
         "csam_known",
     ).stdout.splitlines()[0]
     hashes = make_list(toy_cli, tmp_path / "pictures", tool="ahash")
-    imported = toy_cli("hashsets", "import", str(tmp_path / "pictures" / "list.csv"), "--name", "toy-list", "--tool", "ahash", "--allow-unsigned")
+    imported = toy_cli(
+        "hashsets", "import", str(tmp_path / "pictures" / "list.csv"), "--name", "toy-list", "--tool", "ahash", "--allow-unsigned"
+    )
     assert "imported 5 ahash entries" in imported.stdout
 
     service = start_service(allow_tools=False, HASHGUARD_JURISDICTIONS="XX", PYTHONPATH=toy_cli.env["PYTHONPATH"])

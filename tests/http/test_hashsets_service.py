@@ -94,15 +94,17 @@ def signed(cli: Cli, issuer: Path, path: Path, version: str, *extra: str) -> Pat
     return out
 
 
-def test_signed_imports_verify_and_failures_change_nothing(cli: Cli, issuer: Path, tmp_path: Path, migrated_database_url: str) -> None:
+def test_signed_imports_verify_and_failures_change_nothing(
+    cli: Cli, issuer: Path, tmp_path: Path, migrated_database_url: str
+) -> None:
     v1 = write_list(tmp_path / "v1.csv", [1, 2, 3])
     out = cli("hashsets", "import", str(v1), "--manifest", str(signed(cli, issuer, v1, "2026.1")), "--actor", "admin-1")
     assert "as version 1 (full, verified)" in out.stdout
 
     def state() -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in query(migrated_database_url, "SELECT version, entry_count FROM hashset_versions ORDER BY id")] + [
-            tuple(r) for r in query(migrated_database_url, "SELECT count(*) FROM hash_entries")
-        ]
+        return [
+            tuple(r) for r in query(migrated_database_url, "SELECT version, entry_count FROM hashset_versions ORDER BY id")
+        ] + [tuple(r) for r in query(migrated_database_url, "SELECT count(*) FROM hash_entries")]
 
     before = state()
     v2 = write_list(tmp_path / "v2.csv", [4], ops={4: "add"})
@@ -139,7 +141,14 @@ def test_signed_imports_verify_and_failures_change_nothing(cli: Cli, issuer: Pat
     # Signed by a key nobody trusts.
     rogue = tmp_path / "rogue.pem"
     cli("hashsets", "sign", "keygen", str(rogue))
-    failed = cli("hashsets", "import", str(v2), "--manifest", str(signed(cli, rogue, v2, "2026.2", "--kind", "delta", "--base-version", "2026.1")), check=False)
+    failed = cli(
+        "hashsets",
+        "import",
+        str(v2),
+        "--manifest",
+        str(signed(cli, rogue, v2, "2026.2", "--kind", "delta", "--base-version", "2026.1")),
+        check=False,
+    )
     assert failed.returncode == 1 and "does not verify" in failed.stderr
     outputs.append(failed)
 
@@ -153,11 +162,27 @@ def test_signed_imports_verify_and_failures_change_nothing(cli: Cli, issuer: Pat
         assert all(pdq(s) not in result.stdout + result.stderr for s in (1, 2, 3, 4))
 
     # The genuine delta verifies; an unsigned one is accepted only when asked, and recorded so.
-    assert "as version 2 (delta, 1 added, 0 retracted, verified)" in cli("hashsets", "import", str(v2), "--manifest", str(manifest)).stdout
+    assert (
+        "as version 2 (delta, 1 added, 0 retracted, verified)"
+        in cli("hashsets", "import", str(v2), "--manifest", str(manifest)).stdout
+    )
     replay = cli("hashsets", "import", str(v2), "--manifest", str(manifest), check=False)
     assert replay.returncode == 1 and "was already imported" in replay.stderr
     v3 = write_list(tmp_path / "v3.csv", [2], ops={2: "retract"})
-    out = cli("hashsets", "import", str(v3), "--name", "hotline-pdq", "--tool", "pdq", "--kind", "delta", "--allow-unsigned", "--actor", "ops-2")
+    out = cli(
+        "hashsets",
+        "import",
+        str(v3),
+        "--name",
+        "hotline-pdq",
+        "--tool",
+        "pdq",
+        "--kind",
+        "delta",
+        "--allow-unsigned",
+        "--actor",
+        "ops-2",
+    )
     assert "as version 3 (delta, 0 added, 1 retracted, unsigned)" in out.stdout
 
     show = cli("hashsets", "show", "hotline-pdq").stdout
@@ -186,7 +211,11 @@ def test_export_needs_an_admin_key_and_feedback_exports_per_entry(cli: Cli, tmp_
     assert "export" in cli("hashsets", "events", "l").stdout
 
     [row] = query(migrated_database_url, "SELECT id FROM hash_entries WHERE entry_id = 'pic-2'")
-    query(migrated_database_url, "INSERT INTO hash_entry_feedback (entry_row, reviewer, note) VALUES ($1, 'r1', 'a drawing of a cat')", row["id"])
+    query(
+        migrated_database_url,
+        "INSERT INTO hash_entry_feedback (entry_row, reviewer, note) VALUES ($1, 'r1', 'a drawing of a cat')",
+        row["id"],
+    )
     assert cli("hashsets", "feedback", "l").stdout.splitlines()[1].startswith("l,pic-2,1,1,")
 
 
@@ -258,7 +287,16 @@ def test_scans_never_fail_or_miss_while_versions_are_swapped(
 def test_shadow_lists_thresholds_allow_list_disables_quarantine_and_coverage(
     cli: Cli, start_service: Callable[..., Service], tmp_path: Path, migrated_database_url: str
 ) -> None:
-    cli("hashsets", "import", str(write_list(tmp_path / "a.csv", [1, 2, 3])), "--name", "main", "--tool", "pdq", "--allow-unsigned")
+    cli(
+        "hashsets",
+        "import",
+        str(write_list(tmp_path / "a.csv", [1, 2, 3])),
+        "--name",
+        "main",
+        "--tool",
+        "pdq",
+        "--allow-unsigned",
+    )
     cli("hashsets", "import", str(write_list(tmp_path / "s.csv", [4])), "--name", "trial", "--tool", "pdq", "--allow-unsigned")
     md5_list = tmp_path / "m.txt"
     md5_list.write_text("0" * 31 + "1\n" + "0" * 31 + "2\n")
@@ -302,7 +340,10 @@ def test_shadow_lists_thresholds_allow_list_disables_quarantine_and_coverage(
     # Flood: the 4th match within the window quarantines the entry; still a match, flagged for review.
     answers = [lookup(service, key, pdq(1)) for _ in range(3)]
     assert all(a["verdict"] == "match" and "quarantined" not in a["matches"][0] for a in answers)
-    flags = [r["quarantined"] for r in query(migrated_database_url, "SELECT quarantined FROM scan_matches WHERE entry_id = 'pic-1' ORDER BY id")]
+    flags = [
+        r["quarantined"]
+        for r in query(migrated_database_url, "SELECT quarantined FROM scan_matches WHERE entry_id = 'pic-1' ORDER BY id")
+    ]
     assert flags[-1] is True and flags.count(True) >= 1
     assert "hashguard_quarantined_entries 1.0" in service.request("GET", "/metrics").body.decode()
     assert "pic-1\tsince" in cli("hashsets", "show", "main").stdout
@@ -316,14 +357,23 @@ def test_look_back_rechecks_recent_uploads_against_added_hashes_only_when_enable
     service = start_service(HASHGUARD_LOOKBACK_DAYS="7")
     key = cli.new_key()
     assert verdict(service, key, near(6, 2)) == "no_match"
-    assert service.request("POST", "/v1/scan?content_id=upload-7", encode(draw(7)), key, Content_Type="image/png").json()["verdict"] == "no_match"
-    assert [r["content_id"] for r in query(migrated_database_url, "SELECT content_id FROM scan_hashes ORDER BY scanned_at")] == ["c", "upload-7"]
+    assert (
+        service.request("POST", "/v1/scan?content_id=upload-7", encode(draw(7)), key, Content_Type="image/png").json()["verdict"]
+        == "no_match"
+    )
+    assert [r["content_id"] for r in query(migrated_database_url, "SELECT content_id FROM scan_hashes ORDER BY scanned_at")] == [
+        "c",
+        "upload-7",
+    ]
 
     lookback = Cli({**cli.env, "HASHGUARD_LOOKBACK_DAYS": "7"})
     delta = write_list(tmp_path / "v2.csv", [6, 7], ops={6: "add", 7: "add"})
     out = lookback("hashsets", "import", str(delta), "--name", "l", "--tool", "pdq", "--kind", "delta", "--allow-unsigned")
     assert "look-back: 2 match(es) found on re-check" in out.stdout
-    found = query(migrated_database_url, "SELECT content_id, entry_id, hashset_version, found_on_recheck FROM scan_matches ORDER BY entry_id")
+    found = query(
+        migrated_database_url,
+        "SELECT content_id, entry_id, hashset_version, found_on_recheck FROM scan_matches ORDER BY entry_id",
+    )
     assert [tuple(r) for r in found] == [("c", "pic-6", 2, True), ("upload-7", "pic-7", 2, True)]
 
     # Off (the default): nothing of the uploads is kept, and what was kept is purged.
@@ -337,7 +387,16 @@ def test_look_back_rechecks_recent_uploads_against_added_hashes_only_when_enable
 def test_a_quarantined_entry_is_never_actioned_automatically(
     cli: Cli, start_service: Callable[..., Service], tmp_path: Path
 ) -> None:
-    cli("hashsets", "import", str(write_list(tmp_path / "l.csv", [1, 2])), "--name", "auto-list", "--tool", "pdq", "--allow-unsigned")
+    cli(
+        "hashsets",
+        "import",
+        str(write_list(tmp_path / "l.csv", [1, 2])),
+        "--name",
+        "auto-list",
+        "--tool",
+        "pdq",
+        "--allow-unsigned",
+    )
     assert "auto_action (remove)" in cli("takedown", "policy", "auto-list", "--auto-action", "--action", "remove").stdout
     service = start_service(HASHGUARD_FLOOD_MAX_MATCHES="1")
     key, reviewer = cli.new_key(), cli.new_key("reviewer")

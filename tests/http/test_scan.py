@@ -23,7 +23,16 @@ from tests.waiting import wait_until
 def listed(cli: Cli, tmp_path: Path) -> dict[int, str]:
     hashes = make_list(cli, tmp_path / "pictures")
     out = cli(
-        "hashsets", "import", str(tmp_path / "pictures" / "list.csv"), "--name", "test-list", "--tool", "pdq", "--source", "tests", "--allow-unsigned"
+        "hashsets",
+        "import",
+        str(tmp_path / "pictures" / "list.csv"),
+        "--name",
+        "test-list",
+        "--tool",
+        "pdq",
+        "--source",
+        "tests",
+        "--allow-unsigned",
     )
     assert "imported 5 pdq entries" in out.stdout
     return hashes

@@ -252,7 +252,11 @@ def test_bad_takedown_input_gets_clear_errors_and_changes_nothing(cli: Cli, star
     expect(service.post_json("/v1/notices", order, platform), 400, "bad_request")
     expect(service.post_json("/v1/notices", [notice], platform), 400, "bad_request")
     expect(service.request("POST", "/v1/notices", b"{nope", platform, Content_Type="application/json"), 400, "bad_request")
-    expect(service.request("POST", "/v1/notices", b"x" * 300_000, platform, Content_Type="application/json"), 413, "payload_too_large")
+    expect(
+        service.request("POST", "/v1/notices", b"x" * 300_000, platform, Content_Type="application/json"),
+        413,
+        "payload_too_large",
+    )
     # The same mistake gets the same answer in every context: a wrong content type is 415 for notices,
     # lookups and tool approvals alike.
     for path, key in (("/v1/notices", platform), ("/v1/lookup", platform), ("/v1/tools/approvals", admin)):

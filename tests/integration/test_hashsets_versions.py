@@ -37,7 +37,10 @@ async def current_entries(conn: asyncpg.Connection, name: str = "list") -> set[s
     [version] = [v for v in await lists.active_versions(conn) if v.name == name]
     async with conn.transaction():
         rows = [r async for chunk in entries.stream_entries(conn, version) for r in chunk]
-    ids = {r["id"]: r["entry_id"] for r in await conn.fetch("SELECT id, entry_id FROM hash_entries WHERE id = ANY($1)", [i for i, _ in rows])}
+    ids = {
+        r["id"]: r["entry_id"]
+        for r in await conn.fetch("SELECT id, entry_id FROM hash_entries WHERE id = ANY($1)", [i for i, _ in rows])
+    }
     found = {ids[i] for i, _ in rows}
     assert {value.hex() for _, value in rows} == {h(int(e[1:])) for e in found}
     assert version.entry_count == len(rows) or await conn.fetchval("SELECT count(*) FROM hash_entry_disables") > 0

@@ -64,7 +64,9 @@ def test_a_bad_line_deep_in_a_fast_block_is_named_and_not_echoed() -> None:
     lines[17_000] = f"e17000,{h(17_000)[:-2]}zz\n"
     with pytest.raises(InvalidListFile) as caught:
         list(parse_blocks(["id,hash\n", *lines], PDQ.parse_hex, width=32))
-    assert caught.value.problems == ["line 17002: not a valid pdq hash: expected 64 hexadecimal digits, got 64 characters including non-hex characters"]
+    assert caught.value.problems == [
+        "line 17002: not a valid pdq hash: expected 64 hexadecimal digits, got 64 characters including non-hex characters"
+    ]
     assert h(17_000)[:-2] not in caught.value.message
 
 
@@ -79,10 +81,13 @@ _row = st.tuples(
 
 @settings(max_examples=60, deadline=None)
 @given(rows=st.lists(_row, max_size=40), fmt=st.sampled_from([ListFormat.CSV, ListFormat.PLAIN]))
-def test_the_fast_path_gives_exactly_what_the_line_path_gives(rows: list[tuple[str | None, str, str, str]], fmt: ListFormat) -> None:
+def test_the_fast_path_gives_exactly_what_the_line_path_gives(
+    rows: list[tuple[str | None, str, str, str]], fmt: ListFormat
+) -> None:
     if fmt is ListFormat.CSV:
         text = ["id,hash,category\n"] + [
-            (f"{extra}\n" if extra is not None else f"{id_}{i},{value},{cat}\n") for i, (extra, value, id_, cat) in enumerate(rows)
+            (f"{extra}\n" if extra is not None else f"{id_}{i},{value},{cat}\n")
+            for i, (extra, value, id_, cat) in enumerate(rows)
         ]
     else:
         text = [(f"{extra}\n" if extra is not None else f"{value}\n") for extra, value, _, _ in rows]

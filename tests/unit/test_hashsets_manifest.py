@@ -88,8 +88,10 @@ def test_invalid_manifests_are_refused_with_a_clear_message(changes: dict[str, A
 def test_public_keys_parse_from_base64_hex_and_pem() -> None:
     assert signing.parse_public_key(PAIR.public_text) == PAIR.public_key
     assert signing.parse_public_key(PAIR.public_key.hex()) == PAIR.public_key
-    pem = signing.load_private_key(PAIR.private_pem).public_key().public_bytes(
-        signing.serialization.Encoding.PEM, signing.serialization.PublicFormat.SubjectPublicKeyInfo
+    pem = (
+        signing.load_private_key(PAIR.private_pem)
+        .public_key()
+        .public_bytes(signing.serialization.Encoding.PEM, signing.serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     assert signing.parse_public_key(pem.decode()) == PAIR.public_key
     with pytest.raises(InvalidKey):

@@ -63,7 +63,10 @@ def test_an_allow_listed_hash_suppresses_only_the_entries_it_collides_with() -> 
     # Far from the benign image: entry 901 still matches.
     far = CODES[1].copy()
     far[20:] ^= 0xFF
-    assert snapshot(allow=np.frombuffer(far.tobytes(), dtype=np.uint8)).match({"pdq": CODES[1].tobytes()}, {"pdq": 31})[0].row_id == 901
+    assert (
+        snapshot(allow=np.frombuffer(far.tobytes(), dtype=np.uint8)).match({"pdq": CODES[1].tobytes()}, {"pdq": 31})[0].row_id
+        == 901
+    )
 
 
 def test_an_allow_listed_hash_never_hides_a_copy_of_the_listed_picture() -> None:
