@@ -62,7 +62,7 @@ T = TypeVar("T")
 
 CONFIG = web.AppKey("takedown_config", TakedownConfig)
 WAKER = web.AppKey("takedown_waker", Waker)
-# What other contexts do when a ticket is decided; the composition root fills it (see detector/app.py).
+# What other contexts do when a ticket is decided; the composition root fills it (hashguard/app.py passes hashguard.flows.wrong_match_feedback).
 DECISION_HOOKS: web.AppKey[Sequence[decision_store.DecisionHook]] = web.AppKey("takedown_decision_hooks")
 
 MAX_BODY = 256 * 1024
