@@ -95,6 +95,25 @@ def make_list(cli: RunsCommands, folder: Path, tool: str = "pdq") -> dict[int, s
     return hashes
 
 
+def import_test_list(cli: RunsCommands, folder: Path) -> dict[int, str]:
+    """``make_list`` in ``folder``, imported unsigned as the pdq list "test-list"; return seed -> hex hash."""
+    hashes = make_list(cli, folder)
+    out = cli(
+        "hashsets",
+        "import",
+        str(folder / "list.csv"),
+        "--name",
+        "test-list",
+        "--tool",
+        "pdq",
+        "--source",
+        "tests",
+        "--allow-unsigned",
+    )
+    assert "imported 5 pdq entries" in out.stdout
+    return hashes
+
+
 def scan(service: Serves, key: str, body: bytes, content_id: str | None = "item-1", ctype: str = "image/jpeg") -> HttpResult:
     path = "/v1/scan" + (f"?content_id={content_id}" if content_id else "")
     return service.request("POST", path, body, key, Content_Type=ctype)

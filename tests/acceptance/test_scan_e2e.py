@@ -13,26 +13,12 @@ import pytest
 
 from detector.synthetic import draw, variant
 from tests.conftest import Cli, Service
-from tests.harness import make_list, scan
+from tests.harness import import_test_list, scan
 
 
 @pytest.fixture
 def listed(cli: Cli, tmp_path: Path) -> dict[int, str]:
-    hashes = make_list(cli, tmp_path / "pictures")
-    out = cli(
-        "hashsets",
-        "import",
-        str(tmp_path / "pictures" / "list.csv"),
-        "--name",
-        "test-list",
-        "--tool",
-        "pdq",
-        "--source",
-        "tests",
-        "--allow-unsigned",
-    )
-    assert "imported 5 pdq entries" in out.stdout
-    return hashes
+    return import_test_list(cli, tmp_path / "pictures")
 
 
 def test_resized_copy_matches_its_entry_and_unrelated_picture_does_not(

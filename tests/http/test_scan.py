@@ -14,28 +14,14 @@ from pathlib import Path
 import pytest
 
 from detector.synthetic import draw, encode, variant
-from tests.harness import make_list, scan
+from tests.harness import import_test_list, make_list, scan
 from tests.http.inprocess import Cli, Service
 from tests.waiting import wait_until
 
 
 @pytest.fixture
 def listed(cli: Cli, tmp_path: Path) -> dict[int, str]:
-    hashes = make_list(cli, tmp_path / "pictures")
-    out = cli(
-        "hashsets",
-        "import",
-        str(tmp_path / "pictures" / "list.csv"),
-        "--name",
-        "test-list",
-        "--tool",
-        "pdq",
-        "--source",
-        "tests",
-        "--allow-unsigned",
-    )
-    assert "imported 5 pdq entries" in out.stdout
-    return hashes
+    return import_test_list(cli, tmp_path / "pictures")
 
 
 def test_multipart_upload_with_form_fields(listed: dict[int, str], cli: Cli, start_service: Callable[..., Service]) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +12,8 @@ from takedown import rules
 from takedown.errors import AppealWindowClosed, InvalidTransition, NotLeaseHolder, SameReviewer
 from takedown.rules import Policy
 from takedown.tickets import Actor, DecisionInput, Ticket
-from takedown.workflow import HUMAN_DECISIONS, PRIORITY, Action, Source, State
+from takedown.workflow import HUMAN_DECISIONS, Action, State
+from tests.unit.ticket_values import a_ticket
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 ALICE = Actor(key_id=1, name="alice")
@@ -23,32 +22,7 @@ WINDOW_DAYS = 183
 
 
 def ticket(state: State, **kw: object) -> Ticket:
-    base = Ticket(
-        id=uuid.UUID(int=1),
-        content_id="c",
-        content_url=None,
-        source=Source.HASH_MATCH,
-        state=state,
-        priority=PRIORITY[Source.HASH_MATCH],
-        received_at=NOW - timedelta(hours=1),
-        due_at=NOW + timedelta(hours=1),
-        automated_detection=True,
-        lease_key_id=None,
-        lease_key_prefix=None,
-        lease_expires_at=None,
-        action=None,
-        decided_at=None,
-        decided_key_id=None,
-        first_action_at=None,
-        sightings=1,
-        notices=0,
-        legal_hold=False,
-        legal_hold_reason=None,
-        preserve_until=None,
-        evidence_purged_at=None,
-        updated_at=NOW,
-    )
-    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
+    return a_ticket(state, received_at=NOW - timedelta(hours=1), due_at=NOW + timedelta(hours=1), updated_at=NOW, **kw)
 
 
 def leased(state: State, to: Actor, *, expires_in: timedelta = timedelta(minutes=10), **kw: object) -> Ticket:

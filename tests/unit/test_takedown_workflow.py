@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,6 +20,7 @@ from takedown.workflow import (
     due_at,
     transition,
 )
+from tests.unit.ticket_values import a_ticket
 
 # The machine, written out independently of the code: a change to either must be deliberate.
 EXPECTED = {
@@ -91,31 +91,7 @@ def test_due_time_is_the_window_or_an_earlier_legal_deadline() -> None:
 
 
 def ticket(state: State, due: datetime) -> Ticket:
-    return Ticket(
-        id=uuid.UUID(int=1),
-        content_id="c",
-        content_url=None,
-        source=Source.HASH_MATCH,
-        state=state,
-        priority=PRIORITY[Source.HASH_MATCH],
-        received_at=due - timedelta(hours=24),
-        due_at=due,
-        automated_detection=True,
-        lease_key_id=None,
-        lease_key_prefix=None,
-        lease_expires_at=None,
-        action=None,
-        decided_at=None,
-        decided_key_id=None,
-        first_action_at=None,
-        sightings=1,
-        notices=0,
-        legal_hold=False,
-        legal_hold_reason=None,
-        preserve_until=None,
-        evidence_purged_at=None,
-        updated_at=due,
-    )
+    return a_ticket(state, received_at=due - timedelta(hours=24), due_at=due, updated_at=due)
 
 
 def test_overdue_means_a_decision_is_owed_and_its_due_time_has_passed() -> None:
