@@ -11,12 +11,11 @@ import uuid
 import asyncpg
 
 from kernel import keystore
-from kernel.auditlog import append_audit
 from kernel.db import Queries
 from takedown import rules
 from takedown.config import TakedownConfig
 from takedown.errors import UnknownKey
-from takedown.ticket_store import audit_subject, db_now, get_ticket, locked_ticket
+from takedown.ticket_store import audit_ticket_change, db_now, get_ticket, locked_ticket
 from takedown.tickets import SYSTEM, Actor, Ticket
 
 Q = Queries("takedown")
@@ -32,14 +31,7 @@ async def claim_next(conn: asyncpg.Connection, actor: Actor, config: TakedownCon
         state = rules.claimed_state(before.state)
         await conn.execute(Q.set_lease, ticket_id, state.value, actor.key_id, actor.name, config.lease_s)
         after = await get_ticket(conn, ticket_id)
-        await append_audit(
-            conn,
-            actor=actor.name,
-            action="ticket.claimed",
-            subject=audit_subject(ticket_id),
-            before=before.audit_view(),
-            after=after.audit_view(),
-        )
+        await audit_ticket_change(conn, actor.name, "ticket.claimed", before, after)
         return after
 
 
@@ -51,14 +43,7 @@ async def release(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, 
         state = rules.release(before, actor, now, override=override)
         await conn.execute(Q.set_lease, ticket_id, state.value, None, None, 0.0)
         after = await get_ticket(conn, ticket_id)
-        await append_audit(
-            conn,
-            actor=actor.name,
-            action="ticket.released",
-            subject=audit_subject(ticket_id),
-            before=before.audit_view(),
-            after=after.audit_view(),
-        )
+        await audit_ticket_change(conn, actor.name, "ticket.released", before, after)
         return after
 
 
@@ -74,14 +59,7 @@ async def expire_leases(conn: asyncpg.Connection, batch: int = 500) -> int:
             state = rules.released_state(before.state)
             await conn.execute(Q.set_lease, ticket_id, state.value, None, None, 0.0)
             after = await get_ticket(conn, ticket_id)
-            await append_audit(
-                conn,
-                actor=SYSTEM.name,
-                action="ticket.lease_expired",
-                subject=audit_subject(ticket_id),
-                before=before.audit_view(),
-                after=after.audit_view(),
-            )
+            await audit_ticket_change(conn, SYSTEM.name, "ticket.lease_expired", before, after)
     return len(ids)
 
 
@@ -98,14 +76,7 @@ async def assign(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, k
         state = rules.assign(before, target.key_id)
         await conn.execute(Q.set_lease, ticket_id, state.value, target.key_id, target.prefix, config.lease_s)
         after = await get_ticket(conn, ticket_id)
-        await append_audit(
-            conn,
-            actor=actor.name,
-            action="ticket.assigned",
-            subject=audit_subject(ticket_id),
-            before=before.audit_view(),
-            after=after.audit_view(),
-        )
+        await audit_ticket_change(conn, actor.name, "ticket.assigned", before, after)
         return after
 
 

@@ -257,18 +257,20 @@ async def file_notice(conn: asyncpg.Connection, notice: Notice, actor: Actor, co
     return ticket, notice_id, opened
 
 
+async def audit_ticket_change(conn: asyncpg.Connection, actor: str, action: str, before: Ticket, after: Ticket) -> None:
+    """Append a ticket's change to the audit log, as its state before and after, in the caller's transaction."""
+    await append_audit(
+        conn, actor=actor, action=action, subject=audit_subject(after.id), before=before.audit_view(), after=after.audit_view()
+    )
+
+
 async def set_hold(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, hold: bool, reason: str | None) -> Ticket:
     """Place or lift a legal hold: while held, the ticket's evidence is never purged."""
     async with conn.transaction():
         before = await locked_ticket(conn, ticket_id)
         await conn.execute(Q.set_hold, ticket_id, hold, reason if hold else None)
         after = await get_ticket(conn, ticket_id)
-        await append_audit(
-            conn,
-            actor=actor.name,
-            action="ticket.legal_hold_set" if hold else "ticket.legal_hold_lifted",
-            subject=audit_subject(ticket_id),
-            before=before.audit_view(),
-            after=after.audit_view(),
+        await audit_ticket_change(
+            conn, actor.name, "ticket.legal_hold_set" if hold else "ticket.legal_hold_lifted", before, after
         )
         return after
