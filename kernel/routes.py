@@ -109,7 +109,7 @@ def invalid(
     missing: Callable[[str], ServiceError] = MissingField,
 ) -> ServiceError:
     """The 400 for a body or query that does not fit its declared type. A missing required field is
-    ``missing`` (detector: ``missing_field``) and anything else ``bad``. msgspec's messages name the
+    ``missing`` (``missing_field``, in every context) and anything else ``bad``. msgspec's messages name the
     place (``$.items[3].hashes``) and the expected type, never a value longer than an enum member."""
     message = str(exc)
     if not isinstance(exc, msgspec.ValidationError):  # (a ValidationError is also a DecodeError)

@@ -47,7 +47,6 @@ from takedown.requests import (
     TicketQuery,
     TransparencyQuery,
     enum_list,
-    missing,
     parse_decision,
     parse_hold,
     parse_notice,
@@ -92,7 +91,7 @@ def _ticket_id(request: web.Request) -> uuid.UUID:
 
 
 async def _body(request: web.Request, kind: type[T], *, optional: bool = False) -> T:
-    return await read_body(request, kind, MAX_BODY, optional=optional, bad=InvalidInput, missing=missing)
+    return await read_body(request, kind, MAX_BODY, optional=optional, bad=InvalidInput)
 
 
 def _time(value: datetime | None) -> str | None:

@@ -46,11 +46,6 @@ OptionalLong = Annotated[str, optional_text(MAX_TEXT)]
 Moment = Annotated[datetime, Meta(tz=True, description="ISO 8601 with a UTC offset, e.g. 2026-01-31T12:00:00+00:00.")]
 
 
-def missing(name: str) -> InvalidInput:
-    """A required field that is absent: ``bad_request`` in this context, as it always was."""
-    return InvalidInput(f"the field {name!r} is required")
-
-
 # The enum members a request may name, where the request takes fewer than the enum holds.
 NOTICE_SOURCES = [s.value for s in Source if s is not Source.HASH_MATCH]
 DECISIONS = [s.value for s in (State.ACTIONED, State.DISMISSED, State.REINSTATED, State.UPHELD)]

@@ -39,12 +39,8 @@ def actor(principal: Principal) -> str:
     return f"api:{principal.prefix}"
 
 
-def _required(name: str) -> BadRequest:
-    return BadRequest(f"{name} is required")
-
-
 async def _body(request: web.Request, kind: type[T]) -> T:
-    return await read_body(request, kind, MAX_BODY, missing=_required)
+    return await read_body(request, kind, MAX_BODY)
 
 
 def _approval_id(request: web.Request) -> int:

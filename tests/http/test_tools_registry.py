@@ -239,7 +239,7 @@ def test_admin_api(cli: Cli, start_service: Callable[..., Service]) -> None:
     expect(service.post_json("/v1/tools/approvals/999999/status", {"status": "suspended"}, admin), 404, "approval_not_found")
 
     expect(service.post_json("/v1/tools/allowances", {"tool": "nosuch", "reason": "x"}, admin), 400, "bad_request")
-    expect(service.post_json("/v1/tools/allowances", {"tool": "md5"}, admin), 400, "bad_request")
+    expect(service.post_json("/v1/tools/allowances", {"tool": "md5"}, admin), 400, "missing_field")
     allowance = expect(service.post_json("/v1/tools/allowances", {"tool": "md5", "reason": "own list"}, admin), 201)
     expect(service.post_json("/v1/tools/allowances", {"tool": "md5", "reason": "again"}, admin), 409, "allowance_exists")
     assert [a["tool"] for a in expect(service.request("GET", "/v1/tools/allowances", key=auditor), 200)["allowances"]] == ["md5"]

@@ -14,7 +14,7 @@ from detector.approvals.api import EventsQuery, NewApproval
 from kernel.errors import BadRequest, MissingField, ServiceError
 from kernel.routes import decode
 from takedown.errors import InvalidInput
-from takedown.requests import DecisionBody, NoticeBody, missing, parse_notice
+from takedown.requests import DecisionBody, NoticeBody, parse_notice
 
 MD5 = {"md5": "00" * 16}
 
@@ -83,10 +83,11 @@ def test_a_malformed_value_is_never_repeated_in_the_error() -> None:
     assert secretish not in error.message
 
 
-def test_takedown_and_the_tool_registry_answer_bad_request_for_a_missing_field() -> None:
-    error = _error(_raw({"source": "user_report"}), NoticeBody, bad=InvalidInput, missing=missing)
-    assert error.code == "bad_request" and "content_id" in error.message
-    assert _error(_raw({"decision": "actioned"}), DecisionBody, bad=InvalidInput, missing=missing).code == "bad_request"
+def test_a_missing_field_is_missing_field_in_every_context() -> None:
+    error = _error(_raw({"source": "user_report"}), NoticeBody, bad=InvalidInput)
+    assert error.code == "missing_field" and "content_id" in error.message
+    assert _error(_raw({"decision": "actioned"}), DecisionBody, bad=InvalidInput).code == "missing_field"
+    assert _error(_raw({"tool": "pdq", "authority": "a", "jurisdiction": "GB"}), NewApproval).code == "missing_field"
     unknown = _error(_raw({"tool": "pdq", "authority": "a", "jurisdiction": "GB", "instrument": "i", "extra": 1}), NewApproval)
     assert unknown.code == "bad_request" and "extra" in unknown.message
 
@@ -103,9 +104,9 @@ def test_a_notice_is_checked_across_its_fields() -> None:
         with pytest.raises(InvalidInput):
             parse_notice(decode(_raw(body), NoticeBody))
     order = {"source": "authority_order", "content_id": "c", "authority": {"name": "a", "reference": "r", "deadline": "tomorrow"}}
-    assert _error(_raw(order), NoticeBody, bad=InvalidInput, missing=missing).code == "bad_request"
+    assert _error(_raw(order), NoticeBody, bad=InvalidInput).code == "bad_request"
     naive = {**order, "authority": {"name": "a", "reference": "r", "deadline": "2026-01-31T12:00:00"}}
-    assert _error(_raw(naive), NoticeBody, bad=InvalidInput, missing=missing).code == "bad_request"
+    assert _error(_raw(naive), NoticeBody, bad=InvalidInput).code == "bad_request"
 
 
 def test_queries_convert_strings_to_the_declared_types() -> None:
