@@ -244,7 +244,9 @@ def test_bad_takedown_input_gets_clear_errors_and_changes_nothing(cli: Cli, star
     notice = {"source": "user_report", "content_id": "c-1", "explanation": "x"}
     expect(service.post_json("/v1/notices", {**notice, "source": "hash_match"}, platform), 400, "bad_request")
     expect(service.post_json("/v1/notices", {**notice, "source": "gossip"}, platform), 400, "bad_request")
-    expect(service.post_json("/v1/notices", {k: v for k, v in notice.items() if k != "content_id"}, platform), 400, "missing_field")
+    expect(
+        service.post_json("/v1/notices", {k: v for k, v in notice.items() if k != "content_id"}, platform), 400, "missing_field"
+    )
     expect(service.post_json("/v1/notices", {**notice, "explanation": "a\u0000b"}, platform), 400, "bad_request")
     expect(service.post_json("/v1/notices", {**notice, "content_id": "x" * 2000}, platform), 400, "bad_request")
     expect(service.post_json("/v1/notices", {**notice, "source": "authority_order"}, platform), 400, "bad_request")
