@@ -30,6 +30,11 @@ from tests.harness import HttpResult, free_port, http
 from tests.waiting import wait_until
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per core, at most four; each worker starts its own embedded PostgreSQL."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """URL of the session's embedded PostgreSQL.
