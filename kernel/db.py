@@ -15,7 +15,6 @@ import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 
@@ -185,6 +184,3 @@ async def open_pool(database_url: str | None, data_dir: Path, max_size: int, *, 
             await pool.close()
             raise
     return pool
-
-
-Record = dict[str, Any]
