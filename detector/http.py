@@ -29,7 +29,7 @@ from kernel import keystore
 from kernel.api import MAX_TEXT
 from kernel.appkeys import METRICS, POOL, SETTINGS
 from kernel.errors import BadRequest, MissingField, PayloadTooLarge, ServiceError, UnsupportedMedia
-from kernel.keys import Role
+from kernel.keys import DEFAULT_TENANT_ID, Principal, Role
 from kernel.routes import Route, caller, decode
 from kernel.web import read_json_bytes, read_limited, text_field
 
@@ -101,6 +101,12 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
     }
 
 
+def _tenant(principal: Principal) -> int:
+    """The tenant a scan's records belong to: the platform key's own. Only platform keys reach the
+    scan routes; a staff key, were one ever admitted, would record into the default tenant."""
+    return DEFAULT_TENANT_ID if principal.tenant_id is None else principal.tenant_id
+
+
 async def scan(request: web.Request) -> web.Response:
     started = time.perf_counter()
     principal = caller(request)
@@ -109,6 +115,7 @@ async def scan(request: web.Request) -> web.Response:
         content_id=text_field("content_id", fields.get("content_id"), required=True) or "",
         content_url=text_field("content_url", fields.get("content_url"), required=False),
         api_key_id=principal.key_id,
+        tenant_id=_tenant(principal),
     )
     outcome = await request.app[SCANNER].scan(data, context)
     metrics = request.app[METRICS]
@@ -127,7 +134,10 @@ def _lookup_context(request: web.Request, item: LookupItem, where: str) -> tuple
         except ServiceError as exc:
             exc.message = f"{where}: {exc.message}"
             raise
-    context = ScanContext(content_id=item.content_id, content_url=item.content_url, api_key_id=caller(request).key_id)
+    principal = caller(request)
+    context = ScanContext(
+        content_id=item.content_id, content_url=item.content_url, api_key_id=principal.key_id, tenant_id=_tenant(principal)
+    )
     return context, parsed
 
 

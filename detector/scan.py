@@ -31,11 +31,16 @@ Verdict = Literal["match", "no_match"]
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ScanContext:
-    """Who asked about what: the platform's content id and the caller's key."""
+    """Who asked about what: the platform's content id, the caller's key and the key's tenant.
+
+    Content ids are the platform's own names, unique only within its tenant: every record a scan
+    leaves (evidence, upload hashes, tickets) carries ``tenant_id`` so no other tenant reaches it.
+    """
 
     content_id: str
     content_url: str | None
     api_key_id: int | None
+    tenant_id: int
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

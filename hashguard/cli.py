@@ -23,7 +23,7 @@ from kernel import auditlog, keystore
 from kernel.commandline import run_with_connection
 from kernel.db import DatabaseError
 from kernel.errors import ServiceError
-from kernel.keys import Role, new_key
+from kernel.keys import DEFAULT_TENANT, TENANT_NAME, Role, new_key
 from kernel.settings import Settings, SettingsError
 from takedown import cli as takedown_cli
 
@@ -61,24 +61,77 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tenant_names(text: str) -> list[str]:
+    names = sorted({n.strip() for n in text.split(",") if n.strip()})
+    if not names:
+        raise CommandError("--tenants needs at least one tenant name")
+    return names
+
+
 def cmd_keys_create(args: argparse.Namespace) -> int:
     made = new_key()
+    role = Role(args.role)
+    if role is Role.PLATFORM and args.tenants is not None:
+        raise CommandError("a platform key belongs to one tenant: use --tenant NAME")
+    if role is not Role.PLATFORM and args.tenant is not None:
+        raise CommandError(f"only platform keys belong to a tenant; limit a {role} key with --tenants a,b")
+    wanted = [args.tenant or DEFAULT_TENANT] if role is Role.PLATFORM else (_tenant_names(args.tenants) if args.tenants else [])
 
     async def work(conn: asyncpg.Connection) -> int:
         async with conn.transaction():
-            key_id = await keystore.insert_key(conn, made, Role(args.role), args.label)
+            ids = await keystore.tenant_ids(conn, wanted)
+            missing = [n for n in wanted if n not in ids]
+            if missing:
+                raise CommandError(f"no tenant named {', '.join(missing)} (create it with: hashguard tenants create NAME)")
+            if role is Role.PLATFORM:
+                key_id = await keystore.insert_key(conn, made, role, args.label, tenant_id=ids[wanted[0]])
+                scope: dict[str, object] = {"tenant": wanted[0]}
+            else:
+                key_id = await keystore.insert_key(conn, made, role, args.label, tenants=list(ids.values()))
+                scope = {"tenants": wanted} if wanted else {}
             await auditlog.append_audit(
                 conn,
                 actor=takedown_cli.cli_actor().name,
                 action="key.created",
                 subject=f"key:{made.prefix}",
-                after={"role": args.role, "label": args.label},
+                after={"role": args.role, "label": args.label, **scope},
             )
             return key_id
 
     run_with_connection(work, _settings(args))
     print(made.secret)
-    print(f"(role {args.role}, id {made.prefix}; shown once, only its hash is stored)", file=sys.stderr)
+    where = f"tenant {wanted[0]}" if role is Role.PLATFORM else (f"tenants {','.join(wanted)}" if wanted else "all tenants")
+    print(f"(role {args.role}, {where}, id {made.prefix}; shown once, only its hash is stored)", file=sys.stderr)
+    return 0
+
+
+def cmd_tenants_create(args: argparse.Namespace) -> int:
+    name = args.name.strip()
+    if not TENANT_NAME.fullmatch(name):
+        raise CommandError("a tenant name is 1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit")
+
+    async def work(conn: asyncpg.Connection) -> keystore.Tenant | None:
+        async with conn.transaction():
+            tenant = await keystore.create_tenant(conn, name)
+            if tenant is not None:
+                await auditlog.append_audit(
+                    conn,
+                    actor=takedown_cli.cli_actor().name,
+                    action="tenant.created",
+                    subject=f"tenant:{name}",
+                    after={"name": name, "id": tenant.id},
+                )
+            return tenant
+
+    if run_with_connection(work, _settings(args)) is None:
+        raise CommandError(f"a tenant named {name!r} exists already")
+    print(f"created tenant {name}")
+    return 0
+
+
+def cmd_tenants_list(args: argparse.Namespace) -> int:
+    for tenant in run_with_connection(keystore.list_tenants, _settings(args)):
+        print(f"{tenant.name}\t{tenant.created_at:%Y-%m-%d %H:%M}")
     return 0
 
 
@@ -86,7 +139,8 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     keys = run_with_connection(keystore.list_keys, _settings(args))
     for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
-        print(f"{key.prefix}\t{key.role}\t{state}\t{key.created_at:%Y-%m-%d %H:%M}\t{key.label}")
+        scope = key.tenant if key.role is Role.PLATFORM else (",".join(key.tenants) or "*")
+        print(f"{key.prefix}\t{key.role}\t{scope}\t{state}\t{key.created_at:%Y-%m-%d %H:%M}\t{key.label}")
     return 0
 
 
@@ -152,11 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys.add_parser("create", help="create a key and print it (once)")
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--label", default="", help="who or what the key is for")
+    create.add_argument("--tenant", help=f"a platform key's tenant (default: {DEFAULT_TENANT})")
+    create.add_argument("--tenants", help="limit a staff key to these tenants, comma-separated (default: all)")
     create.set_defaults(func=cmd_keys_create)
     keys.add_parser("list", help="list keys (prefixes only)").set_defaults(func=cmd_keys_list)
     revoke = keys.add_parser("revoke", help="revoke a key by its printed prefix")
     revoke.add_argument("prefix")
     revoke.set_defaults(func=cmd_keys_revoke)
+
+    tenants = sub.add_parser("tenants", help="manage tenants (the platforms one service keeps apart)").add_subparsers(
+        dest="tenants_command", required=True
+    )
+    tcreate = tenants.add_parser("create", help="create a tenant")
+    tcreate.add_argument("name")
+    tcreate.set_defaults(func=cmd_tenants_create)
+    tenants.add_parser("list", help="list tenants").set_defaults(func=cmd_tenants_list)
 
     hash_ = sub.add_parser("hash", help="hash files with the detection tools; one JSON object per file and tool")
     hash_.add_argument("--tool", action="append", help="tool to use (repeatable; default: all enabled)")
