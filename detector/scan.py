@@ -71,6 +71,9 @@ class SnapshotHolder:
 
     def __init__(self) -> None:
         self.current: MatchSnapshot | None = None
+        # When ``current`` was last known to match the database (time.monotonic()): installed, or a
+        # reload check found nothing changed. /readyz turns 503 once it is older than HASHGUARD_INDEX_STALE_S.
+        self.confirmed_at: float | None = None
 
     def require(self) -> MatchSnapshot:
         if self.current is None:
