@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from detector.synthetic import draw, variant
-from tests.conftest import Cli, Service, allow_all_tools_locally
-from tests.harness import http, import_test_list
+from tests.conftest import Cli, FakePlatform, Service, allow_all_tools_locally
+from tests.harness import SEEDS, free_port, http, import_test_list
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -271,3 +272,187 @@ def test_postgres_stopped_under_load_answers_503_with_retry_after_never_no_match
     warned = [line for line in log.splitlines() if "the database is unreachable" in line]
     assert 1 <= len(warned) <= 2, warned  # rate-limited: one line per 30 s while it lasts
     assert "the database is reachable again" in log
+
+
+# --- SIGKILL under load -----------------------------------------------------------------------------
+
+_WEBHOOK_FAST = {
+    "HASHGUARD_WEBHOOK_TIMEOUT_S": "2",
+    "HASHGUARD_WEBHOOK_BACKOFF_S": "0.05",
+    "HASHGUARD_WEBHOOK_BACKOFF_MAX_S": "0.3",
+    "HASHGUARD_OUTBOX_POLL_S": "0.1",
+    # Every scan here matches the same few entries; the flood quarantine would hold the later ones for review.
+    "HASHGUARD_FLOOD_MAX_MATCHES": "0",
+}
+
+
+async def _query(url: str, sql: str) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(url)
+    try:
+        return [dict(r) for r in await conn.fetch(sql)]
+    finally:
+        await conn.close()
+
+
+def _rows(url: str, sql: str) -> list[dict[str, Any]]:
+    return asyncio.run(_query(url, sql))
+
+
+_OUTBOX = "SELECT ticket_id::text AS ticket, idempotency_key::text AS key, state::text AS state FROM takedown_outbox"
+
+
+def test_sigkill_under_load_loses_no_acknowledged_notice_ticket_or_pending_action(
+    cli: Cli, start_service: Callable[..., Service], fake_platform: FakePlatform, migrated_database_url: str, tmp_path: Path
+) -> None:
+    import_test_list(cli, tmp_path / "pictures")
+    cli("takedown", "policy", "test-list", "--auto-action")  # every match is actioned: a platform action per ticket
+    env = {"HASHGUARD_WEBHOOK_URL": fake_platform.url, "HASHGUARD_WEBHOOK_SECRET": fake_platform.secret, **_WEBHOOK_FAST}
+    service = start_service(**env)
+    platform = cli.new_key()
+    copies = [variant(draw(seed), scale=0.5, quality=60) for seed in SEEDS]
+
+    def make(n: int) -> Call:
+        if n % 2:
+            return _scan_call("scan", platform, copies[n % len(copies)], f"kill-s-{n}")
+        payload = {"source": "user_report", "content_id": f"kill-n-{n}", "explanation": "x"}
+        return _json_call("notice", platform, "/v1/notices", payload)
+
+    def acknowledged() -> list[Answer]:
+        return [a for a in load.answers() if a.status in (200, 201)]
+
+    load = Load(service.url, make, workers=4, pause_s=0.01).start()
+    try:
+        # Mid-run: notices and matches acknowledged, some actions delivered...
+        wait_until(lambda: len(acknowledged()) >= 20 and fake_platform.snapshot()[1], 60, what="a run under way")
+        # ...then the platform applies each action but its answer is lost: those stay pending, and must
+        # not be applied twice when the restarted service sends them again.
+        fake_platform.set_default("apply_then_hang")
+        seen = len(acknowledged())
+        wait_until(
+            lambda: len(acknowledged()) >= seen + 6 and any(r["mode"] == "apply_then_hang" for r in fake_platform.snapshot()[0]),
+            60,
+            what="actions applied with their answers lost",
+        )
+        assert service.process is not None
+        service.process.kill()  # SIGKILL: no shutdown, no flush
+        service.process.wait(timeout=30)
+        killed = time.monotonic()
+        wait_until(lambda: any(a.sent > killed for a in load.answers()), 10, what="the load meeting the dead process")
+    finally:
+        answers = load.stop()
+    notices = {a.body["ticket"]["content_id"]: a.body["ticket_id"] for a in answers if a.kind == "notice" and a.status == 201}
+    matches = [a.body for a in answers if a.kind == "scan" and a.status == 200]
+    assert notices and matches and all(m["verdict"] == "match" for m in matches)
+    pending = [r for r in _rows(migrated_database_url, _OUTBOX) if r["state"] == "pending"]
+
+    fake_platform.set_default("ok")
+    start_service(**env)  # the same database: the restarted process picks up what the dead one left
+    wait_until(
+        lambda: all(r["state"] == "delivered" for r in _rows(migrated_database_url, _OUTBOX)),
+        30,
+        what="every action delivered after the restart",
+    )
+    tickets = {r["id"]: r for r in _rows(migrated_database_url, "SELECT id::text, content_id, source::text FROM tickets")}
+    evidence = {
+        r["scan"]: r["ticket"]
+        for r in _rows(migrated_database_url, "SELECT scan_id::text AS scan, ticket_id::text AS ticket FROM ticket_evidence")
+    }
+    outbox = _rows(migrated_database_url, _OUTBOX)
+    # Every acknowledged notice has its ticket, every acknowledged match its evidence on its ticket.
+    for content_id, ticket in notices.items():
+        assert tickets[ticket]["content_id"] == content_id
+    for m in matches:
+        assert evidence[m["scan_id"]] == m["ticket_id"] and tickets[m["ticket_id"]]["content_id"] == m["content_id"]
+    # Every hash-match ticket (acknowledged or cut off by the kill) has exactly one action, and nothing else has one.
+    by_ticket: dict[str, int] = {}
+    for r in outbox:
+        by_ticket[r["ticket"]] = by_ticket.get(r["ticket"], 0) + 1
+    assert by_ticket == {t: 1 for t, r in tickets.items() if r["source"] == "hash_match"}
+    # Each action was applied by the platform exactly once, signed, the pending ones included.
+    requests, applied = fake_platform.snapshot()
+    assert set(applied) == {r["key"] for r in outbox}
+    assert pending and {r["key"] for r in pending} <= set(applied)
+    assert all(r["mode"] != "unsigned" for r in requests)
+    assert any(r["duplicate"] for r in requests)  # a lost answer was retried with the same key...
+    assert {applied[r["key"]]["ticket_id"] for r in outbox} == set(by_ticket)  # ...and applied once
+
+
+# --- the webhook receiver down ----------------------------------------------------------------------
+
+
+class _ReceiverOn(FakePlatform):
+    """The fake platform on a port chosen beforehand, so it can come up where the service already sends."""
+
+    def __init__(self, port: int) -> None:
+        self._fixed_port = port
+        super().__init__()
+
+    @property
+    def port(self) -> int:
+        return self._fixed_port
+
+    @port.setter
+    def port(self, value: int) -> None:  # FakePlatform picks a free port; this one is fixed
+        pass
+
+
+def test_a_webhook_receiver_down_for_minutes_gets_every_action_once_it_returns_signed(
+    cli: Cli, start_service: Callable[..., Service], migrated_database_url: str, tmp_path: Path
+) -> None:
+    """Time is scaled by 200: backoff 0.01 s (default 2 s), cap 4.5 s (default 900 s), so the ~12 s outage
+    here takes as many attempts per action as ~40 minutes would at the defaults, and stays well inside
+    HASHGUARD_WEBHOOK_MAX_ATTEMPTS (20, the default, which at the defaults spans about 2.5 hours)."""
+    import_test_list(cli, tmp_path / "pictures")
+    cli("takedown", "policy", "test-list", "--auto-action")
+    port = free_port()
+    secret = "test-webhook-secret-receiver-down"
+    env = {
+        "HASHGUARD_WEBHOOK_URL": f"http://127.0.0.1:{port}/takedown",
+        "HASHGUARD_WEBHOOK_SECRET": secret,
+        "HASHGUARD_WEBHOOK_TIMEOUT_S": "0.5",
+        "HASHGUARD_WEBHOOK_BACKOFF_S": "0.01",
+        "HASHGUARD_WEBHOOK_BACKOFF_MAX_S": "4.5",
+        "HASHGUARD_OUTBOX_POLL_S": "0.1",
+        "HASHGUARD_FLOOD_MAX_MATCHES": "0",
+    }
+    service = start_service(**env)
+    platform = cli.new_key()
+    for n, seed in enumerate(SEEDS * 2):  # ten matches, ten tickets, ten actions, while nothing listens
+        answer = service.request(
+            "POST",
+            f"/v1/scan?content_id=down-{n}",
+            variant(draw(seed), scale=0.5, quality=60),
+            platform,
+            Content_Type="image/jpeg",
+        )
+        assert answer.status == 200 and answer.json()["verdict"] == "match", answer.body
+
+    def attempts() -> int:
+        return sum(r["attempts"] for r in _rows(migrated_database_url, "SELECT attempts FROM takedown_outbox"))
+
+    outage = time.monotonic()
+    # Refused connections first (nothing listens), then a receiver that answers 503, then one that hangs.
+    wait_until(lambda: attempts() >= 40, 20, what="retries against a receiver that is not there")
+    receiver = _ReceiverOn(port)
+    receiver.secret = secret
+    try:
+        receiver.set_default("fail")
+        wait_until(lambda: len(receiver.snapshot()[0]) >= 10, 20, what="retries answered 503")
+        receiver.set_default("hang")
+        wait_until(lambda: sum(r["mode"] == "hang" for r in receiver.snapshot()[0]) >= 5, 20, what="retries timing out")
+        assert all(r["state"] == "pending" for r in _rows(migrated_database_url, _OUTBOX))
+        down_s = time.monotonic() - outage
+        receiver.set_default("ok")  # the platform is back
+        wait_until(
+            lambda: all(r["state"] == "delivered" for r in _rows(migrated_database_url, _OUTBOX)),
+            20,
+            what="every action delivered once the receiver is back",
+        )
+        requests, applied = receiver.snapshot()
+    finally:
+        receiver.close()
+    outbox = _rows(migrated_database_url, _OUTBOX)
+    assert len(outbox) == 10 and set(applied) == {r["key"] for r in outbox}  # each action applied, once
+    assert all(r["mode"] != "unsigned" for r in requests)  # every request carried a valid signature
+    assert {body["ticket_id"] for body in applied.values()} == {r["ticket"] for r in outbox}
+    assert down_s < 30
