@@ -35,8 +35,9 @@ from hashguard import flows, openapi
 from hashsets import uploads
 from hashsets.serving import MatchCatalogue, SnapshotSource
 from kernel import auditlog
-from kernel.appkeys import DB_URL, KEY_CACHE, METRICS, POOL, SETTINGS
+from kernel.appkeys import DB_HEALTH, DB_URL, KEY_CACHE, METRICS, POOL, SETTINGS
 from kernel.db import create_pool, migrate, resolve_url
+from kernel.dbfaults import DatabaseHealth, quiet_driver_logs
 from kernel.metrics import Metrics
 from kernel.routes import Route, register
 from kernel.settings import Settings, SettingsError
@@ -62,7 +63,11 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         await migrate(conn)
     app[DB_URL] = url
     app[POOL] = pool
+    # While PostgreSQL is unreachable /readyz and every /v1/ call answer 503 (kernel.dbfaults).
+    quiet_driver_logs()
+    app[DB_HEALTH] = health = DatabaseHealth(url)
     yield
+    await health.close()
     await pool.close()
 
 

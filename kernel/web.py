@@ -17,7 +17,8 @@ from aiohttp.abc import AbstractAccessLogger
 
 from kernel import keystore
 from kernel.api import MAX_TEXT
-from kernel.appkeys import KEY_CACHE, METRICS, POOL, SETTINGS
+from kernel.appkeys import DB_HEALTH, KEY_CACHE, METRICS, POOL, SETTINGS
+from kernel.dbfaults import RETRY_AFTER_S, DatabaseUnavailable, describe, is_connection_failure
 from kernel.errors import (
     BadRequest,
     Forbidden,
@@ -46,12 +47,21 @@ _REQUEST_ID = re.compile(r"[!-~]{1,128}")
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes ``{"error": {"code", "message"}}`` and is counted; nothing leaks a traceback."""
+    """Every failure becomes ``{"error": {"code", "message"}}`` and is counted; nothing leaks a traceback.
+
+    A lost database is one answer everywhere (``kernel.dbfaults``): while the cached check says
+    PostgreSQL is unreachable every ``/v1/`` call is refused before it starts, and a connection failure
+    met mid-request is the same ``503 not_ready``; every 503 says when to retry (``Retry-After``).
+    """
     # Echoed in a response header: printable ASCII only (a stray byte would fail the answer itself).
     given = request.headers.get("X-Request-ID", "")[:128]
     request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    health = request.app.get(DB_HEALTH)
     code: str | None = None
     try:
+        if health is not None and request.path.startswith("/v1/") and not await health.reachable():
+            health.refused(f"check failed: {health.problem}")
+            raise DatabaseUnavailable()
         response = await handler(request)
     except ServiceError as exc:
         code = exc.code
@@ -63,12 +73,21 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         response = error_response(exc.status, code, exc.reason or code)
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
-    except Exception:
-        log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)
-        code = "internal_error"
-        response = error_response(500, code, "an internal error occurred; hold the upload and retry")
+    except Exception as exc:
+        if await health.explains(exc) if health is not None else is_connection_failure(exc):
+            unavailable = DatabaseUnavailable()
+            code = unavailable.code
+            response = error_response(unavailable.status, unavailable.code, unavailable.message)
+            if health is not None:
+                health.refused(f"{describe(exc)} in {request.method} {request.path}")
+        else:
+            log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)
+            code = "internal_error"
+            response = error_response(500, code, "an internal error occurred; hold the upload and retry")
     if code is not None:
         request.app[METRICS].errors.labels(code=code).inc()
+    if response.status == 503 and "Retry-After" not in response.headers:
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
     response.headers["X-Request-ID"] = request_id
     return response
 
