@@ -73,13 +73,20 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _hash_pool(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    app[HASH_POOL] = HashPool(settings.hash_workers, settings.scan_timeout_s, processes=settings.hash_pool == "processes")
+    app[HASH_POOL] = HashPool(
+        settings.hash_workers,
+        settings.scan_timeout_s,
+        processes=settings.hash_pool == "processes",
+        memory_total=settings.decode_memory_total_mb << 20,
+        memory_small=(settings.decode_memory_mb << 20) // 16,
+    )
     app[SCANNER] = ScanService(
         tools=app[TOOLS],
         holder=app[HOLDER],
         pool=app[HASH_POOL],
         max_pixels=settings.max_pixels,
         hashing=HashingPath(settings.hashing),
+        memory_budget=settings.decode_memory_mb << 20,
         # A match's flow across contexts: the lists describe and quarantine entries (hashsets), the
         # evidence is the detector's, the ticket takedown's, all in one transaction.
         resolve=Resolver(

@@ -195,7 +195,12 @@ def cmd_hash(args: argparse.Namespace) -> int:
             )
             failed = True
             continue
-        media = Media(data=data, max_pixels=settings.max_pixels, hashing=HashingPath(settings.hashing))
+        media = Media(
+            data=data,
+            max_pixels=settings.max_pixels,
+            hashing=HashingPath(settings.hashing),
+            memory_budget=settings.decode_memory_mb << 20,
+        )
         try:
             media.decode()
             for tool in registry:

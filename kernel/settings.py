@@ -94,6 +94,22 @@ class Settings:
         "Largest accepted image in pixels (width x height), checked from the header before decoding;"
         " larger images (decompression bombs) get 422 image_too_large.",
     )
+    decode_memory_mb: int = _setting(
+        "HASHGUARD_DECODE_MEMORY_MB",
+        _int(16),
+        512,
+        "Most memory one image's decode may take, in MiB, estimated from its header before decoding (pixels,"
+        " line pointers, conversions); larger images get 422 image_too_large. At the default a 100-megapixel RGB PNG"
+        " or any JPEG within HASHGUARD_MAX_PIXELS decodes (fast path; the reference path needs about 31 bytes per pixel).",
+    )
+    decode_memory_total_mb: int = _setting(
+        "HASHGUARD_DECODE_MEMORY_TOTAL_MB",
+        _int(16),
+        1024,
+        "Most decode memory, in MiB, all concurrent scans may hold by the same estimate; a large decode waits for room"
+        " (503 scan_timeout after HASHGUARD_SCAN_TIMEOUT_S), while decodes below 1/16 of HASHGUARD_DECODE_MEMORY_MB"
+        " (ordinary photos) never wait.",
+    )
     hash_workers: int = _setting(
         "HASHGUARD_HASH_WORKERS",
         _int(1),
