@@ -118,6 +118,7 @@ class _TicketDesk:
         return await open_for_matches(
             conn,
             scan_id=scan_id,
+            tenant_id=context.tenant_id,
             content_id=context.content_id,
             content_url=context.content_url,
             api_key_id=context.api_key_id,
@@ -281,35 +282,34 @@ async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
         ),
         asyncio.create_task(takedown_jobs.queue_loop(pool, metrics), name="hashguard-takedown-queue"),
     ]
-    session: aiohttp.ClientSession | None = None
-    if settings.webhook_url and settings.webhook_secret:
-        session = aiohttp.ClientSession()
-        deliverer = takedown_jobs.OutboxDeliverer(
-            pool=pool,
-            session=session,
-            config=takedown_jobs.WebhookConfig(
-                url=settings.webhook_url,
-                secret=settings.webhook_secret,
-                timeout_s=settings.webhook_timeout_s,
-                max_attempts=settings.webhook_max_attempts,
-                backoff_base_s=settings.webhook_backoff_s,
-                backoff_cap_s=settings.webhook_backoff_max_s,
-                poll_s=settings.outbox_poll_s,
-            ),
-            metrics=metrics,
-            waker=app[takedown_http.WAKER],
-        )
-        tasks.append(asyncio.create_task(deliverer.run(), name="hashguard-outbox"))
-    else:
-        log.warning("HASHGUARD_WEBHOOK_URL is not set: takedown actions are kept in the outbox, undelivered")
+    # Delivery always runs: tenants may have their own webhooks (``hashguard tenants webhook``);
+    # the global one, when set, serves the default tenant.
+    session = aiohttp.ClientSession()
+    deliverer = takedown_jobs.OutboxDeliverer(
+        pool=pool,
+        session=session,
+        config=takedown_jobs.WebhookConfig(
+            url=settings.webhook_url if settings.webhook_secret else None,
+            secret=settings.webhook_secret if settings.webhook_url else None,
+            timeout_s=settings.webhook_timeout_s,
+            max_attempts=settings.webhook_max_attempts,
+            backoff_base_s=settings.webhook_backoff_s,
+            backoff_cap_s=settings.webhook_backoff_max_s,
+            poll_s=settings.outbox_poll_s,
+        ),
+        metrics=metrics,
+        waker=app[takedown_http.WAKER],
+    )
+    tasks.append(asyncio.create_task(deliverer.run(), name="hashguard-outbox"))
+    if not settings.webhook_url:
+        log.warning("HASHGUARD_WEBHOOK_URL is not set: the default tenant's takedown actions are kept in the outbox, undelivered")
     yield
     for task in tasks:
         task.cancel()
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    if session is not None:
-        await session.close()
+    await session.close()
 
 
 # The root's own routes: the document that describes every context's.

@@ -10,6 +10,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 from aiohttp import web
@@ -27,6 +28,7 @@ from kernel.errors import ServiceError
 from kernel.keys import DEFAULT_TENANT, TENANT_NAME, Role, new_key
 from kernel.settings import Settings, SettingsError
 from takedown import cli as takedown_cli
+from takedown import outbox_store
 
 
 class CommandError(Exception):
@@ -152,8 +154,53 @@ def cmd_tenants_create(args: argparse.Namespace) -> int:
 
 
 def cmd_tenants_list(args: argparse.Namespace) -> int:
-    for tenant in run_with_connection(keystore.list_tenants, _settings(args)):
-        print(f"{tenant.name}\t{tenant.created_at:%Y-%m-%d %H:%M}")
+    async def work(conn: asyncpg.Connection) -> tuple[list[keystore.Tenant], dict[str, str]]:
+        return await keystore.list_tenants(conn), {name: url for name, url, _ in await outbox_store.tenant_webhooks(conn)}
+
+    tenants, hooks = run_with_connection(work, _settings(args))
+    for tenant in tenants:
+        hook = hooks.get(tenant.name) or ("(HASHGUARD_WEBHOOK_URL)" if tenant.name == DEFAULT_TENANT else "(no webhook)")
+        print(f"{tenant.name}\t{tenant.created_at:%Y-%m-%d %H:%M}\t{hook}")
+    return 0
+
+
+_MIN_SECRET = 16
+
+
+def _check_webhook(url: str, secret: str) -> None:
+    parsed = urlsplit(url)
+    loopback = parsed.hostname in ("127.0.0.1", "::1", "localhost")
+    if parsed.scheme != "https" and not (parsed.scheme == "http" and loopback):
+        raise CommandError("a tenant's webhook URL must be https:// (plain http only to a loopback address)")
+    if not parsed.hostname:
+        raise CommandError("the webhook URL names no host")
+    if len(secret) < _MIN_SECRET:
+        raise CommandError(f"the webhook secret must be at least {_MIN_SECRET} characters")
+
+
+def cmd_tenants_webhook(args: argparse.Namespace) -> int:
+    """Set (URL argument, secret on stdin) or clear a tenant's own webhook for platform actions."""
+    secret = "" if args.clear else sys.stdin.readline().strip()
+    if not args.clear:
+        if not args.url:
+            raise CommandError("give the webhook URL (and its secret on stdin), or --clear")
+        _check_webhook(args.url, secret)
+    actor = takedown_cli.cli_actor()
+
+    async def work(conn: asyncpg.Connection) -> bool:
+        ids = await keystore.tenant_ids(conn, [args.name])
+        if args.name not in ids:
+            raise CommandError(f"no tenant named {args.name}")
+        if args.clear:
+            return await outbox_store.clear_tenant_webhook(conn, ids[args.name], actor, args.name)
+        await outbox_store.set_tenant_webhook(conn, ids[args.name], args.url, secret, actor, args.name)
+        return True
+
+    changed = run_with_connection(work, _settings(args))
+    if args.clear:
+        print(f"tenant {args.name}: own webhook cleared" if changed else f"tenant {args.name} had no webhook of its own")
+    else:
+        print(f"tenant {args.name}: platform actions go to {args.url}")
     return 0
 
 
@@ -247,7 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
     tcreate = tenants.add_parser("create", help="create a tenant")
     tcreate.add_argument("name")
     tcreate.set_defaults(func=cmd_tenants_create)
-    tenants.add_parser("list", help="list tenants").set_defaults(func=cmd_tenants_list)
+    tenants.add_parser("list", help="list tenants and where their platform actions go").set_defaults(func=cmd_tenants_list)
+    thook = tenants.add_parser(
+        "webhook", help="set a tenant's own webhook for platform actions (the signing secret is read from stdin)"
+    )
+    thook.add_argument("name")
+    thook.add_argument("url", nargs="?")
+    thook.add_argument("--clear", action="store_true", help="remove it (the default tenant falls back to HASHGUARD_WEBHOOK_URL)")
+    thook.set_defaults(func=cmd_tenants_webhook)
 
     hash_ = sub.add_parser("hash", help="hash files with the detection tools; one JSON object per file and tool")
     hash_.add_argument("--tool", action="append", help="tool to use (repeatable; default: all enabled)")

@@ -161,6 +161,9 @@ class TransparencyQuery(Struct):
         default=None, name="from"
     )
     to: Annotated[str, Meta(description="ISO 8601 date or timestamp; default now.")] | None = None
+    tenant: Annotated[OptionalShort, Meta(description="One tenant's figures (default: every tenant the key may see).")] | None = (
+        None
+    )
 
 
 def enum_list(raw: str | None, kind: type[E]) -> list[E] | None:
