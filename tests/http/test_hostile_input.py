@@ -214,6 +214,12 @@ def test_extreme_dates_are_refused_by_every_request_that_takes_a_time(cli: Cli, 
         " date-time with a UTC offset (e.g. 2026-01-31T12:00:00Z), from 1970-01-01 to before 9999-01-01"
     ]
     assert service.request("GET", "/v1/tools/approvals", None, admin).json()["approvals"] == []
+    # And the transparency period's bounds (a bare date still reads as midnight UTC).
+    lead = cli.new_key("lead")
+    for query in ("from=0001-01-01", "to=9999-12-31T23:59:59.999999", "from=yesterday"):
+        period = service.request("GET", f"/v1/transparency?{query}", None, lead)
+        assert period.status == 400, period.body
+    assert service.request("GET", "/v1/transparency?from=2026-01-01&to=2026-02-01", None, lead).status == 200
 
 
 def test_unsafe_webhook_settings_are_refused_at_start_in_one_line(cli: Cli) -> None:
