@@ -23,6 +23,7 @@ ERRORS: dict[int, str] = {
     401: "Missing, unknown or revoked API key.",
     403: "The key's role may not call this endpoint.",
     404: "No such record.",
+    408: "The body did not arrive within HASHGUARD_BODY_TIMEOUT_S; send it again.",
     409: "Conflicts with the record's current state.",
     413: "Body larger than this endpoint accepts (HASHGUARD_MAX_UPLOAD_BYTES for uploads).",
     415: "Not an image in a supported format, or a content type other than the one this endpoint reads.",

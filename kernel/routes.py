@@ -68,8 +68,8 @@ class Route:
         statuses = set(self.errors)
         if self.roles:
             statuses |= {401, 403}
-        if self.body is not None:
-            statuses |= {400, 413, 415}
+        if self.body is not None or self.raw_body is not None:
+            statuses |= {400, 408, 413, 415}  # 408: the body did not arrive within HASHGUARD_BODY_TIMEOUT_S
         if self.query is not None:
             statuses.add(400)
         return sorted(statuses)

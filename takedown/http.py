@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from kernel import auditlog, keystore
-from kernel.api import trimmed
+from kernel.api import parse_moment, trimmed
 from kernel.appkeys import METRICS, POOL
 from kernel.keys import Principal, Role
 from kernel.routes import Route, caller, read_body, read_query
@@ -371,11 +371,10 @@ async def get_audit(request: web.Request) -> web.Response:
 def _period_param(raw: str | None, name: str, default: datetime) -> datetime:
     if not raw:
         return default
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput(f"{name!r} must be an ISO 8601 date or timestamp") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:  # the one timestamp rule (kernel.api); a bare date is midnight UTC
+        return parse_moment(repr(name), raw, naive_is_utc=True)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 async def get_transparency(request: web.Request) -> web.Response:

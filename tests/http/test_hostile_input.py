@@ -214,6 +214,12 @@ def test_extreme_dates_are_refused_by_every_request_that_takes_a_time(cli: Cli, 
         " date-time with a UTC offset (e.g. 2026-01-31T12:00:00Z), from 1970-01-01 to before 9999-01-01"
     ]
     assert service.request("GET", "/v1/tools/approvals", None, admin).json()["approvals"] == []
+    # And the transparency period's bounds (a bare date still reads as midnight UTC).
+    lead = cli.new_key("lead")
+    for query in ("from=0001-01-01", "to=9999-12-31T23:59:59.999999", "from=yesterday"):
+        period = service.request("GET", f"/v1/transparency?{query}", None, lead)
+        assert period.status == 400, period.body
+    assert service.request("GET", "/v1/transparency?from=2026-01-01&to=2026-02-01", None, lead).status == 200
 
 
 def test_unsafe_webhook_settings_are_refused_at_start_in_one_line(cli: Cli) -> None:
@@ -226,3 +232,23 @@ def test_unsafe_webhook_settings_are_refused_at_start_in_one_line(cli: Cli) -> N
         assert out.returncode == 1
         [line] = out.stderr.strip().splitlines()
         assert line.startswith("hashguard: error: HASHGUARD_WEBHOOK_") and expected in line, line
+
+
+def test_slow_headers_and_idle_connections_are_closed_after_the_keepalive_limit(start_service: Callable[..., Service]) -> None:
+    service = start_service(HASHGUARD_KEEPALIVE_TIMEOUT_S="1")
+
+    def closed_by_server(conn: socket.socket) -> bool:
+        received = b""
+        while chunk := conn.recv(65536):  # b"" once the server closes; the socket's timeout would raise first
+            received += chunk
+        return True
+
+    # A header that never ends (slowloris): closed, though the client never stops.
+    with socket.create_connection(("127.0.0.1", service.port), timeout=30) as slow:
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        assert closed_by_server(slow)
+    # An idle keep-alive connection after its answer: closed too.
+    with socket.create_connection(("127.0.0.1", service.port), timeout=30) as idle:
+        idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert idle.recv(65536).startswith(b"HTTP/1.1 200")
+        assert closed_by_server(idle)
