@@ -44,6 +44,47 @@ from detector.synthetic import draw, encode
 
 RESULTS = Path(__file__).parent / "results" / "hostile.md"
 
+# Decode-and-hash of one file in a fresh process: seconds, peak resident MiB, how it ended.
+_STANDALONE = """
+import resource, sys, time
+from detector.decode import HashingPath
+from detector.hashjob import HashJob, hash_upload, prepare_worker
+from detector.tools.imagehashes import DHashTool, PHashTool
+from detector.tools.pdq import PdqTool
+prepare_worker()
+data = open(sys.argv[1], "rb").read()
+started = time.perf_counter()
+try:
+    hash_upload(HashJob(data=data, max_pixels=100_000_000, hashing=HashingPath(sys.argv[2]), tools=(PdqTool(), PHashTool(), DHashTool())))
+    end = "hashed"
+except Exception as exc:
+    end = getattr(exc, "code", None) or type(exc).__name__
+print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, end)
+"""
+# The same measurement on main before this work (commit f7f3a76, 2026-12-02 03:28 UTC, load average about 4):
+# the thin PNGs ended in MemoryError, which the service answered 500.
+BEFORE = {
+    ("png 1x100,000,000", "fast"): "20.42 s, 4,995 MiB, MemoryError (500)",
+    ("png 1x100,000,000", "reference"): "15.06 s, 3,755 MiB, MemoryError (500)",
+    ("png 100,000,000x1", "fast"): "0.03 s, 34 MiB, MemoryError (500)",
+    ("png 100,000,000x1", "reference"): "0.02 s, 35 MiB, MemoryError (500)",
+    ("png 10000x10000 RGB (at the limit)", "fast"): "1.84 s, 513 MiB, hashed",
+    ("png 10000x10000 RGB (at the limit)", "reference"): "11.10 s, 2,992 MiB, hashed",
+}
+
+
+def standalone(files: dict[str, tuple[bytes, str]], folder: Path) -> list[str]:
+    """Before/after rows: each of ``BEFORE``'s files decoded and hashed alone in a fresh process."""
+    rows = ["| file | path | before (main, f7f3a76) | after |", "|---|---|---|---|"]
+    for name, path in BEFORE:
+        target = folder / "standalone.bin"
+        target.write_bytes(files[name][0])
+        out = subprocess.run(
+            [sys.executable, "-c", _STANDALONE, str(target), path], capture_output=True, text=True, timeout=600, check=True
+        ).stdout.split()
+        rows.append(f"| {name} | {path} | {BEFORE[name, path]} | {float(out[0]):.2f} s, {float(out[1]):,.0f} MiB, {out[2]} |")
+    return rows
+
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
@@ -207,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(header), flush=True)
     ordinary, hostile = ordinary_files(), hostile_files()
     with tempfile.TemporaryDirectory(prefix="hashguard-hostile-") as tmp:
+        before_after = standalone(hostile, Path(tmp))
         rng = np.random.default_rng(1)
         hashes = Path(tmp) / "list.txt"
         hashes.write_text("".join(rng.bytes(32).hex() + "\n" for _ in range(1000)))  # synthetic, nothing real
@@ -284,6 +326,14 @@ def main(argv: list[str] | None = None) -> int:
             f"| {name} | {len(hostile[name][0]):,} | {sum(answers.values())} | {', '.join(f'{k} x{v}' for k, v in sorted(answers.items()))}"
             f" | {statistics.median(seconds) if seconds else float('nan'):.2f} | {max(seconds, default=0):.2f} |"
         )
+    lines += [
+        "",
+        "## One file alone, before and after (decode and hash with every tool, in a fresh process)",
+        "",
+        "Peak is the process's maximum resident set (ru_maxrss, including about 35 MiB of interpreter and imports).",
+        "",
+        *before_after,
+    ]
     text = "\n".join(lines) + "\n"
     args.output.write_text(text)
     print(text)

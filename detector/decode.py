@@ -464,7 +464,7 @@ def _open_for_decode(media: Media) -> tuple[Image.Image, Plan]:
         image.seek(0)  # first frame of animated GIF/WebP/APNG and multi-page TIFF
         prepared = check_complete(image, media.data)
         if prepared is not media.data:
-            image = Image.open(io.BytesIO(prepared), formats=(image.format or "JPEG",))
+            image = Image.open(io.BytesIO(prepared), formats=("JPEG",))  # (an MPO opens through the JPEG plug-in)
     except (*_DECODE_ERRORS, struct.error, IndexError, KeyError, TypeError, zlib.error) as exc:
         raise CorruptMedia("the image is truncated or corrupt and cannot be decoded") from exc
     return image, decode_plan

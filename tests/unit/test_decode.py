@@ -312,3 +312,15 @@ def test_complete_files_still_decode_on_both_paths(fmt: str, options: dict[str, 
     data = encode(draw(34, size), fmt, **options)
     for path in PATHS:
         _decodes(data, path)
+
+
+@pytest.mark.parametrize("size", [(640, 480), (2400, 1800)])
+def test_mpo_hashes_its_first_frame_like_that_frame_as_a_jpeg(size: tuple[int, int]) -> None:
+    """Several JPEGs in one file (some cameras): the completeness check must not cut into the first one."""
+    out = io.BytesIO()
+    draw(35, size).save(out, "MPO", save_all=True, append_images=[draw(36, size)], quality=90)
+    first = io.BytesIO()
+    draw(35, size).save(first, "JPEG", quality=90)
+    assert Image.open(io.BytesIO(out.getvalue())).format == "MPO"
+    for path in PATHS:
+        assert hashes(out.getvalue(), path) == hashes(first.getvalue(), path)
