@@ -32,7 +32,7 @@ float planes), and an image whose plan exceeds the per-decode budget (``HASHGUAR
 is refused with 422 ``image_too_large``, so the aspect ratio cannot multiply the cost: a
 1 x 100,000,000 PNG costs Pillow a line pointer per row and is refused from its header. The
 fast path never makes a full-size float copy: a long axis is box-reduced further than 1/8 (any
-factor the PDQ tent allows, see ``detector.fastpdq.max_scale``) and PDQ's weights are built
+factor the PDQ tent allows, see ``detector.fastpdq.max_reduction``) and PDQ's weights are built
 locally per sample. ``HashPool`` adds the global budget across concurrent decodes.
 
 Fail closed: a file whose data ends before its header's size is 422 ``corrupt_media``, even
@@ -439,10 +439,45 @@ def _tiles_cover(image: Image.Image) -> None:
         raise CorruptMedia("the image data covers less than the size its header declares")
 
 
+def _guards_last_row(image: Image.Image) -> bool:
+    """Whether ``load_guarded`` can tell a PNG's missing rows by its last row (else its stream is inflated to count).
+
+    A non-interlaced PNG is decoded row by row, so if its data ends early its last row is never
+    written. The row must be long enough (16 bytes) that a real row matching the marker is out of
+    the question; a match would only ever refuse a file, never pass one.
+    """
+    if image.format != "PNG" or image.info.get("interlace"):
+        return False
+    return len(Image.new(image.mode, (image.size[0], 1)).tobytes()) >= 16
+
+
+def _last_row_marker(mode: str, width: int) -> Image.Image:
+    size = len(Image.new(mode, (width, 1)).tobytes())
+    pattern = np.random.default_rng(0x5EED).integers(0, 256, size, dtype=np.uint8).tobytes()
+    return Image.frombytes(mode, (width, 1), pattern)
+
+
+def load_guarded(image: Image.Image) -> None:
+    """``image.load()``, refusing a PNG whose data ended before its last row (see ``_guards_last_row``)."""
+    if not _guards_last_row(image):
+        image.load()
+        return
+    width, height = image.size
+    marker = _last_row_marker(image.mode, width)
+    image.im = Image.core.new(image.mode, image.size)  # Pillow decodes into this image (load_prepare keeps it)
+    image.im.paste(marker.im, (0, height - 1, width, height))
+    image.load()
+    if image.crop((0, height - 1, width, height)).tobytes() == marker.tobytes():
+        raise CorruptMedia("the PNG image data ends before the size its header declares")
+
+
 def check_complete(image: Image.Image, data: bytes) -> bytes:
-    """Refuse data that ends before the declared size; returns the bytes to decode (for JPEG, prepared)."""
+    """Refuse data that ends before the declared size; returns the bytes to decode (for JPEG, prepared).
+
+    (A non-interlaced PNG is checked as it loads, by ``load_guarded``, at no cost; others here.)
+    """
     fmt = image.format
-    if fmt == "PNG":
+    if fmt == "PNG" and not _guards_last_row(image):
         _png_complete(data)
     elif fmt in ("JPEG", "MPO"):
         return _jpeg_prepared(data, image)
@@ -464,7 +499,7 @@ def _open_for_decode(media: Media) -> tuple[Image.Image, Plan]:
         image.seek(0)  # first frame of animated GIF/WebP/APNG and multi-page TIFF
         prepared = check_complete(image, media.data)
         if prepared is not media.data:
-            image = Image.open(io.BytesIO(prepared), formats=(image.format or "JPEG",))
+            image = Image.open(io.BytesIO(prepared), formats=("JPEG",))  # (an MPO opens through the JPEG plug-in)
     except (*_DECODE_ERRORS, struct.error, IndexError, KeyError, TypeError, zlib.error) as exc:
         raise CorruptMedia("the image is truncated or corrupt and cannot be decoded") from exc
     return image, decode_plan
@@ -503,7 +538,7 @@ def decode_rgb(media: Media) -> Image.Image:
     image, _ = _open_for_decode(media)
     try:
         image.seek(0)
-        image.load()
+        load_guarded(image)
         return _to_rgb(image)
     except _DECODE_ERRORS as exc:
         # Truncated data, bad chunks, broken compressed streams: the client's file is at fault.
@@ -531,7 +566,7 @@ def decode_grey(media: Media) -> Grey:
     try:
         image.seek(0)
         if scale_x == scale_y == 1:
-            image.load()
+            load_guarded(image)
             rgb = _to_rgb(image)
             pixels = np.asarray(rgb, dtype=np.float64)
             # pdqhash.compute's own arithmetic: float64 products and sum, then float32.
@@ -541,7 +576,7 @@ def decode_grey(media: Media) -> Grey:
         # MPO (several JPEGs in one file, as some cameras write) is a JPEG subclass in Pillow.
         if decode_plan.draft > 1 and (result := image.draft("L", (width // decode_plan.draft, height // decode_plan.draft))):
             drafted = round(width / result[1][2])
-        image.load()
+        load_guarded(image)
         grey = _to_grey(image)
         del image
         if (scale_x, scale_y) != (drafted, drafted):

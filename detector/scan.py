@@ -149,6 +149,9 @@ class HashPool:
     ``run_here`` always runs in a thread of this process, for work that needs this process's
     memory: matching against the in-memory snapshot.
 
+    A job says how much decode memory it will hold (``memory``); large ones wait for room in
+    ``MemoryBudget`` and may hold all slots but one, which stays for ordinary scans.
+
     A slot is released when the worker really finishes, not when a caller gives up, so
     timeouts cannot oversubscribe the CPUs. A worker process that dies (a decoder crash, the
     OOM killer) breaks the process pool: the jobs in flight fail with ``BrokenProcessPool``
@@ -172,6 +175,9 @@ class HashPool:
             prepare_worker()  # this process hashes: one BLAS thread per job, not per CPU per job
         self._executor: Executor = self._new_processes() if processes else self._threads
         self._slots = asyncio.Semaphore(workers)
+        # Large decodes (above ``memory_small``) may hold every slot but one, so an ordinary scan
+        # never queues behind them for a worker (with a single worker there is nothing to keep back).
+        self._large_slots = asyncio.Semaphore(max(1, workers - 1))
         self._timeout_s = timeout_s
 
     @property
@@ -207,31 +213,37 @@ class HashPool:
 
     async def _submit(self, executor: Executor, fn: Callable[..., T], *args: object, memory: int = 0) -> T:
         deadline = time.monotonic() + self._timeout_s
+        large = memory > self.memory.small
+        taken: list[asyncio.Semaphore] = []
+
+        def remaining() -> float:
+            return max(0.0, deadline - time.monotonic())
+
         try:
             held = await asyncio.wait_for(self.memory.acquire(memory), self._timeout_s)
         except TimeoutError:
             raise ScanTimeout("the decode memory budget stayed taken by other uploads; hold the upload and retry") from None
         try:
-            await asyncio.wait_for(self._slots.acquire(), max(0.0, deadline - time.monotonic()))
+            for semaphore in (self._large_slots, self._slots) if large else (self._slots,):
+                await asyncio.wait_for(semaphore.acquire(), remaining())
+                taken.append(semaphore)
+            future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
         except BaseException as exc:
+            for semaphore in taken:
+                semaphore.release()
             self.memory.release(held)
             if isinstance(exc, TimeoutError):
                 raise ScanTimeout("every hashing worker stayed busy; hold the upload and retry") from None
             raise
-        try:
-            future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
-        except BaseException:
-            self._slots.release()
-            self.memory.release(held)
-            raise
 
         def finished(_: object) -> None:
-            self._slots.release()
+            for semaphore in taken:
+                semaphore.release()
             self.memory.release(held)
 
         future.add_done_callback(finished)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - time.monotonic()))
+            return await asyncio.wait_for(asyncio.shield(future), remaining())
         except TimeoutError:
             raise ScanTimeout() from None
 

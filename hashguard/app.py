@@ -80,6 +80,7 @@ async def _hash_pool(app: web.Application) -> AsyncIterator[None]:
         memory_total=settings.decode_memory_total_mb << 20,
         memory_small=(settings.decode_memory_mb << 20) // 16,
     )
+    app[METRICS].decode_memory.set_function(lambda: app[HASH_POOL].memory.used)
     app[SCANNER] = ScanService(
         tools=app[TOOLS],
         holder=app[HOLDER],

@@ -44,6 +44,7 @@ class Metrics:
     tickets: Gauge = field(init=False)
     tickets_overdue: Gauge = field(init=False)
     evidence_purged: Counter = field(init=False)
+    decode_memory: Gauge = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -103,6 +104,11 @@ class Metrics:
             ["tool", "reason"],
             registry=r,
         )
+        self.decode_memory = Gauge(
+            "hashguard_decode_memory_bytes",
+            "Decode memory held by scans in flight, as estimated from their headers (HASHGUARD_DECODE_MEMORY_TOTAL_MB caps it).",
+            registry=r,
+        )
         self._takedown(r)
 
     def _takedown(self, r: CollectorRegistry) -> None:
@@ -160,4 +166,5 @@ METRIC_NAMES: tuple[str, ...] = (
     "hashguard_tickets",
     "hashguard_tickets_overdue",
     "hashguard_evidence_purged_total",
+    "hashguard_decode_memory_bytes",
 )

@@ -149,6 +149,23 @@ def test_bad_input_gets_clear_errors_and_the_service_survives(
     assert "Traceback" not in service.log()
 
 
+def test_a_listed_png_with_a_raised_height_is_corrupt_not_a_no_match(
+    listed: dict[int, str], cli: Cli, start_service: Callable[..., Service]
+) -> None:
+    """Issue 11, finding 3: IHDR's height raised by 2%, its CRC fixed, pixels untouched, answered 200 no_match."""
+    service = start_service()
+    key = cli.new_key()
+    listed_png = encode(draw(12))  # byte for byte the file the list's hash was made from
+    assert scan(service, key, listed_png, ctype="image/png").json()["verdict"] == "match"
+    raised = bytearray(listed_png)
+    (height,) = struct.unpack(">I", raised[20:24])
+    raised[20:24] = struct.pack(">I", height * 102 // 100)
+    raised[29:33] = struct.pack(">I", zlib.crc32(bytes(raised[12:29])))
+    result = scan(service, key, bytes(raised), ctype="image/png")
+    assert result.status == 422, result.body
+    assert result.json()["error"]["code"] == "corrupt_media"
+
+
 def test_a_list_imported_while_running_is_matched_without_restart(
     cli: Cli, start_service: Callable[..., Service], tmp_path: Path
 ) -> None:

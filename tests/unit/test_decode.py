@@ -218,3 +218,109 @@ def test_thin_images_within_the_budget_hash_like_the_reference(size: tuple[int, 
 def test_long_axis_weights_built_locally_equal_the_full_matrix(n: int, scale: int) -> None:
     full = np.add.reduceat(_reference_weights(n), np.arange(0, n, scale), axis=1)
     assert np.allclose(reduced_weights(n, scale), full, rtol=0, atol=1e-12)
+
+
+# --- Fail-closed decoding (issue 11, finding 3) -----------------------------------------------
+
+
+def raised_png_height(data: bytes, factor: float = 1.02) -> bytes:
+    """The PNG with only IHDR's height raised (and its CRC fixed, so only the height lies)."""
+    out = bytearray(data)
+    (height,) = struct.unpack(">I", out[20:24])
+    out[20:24] = struct.pack(">I", int(height * factor) + 1)
+    out[29:33] = struct.pack(">I", zlib.crc32(bytes(out[12:29])))
+    return bytes(out)
+
+
+def _with_jpeg_size(data: bytes, width: int, height: int) -> bytes:
+    out = bytearray(data)
+    sof = next(out.index(marker) for marker in (b"\xff\xc0", b"\xff\xc1", b"\xff\xc2") if marker in out)
+    out[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(out)
+
+
+def _tiff_with_tag(data: bytes, tag: int, value: int) -> bytes:
+    """A little-endian TIFF with one SHORT/LONG tag of its first IFD set to ``value``."""
+    out = bytearray(data)
+    (ifd,) = struct.unpack("<I", out[4:8])
+    (count,) = struct.unpack("<H", out[ifd : ifd + 2])
+    for k in range(count):
+        entry = ifd + 2 + 12 * k
+        found, kind = struct.unpack("<HH", out[entry : entry + 4])
+        if found == tag:
+            out[entry + 8 : entry + 12] = struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+    return bytes(out)
+
+
+def _decodes(data: bytes, path: HashingPath) -> None:
+    # The budget is lifted so that it is the completeness check that refuses (the reference path would
+    # refuse the 10000x10000 ones from the budget, before reading a byte of their data).
+    Media(data=data, max_pixels=100_000_000, hashing=path, memory_budget=1 << 40).decode()
+
+
+def _lying_files() -> dict[str, bytes]:
+    picture = draw(31, (640, 480))
+    big = draw(32, (2400, 1800))  # large enough that the fast path decodes JPEG at 1/8 (draft)
+    tiff = encode(picture, "TIFF")
+    return {
+        "png-height+2%": raised_png_height(encode(picture, "PNG")),
+        "png-interlaced-height+2%": raised_png_height(encode(picture, "PNG", interlace=1)),
+        "png-grey16-height+2%": raised_png_height(
+            encode(Image.fromarray(np.asarray(picture.convert("L"), np.uint16) << 8), "PNG")
+        ),
+        "jpeg-10000x10000-over-64x64": _with_jpeg_size(encode(draw(33, (64, 64)), "JPEG"), 10_000, 10_000),
+        "jpeg-height+2%": _with_jpeg_size(encode(picture, "JPEG"), 640, 490),
+        "jpeg-draft-height+2%": _with_jpeg_size(encode(big, "JPEG", quality=90), 2400, 1836),
+        "jpeg-grey-draft-height+2%": _with_jpeg_size(encode(big.convert("L"), "JPEG"), 2400, 1836),
+        "jpeg-cmyk-height+2%": _with_jpeg_size(encode(big.convert("CMYK"), "JPEG"), 2400, 1836),
+        "jpeg-progressive-10000x10000-over-64x64": _with_jpeg_size(
+            encode(draw(33, (64, 64)), "JPEG", progressive=True), 10_000, 10_000
+        ),
+        "tiff-length+2%": _tiff_with_tag(tiff, 257, 490),
+        "tiff-length-and-rows-per-strip+2%": _tiff_with_tag(_tiff_with_tag(tiff, 257, 490), 278, 490),
+        "bmp-height+2%": (lambda b: b[:22] + struct.pack("<i", 490) + b[26:])(encode(picture, "BMP")),
+        "gif-truncated": encode(picture.quantize(256), "GIF")[:-300],
+        "webp-truncated": encode(picture, "WEBP")[:-300],
+    }
+
+
+LYING = _lying_files()
+
+
+@pytest.mark.parametrize("name", list(LYING))
+@pytest.mark.parametrize("path", PATHS)
+def test_data_ending_before_the_declared_size_is_corrupt(name: str, path: HashingPath) -> None:
+    """Pillow pads these with black or grey and calls them whole (a listed PNG raised 2% answered no_match)."""
+    with pytest.raises(CorruptMedia):
+        _decodes(LYING[name], path)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options"),
+    [
+        ("PNG", {}),
+        ("PNG", {"interlace": 1}),
+        ("JPEG", {"quality": 90}),
+        ("JPEG", {"progressive": True}),
+        ("JPEG", {"restart_marker_rows": 1}),
+        ("TIFF", {}),
+        ("TIFF", {"compression": "tiff_lzw"}),
+    ],
+)
+@pytest.mark.parametrize("size", [(640, 480), (2400, 1800), (97, 61)])
+def test_complete_files_still_decode_on_both_paths(fmt: str, options: dict[str, object], size: tuple[int, int]) -> None:
+    data = encode(draw(34, size), fmt, **options)
+    for path in PATHS:
+        _decodes(data, path)
+
+
+@pytest.mark.parametrize("size", [(640, 480), (2400, 1800)])
+def test_mpo_hashes_its_first_frame_like_that_frame_as_a_jpeg(size: tuple[int, int]) -> None:
+    """Several JPEGs in one file (some cameras): the completeness check must not cut into the first one."""
+    out = io.BytesIO()
+    draw(35, size).save(out, "MPO", save_all=True, append_images=[draw(36, size)], quality=90)
+    first = io.BytesIO()
+    draw(35, size).save(first, "JPEG", quality=90)
+    assert Image.open(io.BytesIO(out.getvalue())).format == "MPO"
+    for path in PATHS:
+        assert hashes(out.getvalue(), path) == hashes(first.getvalue(), path)

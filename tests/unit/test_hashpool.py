@@ -74,3 +74,22 @@ async def test_memory_budget_holds_large_decodes_back_and_lets_small_ones_throug
     budget.release(300)
     assert budget.used == 0
     assert await budget.acquire(5000) == 1000  # above the total: counted as the total, runs alone
+
+
+async def test_large_decodes_leave_one_worker_for_ordinary_scans() -> None:
+    """Two at-limit uploads once held both slots for 30 s while an ordinary scan waited 28 s."""
+    import asyncio
+    import threading
+
+    pool = HashPool(2, timeout_s=60, memory_total=1000, memory_small=50)
+    release = threading.Event()
+    try:
+        large = [asyncio.ensure_future(pool.run(release.wait, memory=400)) for _ in range(2)]
+        # The ordinary job runs while both large ones are in (one running, one waiting for its slot).
+        assert await pool.run(sum, [1, 2], memory=10) == 3
+        assert not any(job.done() for job in large)
+        release.set()
+        assert await asyncio.gather(*large) == [True, True]
+    finally:
+        release.set()
+        pool.close()
