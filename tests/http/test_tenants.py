@@ -199,6 +199,19 @@ def test_a_key_of_one_tenant_can_neither_see_nor_touch_another_s_records(
     assert (
         _ok(service.request("GET", "/v1/transparency", key=outsiders["auditor"]))["notices_received"] == beta["notices_received"]
     )
+    # The audit log, read by a key limited to beta: beta's ticket entries only; paging by next_after reaches them all.
+    everything = _ok(service.request("GET", "/v1/audit?limit=500", key=auditor))
+    assert {e["subject"] for e in everything["entries"]} >= {f"ticket:{ticket}", f"ticket:{filed['ticket_id']}"}
+    seen, after = [], 0
+    while True:
+        page = _ok(service.request("GET", f"/v1/audit?limit=2&after={after}", key=outsiders["auditor"]))
+        seen += page["entries"]
+        if page["next_after"] == after:
+            break
+        after = page["next_after"]
+    assert seen and {e["subject"] for e in seen} == {f"ticket:{filed['ticket_id']}"}
+    assert [e["seq"] for e in seen] == [e["seq"] for e in everything["entries"] if e["subject"] == f"ticket:{filed['ticket_id']}"]
+    assert _ok(service.request("GET", f"/v1/audit?subject=ticket:{ticket}", key=outsiders["auditor"]))["entries"] == []
     for name in ("alpha", "nosuch"):
         refused = service.request("GET", f"/v1/transparency?tenant={name}", key=outsiders["lead"])
         assert (refused.status, refused.json()["error"]) == (
