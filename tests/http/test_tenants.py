@@ -218,6 +218,8 @@ def test_a_key_of_one_tenant_can_neither_see_nor_touch_another_s_records(
             404,
             {"code": "tenant_not_found", "message": f"no tenant is named {name!r}"},
         )
+    # A's own key still does all it did: its uploader's appeal goes through.
+    assert _ok(service.post_json(f"/v1/tickets/{ticket}/appeal", {"explanation": "mine"}, a))["state"] == "appealed"
     assert "Traceback" not in service.log()
 
 
