@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,28 +39,49 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env()
 
 
+def _can_listen(host: str, port: int) -> None:
+    """Refuse a busy or unusable address in one line, before the database and the index start."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+            probe.bind(address)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: {(exc.strerror or str(exc)).lower()}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    from hashguard.app import create_app
+    from hashguard.app import create_app, server_options
     from hashguard.demo import curl_command, seed
 
     settings = _settings(args)
+    _can_listen(args.host, args.port)
     app = create_app(settings)
     if args.demo:
         demo = run_with_connection(lambda conn: seed(conn, settings.data_dir), settings)
 
         async def announce(_: web.Application) -> None:
             print("\nDemo ready: a list of synthetic drawings (not real material) and a demo key.", flush=True)
+            if demo.created:
+                print(f"The demo key was created now and written to {demo.key_file} (readable by you only).", flush=True)
+            else:
+                print(f"The demo key is in {demo.key_file} (readable by you only).", flush=True)
             print('Scan a resized, re-encoded copy of one drawing (expect "verdict": "match"):\n', flush=True)
             print("  " + curl_command(demo, args.host, args.port) + "\n", flush=True)
 
         app.on_startup.append(announce)
-    web.run_app(
-        app,
-        host=args.host,
-        port=args.port,
-        print=lambda text: print(text, flush=True),
-        access_log=None if args.quiet else logging.getLogger("aiohttp.access"),
-    )
+    try:
+        web.run_app(
+            app,
+            host=args.host,
+            port=args.port,
+            print=lambda text: print(text, flush=True),
+            access_log=None if args.quiet else logging.getLogger("aiohttp.access"),
+            **server_options(settings),
+        )
+    except OSError as exc:  # the address was taken between the check and the start
+        raise CommandError(f"cannot listen on {args.host}:{args.port}: {(exc.strerror or str(exc)).lower()}") from None
     return 0
 
 
@@ -220,7 +242,12 @@ def cmd_hash(args: argparse.Namespace) -> int:
             )
             failed = True
             continue
-        media = Media(data=data, max_pixels=settings.max_pixels, hashing=HashingPath(settings.hashing))
+        media = Media(
+            data=data,
+            max_pixels=settings.max_pixels,
+            hashing=HashingPath(settings.hashing),
+            memory_budget=settings.decode_memory_mb << 20,
+        )
         try:
             media.decode()
             for tool in registry:

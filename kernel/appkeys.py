@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from kernel.dbfaults import DatabaseHealth
 from kernel.keys import Principal
 from kernel.metrics import Metrics
 from kernel.settings import Settings
@@ -14,3 +15,4 @@ METRICS = web.AppKey("metrics", Metrics)
 DB_URL = web.AppKey("database_url", str)
 POOL = web.AppKey("pool", asyncpg.Pool)
 KEY_CACHE = web.AppKey("key_cache", dict[bytes, tuple[float, Principal | None]])
+DB_HEALTH = web.AppKey("database_health", DatabaseHealth)

@@ -63,3 +63,10 @@ class UnsupportedMedia(ServiceError):
 
     status = 415
     code = "unsupported_media_type"
+
+
+class RequestTimeout(ServiceError):
+    """The request body did not arrive in time (HASHGUARD_BODY_TIMEOUT_S); send it again, faster."""
+
+    status = 408
+    code = "request_timeout"

@@ -80,6 +80,8 @@ def parse_bearer(header: str | None) -> str | None:
         return None
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token.startswith(KEY_PREFIX) or len(token) > 200:
+    # Keys are ASCII. A header byte that is not (aiohttp hands it over as a lone surrogate) is simply
+    # not a key: 401, never an encoding error further on.
+    if scheme.lower() != "bearer" or not token.startswith(KEY_PREFIX) or len(token) > 200 or not token.isascii():
         return None
     return token
