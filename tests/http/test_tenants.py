@@ -252,15 +252,14 @@ def test_each_tenant_s_actions_go_to_its_own_webhook(
 ) -> None:
     cli("tenants", "create", "alpha")
     cli("tenants", "create", "beta")
-    alpha_platform = FakePlatform(secret="alpha-webhook-secret-0123")
+    alpha_secret = "alpha-webhook-secret-0123456789abcdef"
+    alpha_platform = FakePlatform(secret=alpha_secret)
     try:
-        refused = cli(
-            "tenants", "webhook", "alpha", "http://alpha.example/hook", input="alpha-webhook-secret-0123\n", check=False
-        )
+        refused = cli("tenants", "webhook", "alpha", "http://alpha.example/hook", input=alpha_secret + "\n", check=False)
         assert refused.returncode == 1 and "https" in refused.stderr
         short = cli("tenants", "webhook", "alpha", alpha_platform.url, input="short\n", check=False)
-        assert short.returncode == 1 and "at least 16" in short.stderr
-        cli("tenants", "webhook", "alpha", alpha_platform.url, input="alpha-webhook-secret-0123\n")
+        assert short.returncode == 1 and "its secret must be at least 32 bytes" in short.stderr
+        cli("tenants", "webhook", "alpha", alpha_platform.url, input=alpha_secret + "\n")
         listing = {line.split("\t")[0]: line.split("\t")[2] for line in cli("tenants", "list").stdout.splitlines()}
         assert listing == {"default": "(HASHGUARD_WEBHOOK_URL)", "alpha": alpha_platform.url, "beta": "(no webhook)"}
         service = start_service(
@@ -292,7 +291,7 @@ def test_each_tenant_s_actions_go_to_its_own_webhook(
             service_env["HASHGUARD_DATABASE_URL"],
             "SELECT entry::text AS entry FROM audit_log WHERE action = 'tenant.webhook_set'",
         )
-        assert len(audit) == 1 and "alpha-webhook-secret" not in audit[0]["entry"]
+        assert len(audit) == 1 and alpha_secret not in audit[0]["entry"]
     finally:
         alpha_platform.close()
 
