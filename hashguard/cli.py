@@ -10,7 +10,6 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 from aiohttp import web
@@ -28,7 +27,7 @@ from kernel.errors import ServiceError
 from kernel.keys import DEFAULT_TENANT, TENANT_NAME, Role, new_key
 from kernel.settings import Settings, SettingsError
 from takedown import cli as takedown_cli
-from takedown import outbox_store
+from takedown import outbox_store, webhooks
 
 
 class CommandError(Exception):
@@ -164,18 +163,14 @@ def cmd_tenants_list(args: argparse.Namespace) -> int:
     return 0
 
 
-_MIN_SECRET = 16
-
-
 def _check_webhook(url: str, secret: str) -> None:
-    parsed = urlsplit(url)
-    loopback = parsed.hostname in ("127.0.0.1", "::1", "localhost")
-    if parsed.scheme != "https" and not (parsed.scheme == "http" and loopback):
-        raise CommandError("a tenant's webhook URL must be https:// (plain http only to a loopback address)")
-    if not parsed.hostname:
-        raise CommandError("the webhook URL names no host")
-    if len(secret) < _MIN_SECRET:
-        raise CommandError(f"the webhook secret must be at least {_MIN_SECRET} characters")
+    """A tenant's webhook meets the rule the global one does (``takedown.webhooks.webhook_settings_problem``):
+    https outside loopback, and a signing secret of at least MIN_SECRET_BYTES."""
+    problem = webhooks.webhook_settings_problem(url, secret)
+    if problem is not None:
+        raise CommandError(
+            problem.replace("HASHGUARD_WEBHOOK_URL", "the tenant's webhook URL").replace("HASHGUARD_WEBHOOK_SECRET", "its secret")
+        )
 
 
 def cmd_tenants_webhook(args: argparse.Namespace) -> int:

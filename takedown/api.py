@@ -129,6 +129,13 @@ class AuditEntry(Struct, forbid_unknown_fields=True):
 
 class AuditPage(Struct, forbid_unknown_fields=True):
     entries: list[AuditEntry]
+    next_after: Annotated[
+        int,
+        Meta(
+            description="Pass as ?after= for the next page: the last sequence number read. A key limited to "
+            "tenants sees only its tenants' ticket entries, so a page may hold fewer entries than were read."
+        ),
+    ]
 
 
 Statement = Annotated[

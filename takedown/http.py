@@ -361,10 +361,20 @@ async def put_policy(request: web.Request) -> web.Response:
 
 async def get_audit(request: web.Request) -> web.Response:
     q = read_query(request, AuditQuery, bad=InvalidInput)
+    scope = caller(request).tenants
     async with request.app[POOL].acquire() as conn:
-        entries = await auditlog.audit_page(conn, after_seq=q.after, subject=q.subject, limit=q.limit)
+        if scope is None:
+            entries = await auditlog.audit_page(conn, after_seq=q.after, subject=q.subject, limit=q.limit)
+            next_after = entries[-1].seq if entries else q.after
+        else:
+            entries, next_after = await ticket_store.tenant_audit_page(
+                conn, scope, after_seq=q.after, subject=q.subject, limit=q.limit
+            )
     return web.json_response(
-        {"entries": [{**json.loads(e.entry), "hash": e.hash.hex(), "prev_hash": e.prev_hash.hex()} for e in entries]}
+        {
+            "entries": [{**json.loads(e.entry), "hash": e.hash.hex(), "prev_hash": e.prev_hash.hex()} for e in entries],
+            "next_after": next_after,
+        }
     )
 
 

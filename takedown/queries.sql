@@ -305,3 +305,6 @@ DELETE FROM tenant_webhooks WHERE tenant_id = $1 RETURNING tenant_id;
 
 -- name: tenant_webhook_urls
 SELECT t.name, w.url, w.updated_at FROM tenant_webhooks w JOIN tenants t ON t.id = w.tenant_id ORDER BY t.name;
+
+-- name: visible_tickets
+SELECT id FROM tickets WHERE id = ANY($1::uuid[]) AND ($2::bigint[] IS NULL OR tenant_id = ANY($2::bigint[]));

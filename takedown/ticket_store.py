@@ -20,7 +20,8 @@ from typing import Any
 import asyncpg
 
 from detector.match import Match
-from kernel.auditlog import append_audit
+from kernel.audit import StoredEntry
+from kernel.auditlog import append_audit, audit_page
 from kernel.db import Queries
 from kernel.keys import DEFAULT_TENANT_ID
 from takedown.config import TakedownConfig
@@ -94,6 +95,54 @@ def _decision(row: asyncpg.Record) -> Decision:
 def audit_subject(ticket_id: uuid.UUID) -> str:
     """The audit log's subject for everything that happens to a ticket."""
     return f"ticket:{ticket_id}"
+
+
+def subject_ticket(subject: str) -> uuid.UUID | None:
+    """The ticket an audit subject names (``audit_subject``'s inverse), or None for any other subject."""
+    kind, _, rest = subject.partition(":")
+    if kind != "ticket":
+        return None
+    try:
+        return uuid.UUID(rest)
+    except ValueError:
+        return None
+
+
+# How many pages of the whole log one request of a tenant-limited key reads at most.
+_AUDIT_PAGES_PER_REQUEST = 20
+
+
+async def tenant_audit_page(
+    conn: asyncpg.Connection, scope: frozenset[int], *, after_seq: int, subject: str | None, limit: int
+) -> tuple[list[StoredEntry], int]:
+    """The audit entries a key limited to some tenants may read, and the last sequence number read.
+
+    The chain is one for the whole service; other tenants' entries (their ticket ids, states and
+    timing) are left out as if absent, as everything else of theirs is, and so are the service's
+    own (keys, lists, settings). Reads on until ``limit`` such entries are found, the log ends, or
+    a bounded number of pages was read; the caller continues from the sequence number returned.
+    """
+    found: list[StoredEntry] = []
+    for _ in range(_AUDIT_PAGES_PER_REQUEST):
+        page = await audit_page(conn, after_seq=after_seq, subject=subject, limit=limit)
+        named = {t for t in (subject_ticket(e.subject) for e in page) if t is not None}
+        visible = await visible_tickets(conn, sorted(named), scope)
+        for entry in page:
+            if subject_ticket(entry.subject) in visible:
+                found.append(entry)
+            after_seq = entry.seq
+            if len(found) == limit:
+                return found, after_seq
+        if len(page) < limit:
+            break
+    return found, after_seq
+
+
+async def visible_tickets(conn: asyncpg.Connection, ticket_ids: Sequence[uuid.UUID], scope: Scope) -> set[uuid.UUID]:
+    """Which of these tickets exist within ``scope``."""
+    if not ticket_ids:
+        return set()
+    return {r["id"] for r in await conn.fetch(Q.visible_tickets, list(ticket_ids), _scope(scope))}
 
 
 async def db_now(conn: asyncpg.Connection) -> datetime:

@@ -199,12 +199,27 @@ def test_a_key_of_one_tenant_can_neither_see_nor_touch_another_s_records(
     assert (
         _ok(service.request("GET", "/v1/transparency", key=outsiders["auditor"]))["notices_received"] == beta["notices_received"]
     )
+    # The audit log, read by a key limited to beta: beta's ticket entries only; paging by next_after reaches them all.
+    everything = _ok(service.request("GET", "/v1/audit?limit=500", key=auditor))
+    assert {e["subject"] for e in everything["entries"]} >= {f"ticket:{ticket}", f"ticket:{filed['ticket_id']}"}
+    seen, after = [], 0
+    while True:
+        page = _ok(service.request("GET", f"/v1/audit?limit=2&after={after}", key=outsiders["auditor"]))
+        seen += page["entries"]
+        if page["next_after"] == after:
+            break
+        after = page["next_after"]
+    assert seen and {e["subject"] for e in seen} == {f"ticket:{filed['ticket_id']}"}
+    assert [e["seq"] for e in seen] == [e["seq"] for e in everything["entries"] if e["subject"] == f"ticket:{filed['ticket_id']}"]
+    assert _ok(service.request("GET", f"/v1/audit?subject=ticket:{ticket}", key=outsiders["auditor"]))["entries"] == []
     for name in ("alpha", "nosuch"):
         refused = service.request("GET", f"/v1/transparency?tenant={name}", key=outsiders["lead"])
         assert (refused.status, refused.json()["error"]) == (
             404,
             {"code": "tenant_not_found", "message": f"no tenant is named {name!r}"},
         )
+    # A's own key still does all it did: its uploader's appeal goes through.
+    assert _ok(service.post_json(f"/v1/tickets/{ticket}/appeal", {"explanation": "mine"}, a))["state"] == "appealed"
     assert "Traceback" not in service.log()
 
 
@@ -237,15 +252,14 @@ def test_each_tenant_s_actions_go_to_its_own_webhook(
 ) -> None:
     cli("tenants", "create", "alpha")
     cli("tenants", "create", "beta")
-    alpha_platform = FakePlatform(secret="alpha-webhook-secret-0123")
+    alpha_secret = "alpha-webhook-secret-0123456789abcdef"
+    alpha_platform = FakePlatform(secret=alpha_secret)
     try:
-        refused = cli(
-            "tenants", "webhook", "alpha", "http://alpha.example/hook", input="alpha-webhook-secret-0123\n", check=False
-        )
+        refused = cli("tenants", "webhook", "alpha", "http://alpha.example/hook", input=alpha_secret + "\n", check=False)
         assert refused.returncode == 1 and "https" in refused.stderr
         short = cli("tenants", "webhook", "alpha", alpha_platform.url, input="short\n", check=False)
-        assert short.returncode == 1 and "at least 16" in short.stderr
-        cli("tenants", "webhook", "alpha", alpha_platform.url, input="alpha-webhook-secret-0123\n")
+        assert short.returncode == 1 and "its secret must be at least 32 bytes" in short.stderr
+        cli("tenants", "webhook", "alpha", alpha_platform.url, input=alpha_secret + "\n")
         listing = {line.split("\t")[0]: line.split("\t")[2] for line in cli("tenants", "list").stdout.splitlines()}
         assert listing == {"default": "(HASHGUARD_WEBHOOK_URL)", "alpha": alpha_platform.url, "beta": "(no webhook)"}
         service = start_service(
@@ -277,7 +291,7 @@ def test_each_tenant_s_actions_go_to_its_own_webhook(
             service_env["HASHGUARD_DATABASE_URL"],
             "SELECT entry::text AS entry FROM audit_log WHERE action = 'tenant.webhook_set'",
         )
-        assert len(audit) == 1 and "alpha-webhook-secret" not in audit[0]["entry"]
+        assert len(audit) == 1 and alpha_secret not in audit[0]["entry"]
     finally:
         alpha_platform.close()
 
