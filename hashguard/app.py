@@ -33,9 +33,10 @@ from hashguard import flows, openapi
 from hashsets import uploads
 from hashsets.serving import MatchCatalogue, SnapshotSource
 from kernel import auditlog
-from kernel.appkeys import DB_URL, KEY_CACHE, METRICS, POOL, SETTINGS
+from kernel.appkeys import DB_URL, KEY_CACHE, KEY_GUARD, METRICS, POOL, SETTINGS
 from kernel.db import create_pool, migrate, resolve_url
 from kernel.metrics import Metrics
+from kernel.ratelimit import ControlsCache, KeyGuard
 from kernel.routes import Route, register
 from kernel.settings import Settings, SettingsError
 from kernel.web import errors_middleware
@@ -308,6 +309,7 @@ def create_app(settings: Settings) -> web.Application:
     app[TOOLS] = ToolRegistry.load(settings.tools)
     app[HOLDER] = SnapshotHolder()
     app[KEY_CACHE] = {}
+    app[KEY_GUARD] = KeyGuard(controls=ControlsCache(ttl=settings.key_cache_s))
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_hash_pool)
     app.cleanup_ctx.append(_index)

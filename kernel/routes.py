@@ -67,7 +67,7 @@ class Route:
     def error_statuses(self) -> list[int]:
         statuses = set(self.errors)
         if self.roles:
-            statuses |= {401, 403}
+            statuses |= {401, 403, 429}
         if self.body is not None:
             statuses |= {400, 413, 415}
         if self.query is not None:

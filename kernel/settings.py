@@ -147,6 +147,28 @@ class Settings:
         5.0,
         "Seconds a verified API key is cached in memory; a revoked key stops working within this time.",
     )
+    rate_per_s: float = _setting(
+        "HASHGUARD_RATE_PER_S",
+        _float(0.0),
+        200.0,
+        "Default rate limit of every API key, in tokens a second (a request costs one token, a lookup batch one per"
+        " item); over it a call answers 429 rate_limited with Retry-After. A key can have its own"
+        " (hashguard keys limit). 0 turns the default limit off.",
+    )
+    rate_burst: int = _setting(
+        "HASHGUARD_RATE_BURST",
+        _int(1),
+        2000,
+        "Default bucket size of every API key's rate limit: how many tokens a key may spend at once after being idle."
+        " Keep it at least the largest lookup batch (1000 items).",
+    )
+    rate_replicas: int = _setting(
+        "HASHGUARD_RATE_REPLICAS",
+        _int(1),
+        1,
+        "How many replicas serve the same database. Rate limits are kept in each replica's memory (no database"
+        " round trip per request), so each replica enforces rate and burst divided by this number.",
+    )
     reload_interval_s: float = _setting(
         "HASHGUARD_RELOAD_INTERVAL_S",
         _float(0.5),
