@@ -31,3 +31,6 @@ SELECT id, key_prefix, role::text AS role FROM api_keys WHERE key_prefix = $1 AN
 SELECT k.key_prefix, c.suspended_at, c.suspended_by, c.suspended_reason
 FROM key_controls c JOIN api_keys k ON k.id = c.key_id
 WHERE c.suspended_at IS NOT NULL ORDER BY c.suspended_at;
+
+-- name: prefix_of
+SELECT key_prefix FROM api_keys WHERE id = $1;

@@ -104,13 +104,12 @@ async def set_limit(
         return int(key["id"])
 
 
-async def suspend(
-    conn: asyncpg.Connection, key_id: int, prefix: str, *, actor: str, reason: str, details: Mapping[str, Any]
-) -> bool:
-    """Suspend a key, in the caller's transaction; False when it already was."""
+async def suspend(conn: asyncpg.Connection, key_id: int, *, actor: str, reason: str, details: Mapping[str, Any]) -> bool:
+    """Suspend a key, in the caller's transaction, and audit it; False when it already was."""
     await conn.execute(Q.ensure_controls, key_id)
     if await conn.fetchval(Q.suspend_key, key_id, actor, reason) is None:
         return False
+    prefix = await conn.fetchval(Q.prefix_of, key_id)
     await auditlog.record(
         conn,
         auditlog.Change(actor=actor, action="key.suspended", subject=f"key:{prefix}", after={"reason": reason, **dict(details)}),

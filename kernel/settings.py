@@ -189,6 +189,42 @@ class Settings:
         3600.0,
         "The window, in seconds, over which HASHGUARD_FLOOD_MAX_MATCHES is counted.",
     )
+    flood_min_sources: int = _setting(
+        "HASHGUARD_FLOOD_MIN_SOURCES",
+        _int(1),
+        2,
+        "Flood quarantine counts distinct contents, and at most (HASHGUARD_FLOOD_MAX_MATCHES + 1) / this many from"
+        " any one source (a tenant; a key where there is no tenant): with 2, no single key or tenant can trigger it"
+        " alone. 1 lets one platform trigger it (a single-platform install that wants the check).",
+    )
+    probe_window_s: float = _setting(
+        "HASHGUARD_PROBE_WINDOW_S",
+        _float(1.0),
+        3600.0,
+        "Probing detector: the window, in seconds, over which one key's distinct queries matching one list entry are"
+        " judged. A key judged to be reading an entry back is suspended (403 key_suspended) until released.",
+    )
+    probe_off_weight: int = _setting(
+        "HASHGUARD_PROBE_OFF_WEIGHT",
+        _int(0),
+        8,
+        "Probing detector: suspend a key after this many distinct matching queries for one entry with a weight no"
+        " computed PDQ or pHash has (a picture's hash has exactly half its bits set; an edited one rarely does). 0: off.",
+    )
+    probe_spread: float = _setting(
+        "HASHGUARD_PROBE_SPREAD",
+        _float(0.0),
+        0.25,
+        "Probing detector: suspend a key whose distinct matching queries for one entry differ from one another in this"
+        " fraction of the hash's bits (re-encodings of a picture vary in at most 39 of 256 measured). 0: off.",
+    )
+    probe_boundary: int = _setting(
+        "HASHGUARD_PROBE_BOUNDARY",
+        _int(0),
+        8,
+        "Probing detector: suspend a key after this many distinct matching queries for one entry within 2 of the"
+        " tool's distance threshold (where a yes/no walker reads one bit per call). 0: off.",
+    )
     lookback_days: int = _setting(
         "HASHGUARD_LOOKBACK_DAYS",
         _int(0),

@@ -50,8 +50,8 @@ def write_list(path: Path, seeds: list[int], *, ops: dict[int, str] | None = Non
     return path
 
 
-def lookup(service: Service, key: str, value: str) -> dict[str, Any]:
-    result = service.post_json("/v1/lookup", {"content_id": "c", "hashes": {"pdq": value}}, key)
+def lookup(service: Service, key: str, value: str, content_id: str = "c") -> dict[str, Any]:
+    result = service.post_json("/v1/lookup", {"content_id": content_id, "hashes": {"pdq": value}}, key)
     assert result.status == 200, result.body
     return result.json()  # type: ignore[no-any-return]
 
@@ -337,8 +337,11 @@ def test_shadow_lists_thresholds_allow_list_disables_quarantine_and_coverage(
     cli("hashsets", "disable", "main", "pic-3", "--reason", "issuer confirmed a wrong entry")
     wait_until(lambda: verdict(service, key, pdq(3)) == "no_match")
 
-    # Flood: the 4th match within the window quarantines the entry; still a match, flagged for review.
-    answers = [lookup(service, key, pdq(1)) for _ in range(3)]
+    # Flood: more than 3 distinct contents within the window, at most 2 counted per key, quarantine the
+    # entry; still a match, flagged for review. (This key already sent "c".)
+    other = cli.new_key()
+    sent = [(key, "f-1"), (key, "f-2"), (other, "f-3"), (other, "f-4")]
+    answers = [lookup(service, k, pdq(1), content_id) for k, content_id in sent]
     assert all(a["verdict"] == "match" and "quarantined" not in a["matches"][0] for a in answers)
     flags = [
         r["quarantined"]
@@ -399,15 +402,16 @@ def test_a_quarantined_entry_is_never_actioned_automatically(
     )
     assert "auto_action (remove)" in cli("takedown", "policy", "auto-list", "--auto-action", "--action", "remove").stdout
     service = start_service(HASHGUARD_FLOOD_MAX_MATCHES="1")
-    key, reviewer = cli.new_key(), cli.new_key("reviewer")
+    key, other, reviewer = cli.new_key(), cli.new_key(), cli.new_key("reviewer")
 
-    def ticket_state(content_id: str) -> str:
+    def ticket_state(content_id: str, key: str) -> str:
         answer = service.post_json("/v1/lookup", {"content_id": content_id, "hashes": {"pdq": pdq(1)}}, key).json()
         assert answer["verdict"] == "match"
         ticket = service.request("GET", f"/v1/tickets/{answer['ticket_id']}", key=reviewer)
         assert ticket.status == 200, ticket.body
         return str(ticket.json()["state"])
 
-    assert ticket_state("first-upload") == "actioned"  # the list's policy acts automatically
-    assert ticket_state("second-upload") == "open"  # over the flood limit: a reviewer decides
+    assert ticket_state("first-upload", key) == "actioned"  # the list's policy acts automatically
+    assert ticket_state("again-from-the-same-key", key) == "actioned"  # one key alone never floods
+    assert ticket_state("second-upload", other) == "open"  # a second source: over the flood limit, a reviewer decides
     assert "pic-1\tsince" in cli("hashsets", "show", "auto-list").stdout
