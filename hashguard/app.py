@@ -33,7 +33,7 @@ from detector.tools.registry import ToolRegistry
 from hashguard import flows, openapi
 from hashsets import uploads
 from hashsets.serving import MatchCatalogue, SnapshotSource
-from kernel import auditlog
+from kernel import auditlog, keys_http
 from kernel.appkeys import DB_URL, KEY_CACHE, KEY_GUARD, METRICS, POOL, SETTINGS
 from kernel.db import create_pool, migrate, resolve_url
 from kernel.metrics import Metrics
@@ -309,7 +309,7 @@ ROUTES: list[Route] = [openapi.ROUTE]
 
 def service_routes() -> list[Route]:
     """Every endpoint the service serves: the one table the router, the document and the role tests read."""
-    return [*http.ROUTES, *approvals_http.ROUTES, *ROUTES, *takedown_http.ROUTES]
+    return [*http.ROUTES, *approvals_http.ROUTES, *ROUTES, *takedown_http.ROUTES, *keys_http.ROUTES]
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -22,7 +22,7 @@ WHERE key_id = $1 AND suspended_at IS NULL RETURNING suspended_at;
 
 -- name: release_key
 UPDATE key_controls SET suspended_at = NULL, suspended_by = NULL, suspended_reason = NULL, updated_at = now()
-WHERE key_id = $1 AND suspended_at IS NOT NULL RETURNING key_id;
+WHERE key_id = $1 AND suspended_at IS NOT NULL RETURNING updated_at;
 
 -- name: key_by_prefix
 SELECT id, key_prefix, role::text AS role FROM api_keys WHERE key_prefix = $1 AND revoked_at IS NULL;

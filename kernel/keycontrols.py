@@ -117,12 +117,13 @@ async def suspend(conn: asyncpg.Connection, key_id: int, *, actor: str, reason: 
     return True
 
 
-async def release(conn: asyncpg.Connection, prefix: str, *, actor: str, reason: str) -> int:
-    """Lift a key's suspension; returns the key id. 404 for an unknown key, 409 when it is not suspended."""
+async def release(conn: asyncpg.Connection, prefix: str, *, actor: str, reason: str) -> tuple[int, datetime]:
+    """Lift a key's suspension; returns the key id and when. 404 for an unknown key, 409 when it is not suspended."""
     async with conn.transaction():
         key = await _key(conn, prefix)
         before = await conn.fetchrow(Q.lock_controls, key["id"])
-        if await conn.fetchval(Q.release_key, key["id"]) is None:
+        at = await conn.fetchval(Q.release_key, key["id"])
+        if at is None:
             raise NotSuspended(f"the key {prefix} is not suspended")
         await auditlog.record(
             conn,
@@ -134,7 +135,7 @@ async def release(conn: asyncpg.Connection, prefix: str, *, actor: str, reason: 
                 after={"reason": reason},
             ),
         )
-        return int(key["id"])
+        return int(key["id"]), at
 
 
 async def suspended(conn: asyncpg.Connection) -> list[Suspension]:
