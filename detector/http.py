@@ -137,7 +137,12 @@ def _lookup_context(request: web.Request, item: LookupItem, where: str) -> tuple
 
 async def lookup(request: web.Request) -> web.Response:
     started = time.perf_counter()
-    raw = await read_json_bytes(request, MAX_LOOKUP_BODY)
+    try:
+        raw = await read_json_bytes(request, MAX_LOOKUP_BODY)
+    except PayloadTooLarge as exc:
+        # Refused before it is read: a body this size is no batch we would answer (issue 11, finding 13).
+        exc.message += f"; a lookup batch holds at most {MAX_LOOKUP_ITEMS} items"
+        raise
     # One decode into typed items; the probe before it only looks for the key "items".
     batch = decode(raw, LookupProbe).items is not UNSET
     if batch:

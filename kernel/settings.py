@@ -179,9 +179,10 @@ class Settings:
         "HASHGUARD_FLOOD_MAX_MATCHES",
         _int(0),
         100,
-        "Flood quarantine: a list entry matching more than this many times within HASHGUARD_FLOOD_WINDOW_S is"
-        " quarantined (still answered as a match, but its matches go to review instead of automatic action,"
-        " and hashguard_quarantined_entries rises). 0 turns the check off.",
+        "Flood quarantine: a list entry matched by more than this many distinct contents within"
+        " HASHGUARD_FLOOD_WINDOW_S (see HASHGUARD_FLOOD_MIN_SOURCES) is quarantined (still answered as a match, but"
+        " its matches go to review instead of automatic action, and hashguard_quarantined_entries rises); after a"
+        " release only later matches count. 0 turns the check off.",
     )
     flood_window_s: float = _setting(
         "HASHGUARD_FLOOD_WINDOW_S",
