@@ -25,6 +25,7 @@ _COLUMNS = (
     "content_id",
     "content_url",
     "api_key_id",
+    "tenant_id",
     "found_on_recheck",
     "hash_entry_id",
     "hashset",
@@ -47,6 +48,7 @@ def _row(scan_id: uuid.UUID, context: ScanContext, match: Match, found_on_rechec
         context.content_id,
         context.content_url,
         context.api_key_id,
+        context.tenant_id,
         found_on_recheck,
         match.entry_row,
         match.hashset,
@@ -92,7 +94,7 @@ class Seen:
     """A match about to be recorded, as the flood count sees it: which entry, from which source, about what."""
 
     entry_row: int
-    source: int | None  # the caller's key
+    source: int  # the caller's tenant
     content_id: str
 
 

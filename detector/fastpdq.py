@@ -81,9 +81,56 @@ def _reference_weights(n: int) -> FloatArray:
     return weights
 
 
+# Above this axis length the weights are built per sample over its support only (``_local_weights``):
+# the full 64 x n float64 matrix would be 0.5 kB per pixel (51 GB for a 100,000,000-pixel axis).
+_LOCAL_ABOVE = 8192
+
+
+def _box_segment(values: FloatArray, start: int, n: int, window: int) -> tuple[FloatArray, int]:
+    """``_box`` for one row that is zero outside ``values`` (global indices ``start`` .. ``start + len - 1``).
+
+    Returns the filtered row over the only indices it can reach (the segment widened by the
+    window, clipped to the axis) and where that starts; the arithmetic is ``_box``'s, restricted.
+    """
+    half = (window + 2) // 2
+    left, right = window - half, half - 1
+    end = start + len(values) - 1
+    j = np.arange(start, end + 1)
+    count = np.minimum(j + right, n - 1) - np.maximum(j - left, 0) + 1
+    cumulative = np.concatenate([[0.0], np.cumsum(values / count)])
+    first, last = max(0, start - left), min(n - 1, end + right)
+    k = np.arange(first, last + 1)
+    hi = np.clip(k + left, start - 1, end) - start + 1
+    lo = np.clip(k - right, start, end + 1) - start
+    result: FloatArray = cumulative[hi] - cumulative[lo]
+    return result, first
+
+
+def _local_weights(n: int, scale: int) -> FloatArray:
+    """``reduced_weights`` without the full-resolution matrix: each sample's tent is built on its support only.
+
+    A sample's weights after two box passes reach at most two windows either side of its pick,
+    so each row costs about ``4 * window`` values and the whole matrix ``64 * ceil(n / scale)``.
+    """
+    window = window_size(n)
+    out = np.zeros((_OUT, -(-n // scale)))
+    picks = ((np.arange(_OUT) + 0.5) * n / _OUT).astype(np.int64)
+    for i, pick in enumerate(picks):
+        row, first = np.ones(1), int(pick)
+        for _ in range(_PASSES):
+            row, first = _box_segment(row, first, n, window)
+        # Sum the row over the blocks of ``scale`` original pixels it overlaps.
+        blocks = np.arange(first // scale, (first + len(row) - 1) // scale + 1)
+        edges = np.maximum(blocks * scale, first) - first
+        out[i, blocks] = np.add.reduceat(row, edges)
+    return out
+
+
 @lru_cache(maxsize=4)
 def reduced_weights(n: int, scale: int) -> FloatArray:
     """The weights for an axis of ``n`` original pixels decoded at 1/``scale`` (``ceil(n/scale)`` pixels)."""
+    if n > _LOCAL_ABOVE:
+        return _local_weights(n, scale)
     full = _reference_weights(n)
     if scale == 1:
         return full
@@ -120,6 +167,15 @@ def max_scale(dimension: int) -> int:
         if scale * 6 <= tent:
             return scale
     return 1
+
+
+def max_reduction(dimension: int) -> int:
+    """The largest integer reduction along an axis that keeps a reduced pixel within a sixth of the tent.
+
+    ``max_scale``'s rule without its cap at 8 (JPEG's largest DCT scaling): for formats reduced by
+    box averaging, and for very long axes, where 1/8 would still leave millions of samples.
+    """
+    return max(1, 2 * window_size(dimension) // 6)
 
 
 def quality(buffer64: FloatArray) -> int:

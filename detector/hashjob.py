@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from detector.decode import HashingPath, Media
+from detector.decode import DEFAULT_DECODE_BUDGET, HashingPath, Media
 from detector.tools.base import HashResult, HashTool
 
 
@@ -21,11 +21,12 @@ class HashJob:
     max_pixels: int
     hashing: HashingPath
     tools: tuple[HashTool, ...]
+    memory_budget: int = DEFAULT_DECODE_BUDGET  # HASHGUARD_DECODE_MEMORY_MB, in bytes
 
 
 def hash_upload(job: HashJob) -> dict[str, HashResult]:
     """Decode once and hash with every tool; raises the decode stage's 4xx errors."""
-    media = Media(data=job.data, max_pixels=job.max_pixels, hashing=job.hashing)
+    media = Media(data=job.data, max_pixels=job.max_pixels, hashing=job.hashing, memory_budget=job.memory_budget)
     # Decode first even if only exact tools have lists: an upload that is not a readable
     # image gets its 4xx here instead of a verdict computed on bytes we could not check.
     media.decode()

@@ -25,53 +25,67 @@ from detector.api import (
 from detector.appkeys import HOLDER, SCANNER, TOOLS
 from detector.scan import Outcome, ScanContext
 from detector.tools.policy import activation_record
-from kernel import keystore
 from kernel.api import MAX_TEXT
-from kernel.appkeys import METRICS, POOL, SETTINGS
+from kernel.appkeys import DB_HEALTH, METRICS, SETTINGS
 from kernel.errors import BadRequest, MissingField, PayloadTooLarge, ServiceError, UnsupportedMedia
-from kernel.keys import Role
+from kernel.keys import DEFAULT_TENANT_ID, Principal, Role
 from kernel.routes import Route, caller, decode
-from kernel.web import CONTROLS, charge, read_json_bytes, read_limited, text_field
+from kernel.web import CONTROLS, body_deadline, charge, query_fields, read_json_bytes, read_limited, text_field, utf8_text
 
 log = logging.getLogger(__name__)
 
 MAX_LOOKUP_BODY = 4 * 1024 * 1024
-MAX_FIELD_BYTES = 4096
 
 
 PLATFORM = frozenset({Role.PLATFORM})
 
 
 async def read_upload(request: web.Request) -> tuple[bytes, dict[str, str]]:
-    """The media bytes and the metadata fields (query parameters, then form fields) of a scan."""
-    limit = request.app[SETTINGS].max_upload_bytes
-    if request.content_length is not None and request.content_length > limit + (
-        MAX_FIELD_BYTES * 4 if request.content_type == "multipart/form-data" else 0
-    ):
-        raise PayloadTooLarge(f"the upload is {request.content_length} bytes; at most {limit} bytes are accepted")
-    fields: dict[str, str] = dict(request.query)
+    """The media bytes and the metadata fields (query parameters, then form fields) of a scan.
+
+    Read whole, under HASHGUARD_BODY_TIMEOUT_S (408 when slower), before the scan asks for a hashing
+    slot. A multipart body holds at most HASHGUARD_MAX_FORM_PARTS parts (the next one is refused before
+    it is read: 100,000 tiny parts cost one part more than the limit, not a stall) and each field but
+    the media at most HASHGUARD_MAX_FORM_FIELD_BYTES bytes. Text fields must be valid UTF-8: 400, never
+    repaired.
+    """
+    settings = request.app[SETTINGS]
+    limit = settings.max_upload_bytes
+    max_parts, max_field = settings.max_form_parts, settings.max_form_field_bytes
     ctype = request.content_type
-    if ctype == "multipart/form-data":
+    multipart = ctype == "multipart/form-data"
+    if request.content_length is not None and request.content_length > limit + (max_field * max_parts if multipart else 0):
+        raise PayloadTooLarge(f"the upload is {request.content_length} bytes; at most {limit} bytes are accepted")
+    fields: dict[str, str] = query_fields(request)
+    if multipart:
         data: bytes | None = None
         try:
-            reader = await request.multipart()
-            while (part := await reader.next()) is not None:
-                if not isinstance(part, BodyPartReader):
-                    raise BadRequest("nested multipart bodies are not accepted")
-                if part.name == "media":
-                    data = await read_limited(part.read_chunk, limit, "the upload")
-                elif part.name in ("content_id", "content_url"):
-                    raw = await read_limited(part.read_chunk, MAX_FIELD_BYTES, f"the field {part.name!r}")
-                    fields[part.name] = raw.decode("utf-8", errors="replace")
-                else:
-                    await read_limited(part.read_chunk, limit, "a form field")
+            async with body_deadline(request):
+                reader = await request.multipart()
+                parts = 0
+                while (part := await reader.next()) is not None:
+                    parts += 1
+                    if parts > max_parts:
+                        raise BadRequest(f"the multipart body has more than {max_parts} parts (HASHGUARD_MAX_FORM_PARTS)")
+                    if not isinstance(part, BodyPartReader):
+                        raise BadRequest("nested multipart bodies are not accepted")
+                    if part.name == "media":
+                        if data is not None:
+                            raise BadRequest("the multipart body holds more than one 'media' part")
+                        data = await read_limited(part.read_chunk, limit, "the upload")
+                    elif part.name in ("content_id", "content_url"):
+                        raw = await read_limited(part.read_chunk, max_field, f"the field {part.name!r}")
+                        fields[part.name] = utf8_text(part.name, raw)
+                    else:
+                        await read_limited(part.read_chunk, max_field, "a form field")
         except (ValueError, AssertionError) as exc:  # aiohttp's parser errors for broken multipart bodies
             raise BadRequest(f"the multipart body is malformed: {exc}") from exc
         if data is None:
             raise MissingField("media")
         return data, fields
     if ctype.startswith("image/") or ctype in ("application/octet-stream", ""):
-        return await read_limited(request.content.read, limit, "the upload"), fields
+        async with body_deadline(request):
+            return await read_limited(request.content.read, limit, "the upload"), fields
     raise UnsupportedMedia(
         f"content type {ctype!r} is not accepted: send the image bytes as image/* or application/octet-stream,"
         " or multipart/form-data with the file in the field 'media'"
@@ -105,6 +119,12 @@ def outcome_json(outcome: Outcome, *, distances: bool = False) -> dict[str, Any]
     }
 
 
+def _tenant(principal: Principal) -> int:
+    """The tenant a scan's records belong to: the platform key's own. Only platform keys reach the
+    scan routes; a staff key, were one ever admitted, would record into the default tenant."""
+    return DEFAULT_TENANT_ID if principal.tenant_id is None else principal.tenant_id
+
+
 async def scan(request: web.Request) -> web.Response:
     started = time.perf_counter()
     principal = caller(request)
@@ -113,6 +133,7 @@ async def scan(request: web.Request) -> web.Response:
         content_id=text_field("content_id", fields.get("content_id"), required=True) or "",
         content_url=text_field("content_url", fields.get("content_url"), required=False),
         api_key_id=principal.key_id,
+        tenant_id=_tenant(principal),
     )
     outcome = await request.app[SCANNER].scan(data, context)
     metrics = request.app[METRICS]
@@ -131,7 +152,10 @@ def _lookup_context(request: web.Request, item: LookupItem, where: str) -> tuple
         except ServiceError as exc:
             exc.message = f"{where}: {exc.message}"
             raise
-    context = ScanContext(content_id=item.content_id, content_url=item.content_url, api_key_id=caller(request).key_id)
+    principal = caller(request)
+    context = ScanContext(
+        content_id=item.content_id, content_url=item.content_url, api_key_id=principal.key_id, tenant_id=_tenant(principal)
+    )
     return context, parsed
 
 
@@ -172,16 +196,19 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     problems: list[str] = []
-    try:
-        async with request.app[POOL].acquire(timeout=2) as conn:
-            await keystore.ping(conn)
-    except Exception as exc:  # any failure to reach the database means not ready
-        problems.append(f"database unreachable: {type(exc).__name__}")
-    snapshot = request.app[HOLDER].current
+    health = request.app[DB_HEALTH]  # a ping of its own, cached ~1 s: a busy pool is not a lost database
+    if not await health.reachable():
+        problems.append(f"database unreachable: {health.problem}")
+    holder = request.app[HOLDER]
+    snapshot = holder.current
     if snapshot is None:
         problems.append("index not loaded")
     elif not snapshot.active_tools():
         problems.append("no detection tool is active: record an approval for HASHGUARD_JURISDICTIONS or allow a tool locally")
+    stale_s = request.app[SETTINGS].index_stale_s
+    if holder.confirmed_at is not None and (age := time.monotonic() - holder.confirmed_at) > stale_s:
+        # Reloads keep failing: the lists or approvals may have changed (a tool suspended) unseen.
+        problems.append(f"index stale: not confirmed against the database for {age:.0f} s (HASHGUARD_INDEX_STALE_S={stale_s:g})")
     body: dict[str, Any] = {"status": "not_ready" if problems else "ready", "problems": problems}
     if snapshot is not None:
         body["index"] = {

@@ -1,16 +1,16 @@
 -- name: recent_entry_matches
 -- Flood counts: distinct contents per entry within the window, after the entry's last release ($3, $4),
--- the matches being added ($5-$7) included, each source (the caller's key) counting at most $8.
+-- the matches being added ($5-$7) included, each source (the caller's tenant) counting at most $8.
 WITH since AS (
     SELECT e.entry, greatest(now() - make_interval(secs => $2), r.released_at) AS cutoff
     FROM unnest($1::bigint[]) AS e(entry)
     LEFT JOIN unnest($3::bigint[], $4::timestamptz[]) AS r(entry, released_at) ON r.entry = e.entry
 ), seen AS (
-    SELECT m.hash_entry_id, coalesce(m.api_key_id, 0) AS source, m.content_id
+    SELECT m.hash_entry_id, m.tenant_id AS source, m.content_id
     FROM scan_matches m JOIN since s ON s.entry = m.hash_entry_id
     WHERE m.scanned_at > s.cutoff AND NOT m.shadow
     UNION
-    SELECT a.entry, coalesce(a.source, 0), a.content_id FROM unnest($5::bigint[], $6::bigint[], $7::text[]) AS a(entry, source, content_id)
+    SELECT a.entry, a.source, a.content_id FROM unnest($5::bigint[], $6::bigint[], $7::text[]) AS a(entry, source, content_id)
 ), per_source AS (
     SELECT hash_entry_id, source, count(*) AS n FROM seen GROUP BY hash_entry_id, source
 )

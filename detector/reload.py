@@ -33,12 +33,18 @@ class Reloader:
         load: Callable[[], Awaitable[tuple[Hashable, MatchSnapshot]]],
         install: Callable[[MatchSnapshot, float], None],
         interval_s: float = 30.0,
+        confirmed: Callable[[], None] = lambda: None,
+        failed: Callable[[BaseException], None] = lambda exc: None,
     ) -> None:
         self._url = url
         self._fingerprint = fingerprint
         self._load = load
         self._install = install
         self._interval_s = interval_s
+        # ``confirmed``: the snapshot served is known to match the database (installed, or checked and
+        # unchanged); /readyz reads how long ago. ``failed``: a check or load failed (counted, alerted).
+        self._confirmed = confirmed
+        self._failed = failed
         self._wake = asyncio.Event()
         self.current: Hashable = None
 
@@ -51,6 +57,27 @@ class Reloader:
         fingerprint, snapshot = await self._load()
         self.current = fingerprint
         self._install(snapshot, time.perf_counter() - started)
+        self._confirmed()
+
+    async def check(self) -> bool:
+        """Compare the fingerprint and reload if it moved; True when a new snapshot was installed.
+
+        Never raises (but for cancellation): a failure — the database away, a stored record the loader
+        cannot handle — is logged as an alert, counted through ``failed``, and the snapshot served stays
+        the last good one; /readyz turns 503 once that is older than HASHGUARD_INDEX_STALE_S.
+        """
+        try:
+            if await self._fingerprint() == self.current:
+                self._confirmed()
+                return False
+            await self.load_now()
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the loop must never end, and one bad record must never stop it
+            log.error("ALERT: could not reload the hash lists and tool approvals; the previous index keeps serving", exc_info=exc)
+            self._failed(exc)
+            return False
 
     async def run(self) -> None:
         """Runs until cancelled; every failure is logged and retried, the old snapshot keeps serving."""
@@ -65,12 +92,8 @@ class Reloader:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait_s)
                 self._wake.clear()
-                try:
-                    if await self._fingerprint() != self.current:
-                        await self.load_now()
-                        log.info("hash lists changed; new index snapshot installed")
-                except Exception:  # any failure is logged and retried; the loop must never end silently
-                    log.exception("could not reload the hash lists; the previous index keeps serving")
+                if await self.check():
+                    log.info("hash lists changed; new index snapshot installed")
         finally:
             if listener is not None and not listener.is_closed():
                 await listener.close()

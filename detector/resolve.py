@@ -96,9 +96,9 @@ class TicketDesk(Protocol[TicketT]):
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FloodRule:
     """An entry floods when more than ``limit`` distinct contents matched it within ``window_s``,
-    counting at most ``cap`` from any one source (a tenant; a key where there is none). With
-    ``min_sources`` 2 (the default) no single source can reach the limit alone: one key sending
-    101 lookups cannot switch automated action off for everyone (issue 11, finding 5)."""
+    counting at most ``cap`` from any one source (the caller's tenant). With ``min_sources`` 2 (the
+    default) no single tenant, let alone a key, can reach the limit alone: one key sending 101
+    lookups cannot switch automated action off for everyone (issue 11, finding 5)."""
 
     limit: int
     window_s: float
@@ -263,7 +263,7 @@ class Resolver(Generic[TicketT]):
         if self._flood is not None:
             live = sorted({h.row_id for p in pending for h in p.hits if not h.shadow})
             adding = [
-                evidence.Seen(entry_row=h.row_id, source=p.context.api_key_id, content_id=p.context.content_id)
+                evidence.Seen(entry_row=h.row_id, source=p.context.tenant_id, content_id=p.context.content_id)
                 for p in pending
                 for h in p.hits
                 if not h.shadow

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Literal, TypeVar
 
-from detector.decode import HashingPath
+from detector.decode import DEFAULT_DECODE_BUDGET, HashingPath, decode_cost
 from detector.errors import NotReady, ScanTimeout
 from detector.hashjob import HashJob, hash_upload, prepare_worker
 from detector.match import Match
@@ -31,11 +31,16 @@ Verdict = Literal["match", "no_match"]
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ScanContext:
-    """Who asked about what: the platform's content id and the caller's key."""
+    """Who asked about what: the platform's content id, the caller's key and the key's tenant.
+
+    Content ids are the platform's own names, unique only within its tenant: every record a scan
+    leaves (evidence, upload hashes, tickets) carries ``tenant_id`` so no other tenant reaches it.
+    """
 
     content_id: str
     content_url: str | None
     api_key_id: int | None
+    tenant_id: int
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -77,11 +82,67 @@ class SnapshotHolder:
 
     def __init__(self) -> None:
         self.current: MatchSnapshot | None = None
+        # When ``current`` was last known to match the database (time.monotonic()): installed, or a
+        # reload check found nothing changed. /readyz turns 503 once it is older than HASHGUARD_INDEX_STALE_S.
+        self.confirmed_at: float | None = None
 
     def require(self) -> MatchSnapshot:
         if self.current is None:
             raise NotReady("the hash index is not loaded yet; hold the upload and retry")
         return self.current
+
+
+class MemoryBudget:
+    """Estimated decode memory in flight across the pool (``HASHGUARD_DECODE_MEMORY_TOTAL_MB``).
+
+    A decode takes its plan's cost (``detector.decode.plan``) before it takes a hashing slot and
+    gives it back when its worker finishes. A large decode waits until the total has room for it,
+    so however many hostile uploads arrive at once their decodes cannot add up past ``total``;
+    a small decode (at most ``small`` bytes: ordinary photos, JPEGs decoded at reduced size) never
+    waits, so ordinary scans proceed beside them (it is counted, so large ones wait for it too).
+    Large ones are served in arrival order. A cost above ``total`` is counted as ``total`` (it runs alone).
+    """
+
+    def __init__(self, total: int, small: int) -> None:
+        self.total = total
+        self.small = min(small, total)
+        self.used = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    async def acquire(self, cost: int) -> int:
+        """Wait until ``cost`` fits and take it; returns the amount taken, to hand back to ``release``."""
+        cost = min(cost, self.total)
+        if cost <= self.small or (not self._waiters and self.used + cost <= self.total):
+            self.used += cost
+            return cost
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((cost, waiter))
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release(cost)  # granted just as the caller gave up
+            else:
+                if (cost, waiter) in self._waiters:
+                    self._waiters.remove((cost, waiter))
+                self._wake()
+            raise
+        return cost
+
+    def release(self, cost: int) -> None:
+        self.used -= cost
+        self._wake()
+
+    def _wake(self) -> None:
+        # Large decodes in arrival order, as many as fit.
+        while self._waiters:
+            cost, waiter = self._waiters[0]
+            if not waiter.done() and self.used + cost > self.total:
+                break
+            self._waiters.pop(0)
+            if not waiter.done():  # (a cancelled waiter leaves on its own)
+                self.used += cost
+                waiter.set_result(None)
 
 
 class HashPool:
@@ -105,8 +166,17 @@ class HashPool:
     (a 500, never a verdict) and the next job gets a fresh pool.
     """
 
-    def __init__(self, workers: int, timeout_s: float, *, processes: bool = False) -> None:
+    def __init__(
+        self,
+        workers: int,
+        timeout_s: float,
+        *,
+        processes: bool = False,
+        memory_total: int = 2 * DEFAULT_DECODE_BUDGET,
+        memory_small: int = DEFAULT_DECODE_BUDGET // 16,
+    ) -> None:
         self._workers = workers
+        self.memory = MemoryBudget(memory_total, memory_small)
         self._processes = processes
         self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hashguard-hash")
         if not processes:
@@ -127,11 +197,15 @@ class HashPool:
             pool.submit(int)  # start every worker now, so the first scans do not pay for the start-up
         return pool
 
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """Run ``fn(*args)`` in a hashing thread, or a worker process if the pool was made with ``processes=True``."""
+    async def run(self, fn: Callable[..., T], *args: object, memory: int = 0) -> T:
+        """Run ``fn(*args)`` in a hashing thread, or a worker process if the pool was made with ``processes=True``.
+
+        ``memory`` is the job's estimated peak (bytes), held against the pool's ``MemoryBudget``
+        from before it takes a slot until its worker finishes.
+        """
         executor = self._executor
         try:
-            return await self._submit(executor, fn, *args)
+            return await self._submit(executor, fn, *args, memory=memory)
         except BrokenProcessPool:
             if self._processes and executor is self._executor:
                 self._executor = self._new_processes()
@@ -142,18 +216,31 @@ class HashPool:
         """Run ``fn(*args)`` in a thread of this process, under the same slots and deadline."""
         return await self._submit(self._threads, fn, *args)
 
-    async def _submit(self, executor: Executor, fn: Callable[..., T], *args: object) -> T:
+    async def _submit(self, executor: Executor, fn: Callable[..., T], *args: object, memory: int = 0) -> T:
         deadline = time.monotonic() + self._timeout_s
         try:
-            await asyncio.wait_for(self._slots.acquire(), self._timeout_s)
+            held = await asyncio.wait_for(self.memory.acquire(memory), self._timeout_s)
         except TimeoutError:
-            raise ScanTimeout("every hashing worker stayed busy; hold the upload and retry") from None
+            raise ScanTimeout("the decode memory budget stayed taken by other uploads; hold the upload and retry") from None
+        try:
+            await asyncio.wait_for(self._slots.acquire(), max(0.0, deadline - time.monotonic()))
+        except BaseException as exc:
+            self.memory.release(held)
+            if isinstance(exc, TimeoutError):
+                raise ScanTimeout("every hashing worker stayed busy; hold the upload and retry") from None
+            raise
         try:
             future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
         except BaseException:
             self._slots.release()
+            self.memory.release(held)
             raise
-        future.add_done_callback(lambda _: self._slots.release())
+
+        def finished(_: object) -> None:
+            self._slots.release()
+            self.memory.release(held)
+
+        future.add_done_callback(finished)
         try:
             return await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - time.monotonic()))
         except TimeoutError:
@@ -184,7 +271,9 @@ class ScanService:
         resolve: Resolve,
         remember: Remember | None = None,
         hashing: HashingPath = HashingPath.FAST,
+        memory_budget: int = DEFAULT_DECODE_BUDGET,
     ) -> None:
+        self._memory_budget = memory_budget
         self._remember = remember
         self._tools = tools
         self._holder = holder
@@ -205,15 +294,21 @@ class ScanService:
         wanted = tuple(t for t in self._tools if t.name in snapshot.tools)
         # Hashing may run in a worker process (HASHGUARD_HASH_POOL); matching needs the
         # in-memory snapshot, so it runs in this process.
-        job = HashJob(data=data, max_pixels=self._max_pixels, hashing=self._hashing, tools=wanted)
+        # The header alone says what the decode will cost: an image over the per-decode budget is refused
+        # here, before it waits for a slot; the rest hold their cost against the pool's global budget.
+        # (In a thread: some containers' headers, TIFF's tag directories, are not free to parse.)
+        cost = await asyncio.to_thread(decode_cost, data, self._max_pixels, self._hashing, self._memory_budget)
+        job = HashJob(
+            data=data, max_pixels=self._max_pixels, hashing=self._hashing, tools=wanted, memory_budget=self._memory_budget
+        )
         if self._pool.in_processes:
-            results = await self._pool.run(hash_upload, job)
+            results = await self._pool.run(hash_upload, job, memory=cost)
             hashes = {n: r.value for n, r in results.items()}
             hits = await self._pool.run_here(snapshot.match, hashes, self._thresholds)
         else:
             # With threads, hash and match in one job: the upload takes one slot, not two, and never
             # queues again behind other uploads' hashing between the two steps.
-            hashes, hits = await self._pool.run(self._hash_and_match, job, snapshot)
+            hashes, hits = await self._pool.run(self._hash_and_match, job, snapshot, memory=cost)
         [outcome] = await self._outcomes(started, [(context, hits, hashes)])
         return outcome
 

@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -34,17 +36,19 @@ from hashguard import flows, openapi
 from hashsets import uploads
 from hashsets.serving import MatchCatalogue, SnapshotSource
 from kernel import auditlog, keys_http
-from kernel.appkeys import DB_URL, KEY_CACHE, KEY_GUARD, METRICS, POOL, SETTINGS
+from kernel.appkeys import DB_HEALTH, DB_URL, KEY_CACHE, KEY_GUARD, METRICS, POOL, SETTINGS
 from kernel.db import create_pool, migrate, resolve_url
+from kernel.dbfaults import DatabaseHealth, quiet_driver_logs
 from kernel.metrics import Metrics
 from kernel.ratelimit import ControlsCache, KeyGuard
 from kernel.routes import Route, register
 from kernel.settings import Settings, SettingsError
-from kernel.web import errors_middleware
+from kernel.web import AccessLogger, errors_middleware
 from takedown import http as takedown_http
 from takedown import jobs as takedown_jobs
 from takedown.config import TakedownConfig
 from takedown.matching import MatchTicket, open_for_matches
+from takedown.webhooks import webhook_settings_problem
 from takedown.workflow import Source
 
 log = logging.getLogger(__name__)
@@ -61,19 +65,30 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         await migrate(conn)
     app[DB_URL] = url
     app[POOL] = pool
+    # While PostgreSQL is unreachable /readyz and every /v1/ call answer 503 (kernel.dbfaults).
+    quiet_driver_logs()
+    app[DB_HEALTH] = health = DatabaseHealth(url)
     yield
+    await health.close()
     await pool.close()
 
 
 async def _hash_pool(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    app[HASH_POOL] = HashPool(settings.hash_workers, settings.scan_timeout_s, processes=settings.hash_pool == "processes")
+    app[HASH_POOL] = HashPool(
+        settings.hash_workers,
+        settings.scan_timeout_s,
+        processes=settings.hash_pool == "processes",
+        memory_total=settings.decode_memory_total_mb << 20,
+        memory_small=(settings.decode_memory_mb << 20) // 16,
+    )
     app[SCANNER] = ScanService(
         tools=app[TOOLS],
         holder=app[HOLDER],
         pool=app[HASH_POOL],
         max_pixels=settings.max_pixels,
         hashing=HashingPath(settings.hashing),
+        memory_budget=settings.decode_memory_mb << 20,
         # A match's flow across contexts: the lists describe and quarantine entries (hashsets), the
         # evidence is the detector's, the ticket takedown's, all in one transaction.
         resolve=Resolver(
@@ -119,6 +134,7 @@ class _TicketDesk:
         return await open_for_matches(
             conn,
             scan_id=scan_id,
+            tenant_id=context.tenant_id,
             content_id=context.content_id,
             content_url=context.content_url,
             api_key_id=context.api_key_id,
@@ -194,14 +210,24 @@ async def _index(app: web.Application) -> AsyncIterator[None]:
         jurisdictions=settings.jurisdictions,
         metrics=app[METRICS],
     )
+
+    def confirmed() -> None:
+        app[HOLDER].confirmed_at = time.monotonic()
+        app[METRICS].index_confirmed.set(time.time())
+
     reloader = Reloader(
         url=app[DB_URL],
         fingerprint=loader.fingerprint,
         load=loader.load,
         install=install,
         interval_s=settings.reload_interval_s,
+        confirmed=confirmed,
+        failed=lambda _: app[METRICS].index_reload_failures.inc(),
     )
-    await reloader.load_now()
+    # A failure here must not stop the start: the service comes up not ready (scans 503, never an
+    # unchecked no_match) and the reload loop keeps trying.
+    if not await reloader.check():
+        log.error("ALERT: the index could not be loaded at start-up; /readyz and scans answer 503 until a reload succeeds")
     task = asyncio.create_task(reloader.run(), name="hashguard-reload")
     yield
     while timer:
@@ -272,35 +298,34 @@ async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
         ),
         asyncio.create_task(takedown_jobs.queue_loop(pool, metrics), name="hashguard-takedown-queue"),
     ]
-    session: aiohttp.ClientSession | None = None
-    if settings.webhook_url and settings.webhook_secret:
-        session = aiohttp.ClientSession()
-        deliverer = takedown_jobs.OutboxDeliverer(
-            pool=pool,
-            session=session,
-            config=takedown_jobs.WebhookConfig(
-                url=settings.webhook_url,
-                secret=settings.webhook_secret,
-                timeout_s=settings.webhook_timeout_s,
-                max_attempts=settings.webhook_max_attempts,
-                backoff_base_s=settings.webhook_backoff_s,
-                backoff_cap_s=settings.webhook_backoff_max_s,
-                poll_s=settings.outbox_poll_s,
-            ),
-            metrics=metrics,
-            waker=app[takedown_http.WAKER],
-        )
-        tasks.append(asyncio.create_task(deliverer.run(), name="hashguard-outbox"))
-    else:
-        log.warning("HASHGUARD_WEBHOOK_URL is not set: takedown actions are kept in the outbox, undelivered")
+    # Delivery always runs: tenants may have their own webhooks (``hashguard tenants webhook``);
+    # the global one, when set, serves the default tenant.
+    session = aiohttp.ClientSession()
+    deliverer = takedown_jobs.OutboxDeliverer(
+        pool=pool,
+        session=session,
+        config=takedown_jobs.WebhookConfig(
+            url=settings.webhook_url if settings.webhook_secret else None,
+            secret=settings.webhook_secret if settings.webhook_url else None,
+            timeout_s=settings.webhook_timeout_s,
+            max_attempts=settings.webhook_max_attempts,
+            backoff_base_s=settings.webhook_backoff_s,
+            backoff_cap_s=settings.webhook_backoff_max_s,
+            poll_s=settings.outbox_poll_s,
+        ),
+        metrics=metrics,
+        waker=app[takedown_http.WAKER],
+    )
+    tasks.append(asyncio.create_task(deliverer.run(), name="hashguard-outbox"))
+    if not settings.webhook_url:
+        log.warning("HASHGUARD_WEBHOOK_URL is not set: the default tenant's takedown actions are kept in the outbox, undelivered")
     yield
     for task in tasks:
         task.cancel()
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    if session is not None:
-        await session.close()
+    await session.close()
 
 
 # The root's own routes: the document that describes every context's.
@@ -310,6 +335,13 @@ ROUTES: list[Route] = [openapi.ROUTE]
 def service_routes() -> list[Route]:
     """Every endpoint the service serves: the one table the router, the document and the role tests read."""
     return [*http.ROUTES, *approvals_http.ROUTES, *ROUTES, *takedown_http.ROUTES, *keys_http.ROUTES]
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """How the HTTP server runs the app (``web.run_app``, ``web.AppRunner``, the tests' ``TestServer``):
+    the idle keep-alive / header read limit, and an access log without query strings (evidence).
+    aiohttp's own limits stay: request line and each header at most 8190 bytes, at most 128 headers."""
+    return {"keepalive_timeout": settings.keepalive_timeout_s, "access_log_class": AccessLogger}
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -329,8 +361,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_hash_pool)
     app.cleanup_ctx.append(_index)
     app.cleanup_ctx.append(_lookback_retention)
-    if settings.webhook_url and not settings.webhook_secret:
-        raise SettingsError("HASHGUARD_WEBHOOK_URL is set but HASHGUARD_WEBHOOK_SECRET is not: webhooks must be signed")
+    if (problem := webhook_settings_problem(settings.webhook_url, settings.webhook_secret)) is not None:
+        raise SettingsError(problem)
     app[takedown_http.CONFIG] = _takedown_config(settings)
     # Cross-context flow: a reviewer's verdict that a hash match was wrong becomes feedback on the
     # list entry for its issuer, in the decision's own transaction.

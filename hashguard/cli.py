@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import json
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 from aiohttp import web
@@ -23,9 +25,10 @@ from kernel import auditlog, keycontrols, keystore
 from kernel.commandline import run_with_connection
 from kernel.db import DatabaseError
 from kernel.errors import ServiceError
-from kernel.keys import Role, new_key
+from kernel.keys import DEFAULT_TENANT, TENANT_NAME, Role, new_key
 from kernel.settings import Settings, SettingsError
 from takedown import cli as takedown_cli
+from takedown import outbox_store
 
 
 class CommandError(Exception):
@@ -36,49 +39,168 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env()
 
 
+def _can_listen(host: str, port: int) -> None:
+    """Refuse a busy or unusable address in one line, before the database and the index start."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+            probe.bind(address)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: {(exc.strerror or str(exc)).lower()}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    from hashguard.app import create_app
+    from hashguard.app import create_app, server_options
     from hashguard.demo import curl_command, seed
 
     settings = _settings(args)
+    _can_listen(args.host, args.port)
     app = create_app(settings)
     if args.demo:
         demo = run_with_connection(lambda conn: seed(conn, settings.data_dir), settings)
 
         async def announce(_: web.Application) -> None:
             print("\nDemo ready: a list of synthetic drawings (not real material) and a demo key.", flush=True)
+            if demo.created:
+                print(f"The demo key was created now and written to {demo.key_file} (readable by you only).", flush=True)
+            else:
+                print(f"The demo key is in {demo.key_file} (readable by you only).", flush=True)
             print('Scan a resized, re-encoded copy of one drawing (expect "verdict": "match"):\n', flush=True)
             print("  " + curl_command(demo, args.host, args.port) + "\n", flush=True)
 
         app.on_startup.append(announce)
-    web.run_app(
-        app,
-        host=args.host,
-        port=args.port,
-        print=lambda text: print(text, flush=True),
-        access_log=None if args.quiet else logging.getLogger("aiohttp.access"),
-    )
+    try:
+        web.run_app(
+            app,
+            host=args.host,
+            port=args.port,
+            print=lambda text: print(text, flush=True),
+            access_log=None if args.quiet else logging.getLogger("aiohttp.access"),
+            **server_options(settings),
+        )
+    except OSError as exc:  # the address was taken between the check and the start
+        raise CommandError(f"cannot listen on {args.host}:{args.port}: {(exc.strerror or str(exc)).lower()}") from None
     return 0
+
+
+def _tenant_names(text: str) -> list[str]:
+    names = sorted({n.strip() for n in text.split(",") if n.strip()})
+    if not names:
+        raise CommandError("--tenants needs at least one tenant name")
+    return names
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     made = new_key()
+    role = Role(args.role)
+    if role is Role.PLATFORM and args.tenants is not None:
+        raise CommandError("a platform key belongs to one tenant: use --tenant NAME")
+    if role is not Role.PLATFORM and args.tenant is not None:
+        raise CommandError(f"only platform keys belong to a tenant; limit a {role} key with --tenants a,b")
+    wanted = [args.tenant or DEFAULT_TENANT] if role is Role.PLATFORM else (_tenant_names(args.tenants) if args.tenants else [])
 
     async def work(conn: asyncpg.Connection) -> int:
         async with conn.transaction():
-            key_id = await keystore.insert_key(conn, made, Role(args.role), args.label)
+            ids = await keystore.tenant_ids(conn, wanted)
+            missing = [n for n in wanted if n not in ids]
+            if missing:
+                raise CommandError(f"no tenant named {', '.join(missing)} (create it with: hashguard tenants create NAME)")
+            if role is Role.PLATFORM:
+                key_id = await keystore.insert_key(conn, made, role, args.label, tenant_id=ids[wanted[0]])
+                scope: dict[str, object] = {"tenant": wanted[0]}
+            else:
+                key_id = await keystore.insert_key(conn, made, role, args.label, tenants=list(ids.values()))
+                scope = {"tenants": wanted} if wanted else {}
             await auditlog.append_audit(
                 conn,
                 actor=takedown_cli.cli_actor().name,
                 action="key.created",
                 subject=f"key:{made.prefix}",
-                after={"role": args.role, "label": args.label},
+                after={"role": args.role, "label": args.label, **scope},
             )
             return key_id
 
     run_with_connection(work, _settings(args))
     print(made.secret)
-    print(f"(role {args.role}, id {made.prefix}; shown once, only its hash is stored)", file=sys.stderr)
+    where = f"tenant {wanted[0]}" if role is Role.PLATFORM else (f"tenants {','.join(wanted)}" if wanted else "all tenants")
+    print(f"(role {args.role}, {where}, id {made.prefix}; shown once, only its hash is stored)", file=sys.stderr)
+    return 0
+
+
+def cmd_tenants_create(args: argparse.Namespace) -> int:
+    name = args.name.strip()
+    if not TENANT_NAME.fullmatch(name):
+        raise CommandError("a tenant name is 1 to 63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit")
+
+    async def work(conn: asyncpg.Connection) -> keystore.Tenant | None:
+        async with conn.transaction():
+            tenant = await keystore.create_tenant(conn, name)
+            if tenant is not None:
+                await auditlog.append_audit(
+                    conn,
+                    actor=takedown_cli.cli_actor().name,
+                    action="tenant.created",
+                    subject=f"tenant:{name}",
+                    after={"name": name, "id": tenant.id},
+                )
+            return tenant
+
+    if run_with_connection(work, _settings(args)) is None:
+        raise CommandError(f"a tenant named {name!r} exists already")
+    print(f"created tenant {name}")
+    return 0
+
+
+def cmd_tenants_list(args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> tuple[list[keystore.Tenant], dict[str, str]]:
+        return await keystore.list_tenants(conn), {name: url for name, url, _ in await outbox_store.tenant_webhooks(conn)}
+
+    tenants, hooks = run_with_connection(work, _settings(args))
+    for tenant in tenants:
+        hook = hooks.get(tenant.name) or ("(HASHGUARD_WEBHOOK_URL)" if tenant.name == DEFAULT_TENANT else "(no webhook)")
+        print(f"{tenant.name}\t{tenant.created_at:%Y-%m-%d %H:%M}\t{hook}")
+    return 0
+
+
+_MIN_SECRET = 16
+
+
+def _check_webhook(url: str, secret: str) -> None:
+    parsed = urlsplit(url)
+    loopback = parsed.hostname in ("127.0.0.1", "::1", "localhost")
+    if parsed.scheme != "https" and not (parsed.scheme == "http" and loopback):
+        raise CommandError("a tenant's webhook URL must be https:// (plain http only to a loopback address)")
+    if not parsed.hostname:
+        raise CommandError("the webhook URL names no host")
+    if len(secret) < _MIN_SECRET:
+        raise CommandError(f"the webhook secret must be at least {_MIN_SECRET} characters")
+
+
+def cmd_tenants_webhook(args: argparse.Namespace) -> int:
+    """Set (URL argument, secret on stdin) or clear a tenant's own webhook for platform actions."""
+    secret = "" if args.clear else sys.stdin.readline().strip()
+    if not args.clear:
+        if not args.url:
+            raise CommandError("give the webhook URL (and its secret on stdin), or --clear")
+        _check_webhook(args.url, secret)
+    actor = takedown_cli.cli_actor()
+
+    async def work(conn: asyncpg.Connection) -> bool:
+        ids = await keystore.tenant_ids(conn, [args.name])
+        if args.name not in ids:
+            raise CommandError(f"no tenant named {args.name}")
+        if args.clear:
+            return await outbox_store.clear_tenant_webhook(conn, ids[args.name], actor, args.name)
+        await outbox_store.set_tenant_webhook(conn, ids[args.name], args.url, secret, actor, args.name)
+        return True
+
+    changed = run_with_connection(work, _settings(args))
+    if args.clear:
+        print(f"tenant {args.name}: own webhook cleared" if changed else f"tenant {args.name} had no webhook of its own")
+    else:
+        print(f"tenant {args.name}: platform actions go to {args.url}")
     return 0
 
 
@@ -86,7 +208,8 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     keys = run_with_connection(keystore.list_keys, _settings(args))
     for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
-        print(f"{key.prefix}\t{key.role}\t{state}\t{key.created_at:%Y-%m-%d %H:%M}\t{key.label}")
+        scope = key.tenant if key.role is Role.PLATFORM else (",".join(key.tenants) or "*")
+        print(f"{key.prefix}\t{key.role}\t{scope}\t{state}\t{key.created_at:%Y-%m-%d %H:%M}\t{key.label}")
     return 0
 
 
@@ -195,7 +318,12 @@ def cmd_hash(args: argparse.Namespace) -> int:
             )
             failed = True
             continue
-        media = Media(data=data, max_pixels=settings.max_pixels, hashing=HashingPath(settings.hashing))
+        media = Media(
+            data=data,
+            max_pixels=settings.max_pixels,
+            hashing=HashingPath(settings.hashing),
+            memory_budget=settings.decode_memory_mb << 20,
+        )
         try:
             media.decode()
             for tool in registry:
@@ -228,12 +356,29 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys.add_parser("create", help="create a key and print it (once)")
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--label", default="", help="who or what the key is for")
+    create.add_argument("--tenant", help=f"a platform key's tenant (default: {DEFAULT_TENANT})")
+    create.add_argument("--tenants", help="limit a staff key to these tenants, comma-separated (default: all)")
     create.set_defaults(func=cmd_keys_create)
     keys.add_parser("list", help="list keys (prefixes only)").set_defaults(func=cmd_keys_list)
     revoke = keys.add_parser("revoke", help="revoke a key by its printed prefix")
     revoke.add_argument("prefix")
     revoke.set_defaults(func=cmd_keys_revoke)
     register_key_controls(keys)
+
+    tenants = sub.add_parser("tenants", help="manage tenants (the platforms one service keeps apart)").add_subparsers(
+        dest="tenants_command", required=True
+    )
+    tcreate = tenants.add_parser("create", help="create a tenant")
+    tcreate.add_argument("name")
+    tcreate.set_defaults(func=cmd_tenants_create)
+    tenants.add_parser("list", help="list tenants and where their platform actions go").set_defaults(func=cmd_tenants_list)
+    thook = tenants.add_parser(
+        "webhook", help="set a tenant's own webhook for platform actions (the signing secret is read from stdin)"
+    )
+    thook.add_argument("name")
+    thook.add_argument("url", nargs="?")
+    thook.add_argument("--clear", action="store_true", help="remove it (the default tenant falls back to HASHGUARD_WEBHOOK_URL)")
+    thook.set_defaults(func=cmd_tenants_webhook)
 
     hash_ = sub.add_parser("hash", help="hash files with the detection tools; one JSON object per file and tool")
     hash_.add_argument("--tool", action="append", help="tool to use (repeatable; default: all enabled)")

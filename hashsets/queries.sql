@@ -220,7 +220,7 @@ GROUP BY entry_id HAVING count(*) > 1 ORDER BY min(id) LIMIT 20;
 DELETE FROM scan_hashes WHERE scanned_at < now() - make_interval(days => $1);
 
 -- name: recent_scan_hashes
-SELECT scan_id, content_id, content_url, api_key_id, hash FROM scan_hashes
+SELECT scan_id, content_id, content_url, api_key_id, tenant_id, hash FROM scan_hashes
 WHERE tool = $1 AND scanned_at >= now() - make_interval(days => $2);
 
 -- name: added_entries

@@ -28,9 +28,10 @@ async def remember_scan(conn: asyncpg.Connection, scan_id: uuid.UUID, context: S
     await conn.copy_records_to_table(
         "scan_hashes",
         records=[
-            (scan_id, context.content_id, context.content_url, context.api_key_id, tool, value) for tool, value in hashes.items()
+            (scan_id, context.content_id, context.content_url, context.api_key_id, context.tenant_id, tool, value)
+            for tool, value in hashes.items()
         ],
-        columns=["scan_id", "content_id", "content_url", "api_key_id", "tool", "hash"],
+        columns=["scan_id", "content_id", "content_url", "api_key_id", "tenant_id", "tool", "hash"],
     )
 
 
@@ -84,7 +85,12 @@ async def recheck(
             by_scan.setdefault(hit.key, []).append(match)
         for key, matches in by_scan.items():
             scan = stored[key]
-            context = ScanContext(content_id=scan["content_id"], content_url=scan["content_url"], api_key_id=scan["api_key_id"])
+            context = ScanContext(
+                content_id=scan["content_id"],
+                content_url=scan["content_url"],
+                api_key_id=scan["api_key_id"],
+                tenant_id=scan["tenant_id"],
+            )
             await evidence.record_matches(conn, scan["scan_id"], context, matches, found_on_recheck=True)
         await record_event(
             conn, "hashguard", "lookback", result.hashset, {"version": result.version, "days": days, "matches": len(found)}

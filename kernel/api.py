@@ -4,6 +4,7 @@ OpenAPI document states them, and ``kernel.routes`` decodes requests into them."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import msgspec
@@ -63,6 +64,64 @@ def trimmed(value: str | None) -> str | None:
         return None
     value = value.strip()
     return value or None
+
+
+# The one rule for timestamps, in and out: zone-aware, and inside [EARLIEST, LATEST). The ends keep
+# clear of what overflows: the driver stores 0001-01-01T00:00Z and 9999-12-31T23:59:59.999999Z as
+# PostgreSQL's -infinity and infinity and reads them back as *naive* datetime.min/max, and adding a
+# window (a due time, an appeal period) to a moment near year 9999 overflows Python's datetime.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+MOMENT_RULE = "an ISO 8601 date-time with a UTC offset (e.g. 2026-01-31T12:00:00Z), from 1970-01-01 to before 9999-01-01"
+
+
+def moment(description: str | None = None) -> msgspec.Meta:
+    """The constraint of a timestamp field: zone-aware (msgspec refuses a naive one); the range is
+    checked by ``checked_moment`` in the Struct's ``__post_init__`` (msgspec has no bounds for datetimes)."""
+    return msgspec.Meta(tz=True, description=description or MOMENT_RULE)
+
+
+Moment = Annotated[datetime, moment()]
+
+
+def moment_problem(value: datetime) -> str | None:
+    """Why ``value`` breaks the timestamp rule, or None when it keeps it."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        return "carries no time zone"
+    try:
+        inside = EARLIEST <= value < LATEST
+    except OverflowError:  # an offset that pushes it past datetime's own range
+        inside = False
+    if not inside:
+        return "lies outside 1970-01-01T00:00:00Z to 9999-01-01T00:00:00Z"
+    return None
+
+
+def checked_moment(name: str, value: datetime | None) -> datetime | None:
+    """The timestamp rule, for ``__post_init__`` and the command line: the moment in UTC, or ValueError
+    (a 400 naming the field) when it is naive or out of range."""
+    if value is None:
+        return None
+    problem = moment_problem(value)
+    if problem is not None:
+        raise ValueError(f"the field {name!r} {problem}: give {MOMENT_RULE}")
+    return value.astimezone(UTC)
+
+
+def parse_moment(name: str, text: str, *, naive_is_utc: bool = False) -> datetime:
+    """A timestamp written as text (command-line options, query parameters) under the same rule.
+    ``naive_is_utc`` reads a bare date or a time without offset as UTC (the command line's habit);
+    otherwise it is refused. ValueError names ``name``."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{name} is not an ISO 8601 date or date-time: {text[:64]!r}") from None
+    if value.tzinfo is None and naive_is_utc:
+        value = value.replace(tzinfo=UTC)
+    problem = moment_problem(value)
+    if problem is not None:
+        raise ValueError(f"{name} {problem}: give {MOMENT_RULE}")
+    return value.astimezone(UTC)
 
 
 class Error(msgspec.Struct, forbid_unknown_fields=True):

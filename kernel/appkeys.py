@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from kernel.dbfaults import DatabaseHealth
 from kernel.keys import Principal
 from kernel.metrics import Metrics
 from kernel.ratelimit import KeyGuard
@@ -16,3 +17,4 @@ DB_URL = web.AppKey("database_url", str)
 POOL = web.AppKey("pool", asyncpg.Pool)
 KEY_CACHE = web.AppKey("key_cache", dict[bytes, tuple[float, Principal | None]])
 KEY_GUARD = web.AppKey("key_guard", KeyGuard)
+DB_HEALTH = web.AppKey("database_health", DatabaseHealth)

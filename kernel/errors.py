@@ -81,3 +81,10 @@ class RateLimited(ServiceError):
     def __init__(self, message: str | None = None, *, retry_after_s: float) -> None:
         self.retry_after_s = retry_after_s
         super().__init__(message)
+
+
+class RequestTimeout(ServiceError):
+    """The request body did not arrive in time (HASHGUARD_BODY_TIMEOUT_S); send it again, faster."""
+
+    status = 408
+    code = "request_timeout"

@@ -28,6 +28,8 @@ class Metrics:
     index_entries: Gauge = field(init=False)
     index_loaded: Gauge = field(init=False)
     index_load_seconds: Gauge = field(init=False)
+    index_reload_failures: Counter = field(init=False)
+    index_confirmed: Gauge = field(init=False)
     matches: Counter = field(init=False)
     shadow_matches: Counter = field(init=False)
     quarantined_entries: Gauge = field(init=False)
@@ -84,6 +86,17 @@ class Metrics:
         )
         self.index_load_seconds = Gauge(
             "hashguard_index_load_duration_seconds", "How long building the current index snapshot took.", registry=r
+        )
+        self.index_reload_failures = Counter(
+            "hashguard_index_reload_failures",
+            "Index reloads (or reload checks) that failed; the previous snapshot kept serving. Alert on any increase.",
+            registry=r,
+        )
+        self.index_confirmed = Gauge(
+            "hashguard_index_confirmed_timestamp_seconds",
+            "When the snapshot served was last confirmed to match the database (Unix time); /readyz turns 503 once"
+            " it is older than HASHGUARD_INDEX_STALE_S.",
+            registry=r,
         )
 
         self.tool_active = Gauge(
@@ -149,6 +162,8 @@ METRIC_NAMES: tuple[str, ...] = (
     "hashguard_index_entries",
     "hashguard_index_loaded_timestamp_seconds",
     "hashguard_index_load_duration_seconds",
+    "hashguard_index_reload_failures_total",
+    "hashguard_index_confirmed_timestamp_seconds",
     "hashguard_tool_active",
     "hashguard_tickets_opened_total",
     "hashguard_ticket_decisions_total",

@@ -1,13 +1,30 @@
 -- The kernel's named queries: API keys and the audit log.
 
 -- name: insert_key
-INSERT INTO api_keys (key_prefix, key_hash, role, label) VALUES ($1, $2, $3::api_role, $4) RETURNING id;
+INSERT INTO api_keys (key_prefix, key_hash, role, label, tenant_id) VALUES ($1, $2, $3::api_role, $4, $5) RETURNING id;
+
+-- name: limit_key_tenants
+INSERT INTO api_key_tenants (key_id, tenant_id) SELECT $1, unnest($2::bigint[]);
 
 -- name: find_key
-SELECT id, key_prefix, role::text AS role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL;
+SELECT k.id, k.key_prefix, k.role::text AS role, k.tenant_id,
+       array(SELECT t.tenant_id FROM api_key_tenants t WHERE t.key_id = k.id) AS tenants
+FROM api_keys k WHERE k.key_hash = $1 AND k.revoked_at IS NULL;
 
 -- name: list_keys
-SELECT id, key_prefix, role::text AS role, label, created_at, revoked_at FROM api_keys ORDER BY id;
+SELECT k.id, k.key_prefix, k.role::text AS role, k.label, k.created_at, k.revoked_at,
+       (SELECT name FROM tenants WHERE id = k.tenant_id) AS tenant,
+       array(SELECT t.name FROM api_key_tenants l JOIN tenants t ON t.id = l.tenant_id WHERE l.key_id = k.id ORDER BY t.name) AS tenants
+FROM api_keys k ORDER BY k.id;
+
+-- name: insert_tenant
+INSERT INTO tenants (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id, name, created_at;
+
+-- name: list_tenants
+SELECT id, name, created_at FROM tenants ORDER BY id;
+
+-- name: tenant_ids
+SELECT id, name FROM tenants WHERE name = ANY($1::text[]);
 
 -- name: revoke_key
 UPDATE api_keys SET revoked_at = now() WHERE key_prefix = $1 AND revoked_at IS NULL RETURNING id;
@@ -39,4 +56,6 @@ WHERE seq > $1 AND ($2::text IS NULL OR subject = $2)
 ORDER BY seq LIMIT $3;
 
 -- name: find_active_key_by_prefix
-SELECT id, key_prefix, role::text AS role FROM api_keys WHERE key_prefix = $1 AND revoked_at IS NULL;
+SELECT k.id, k.key_prefix, k.role::text AS role, k.tenant_id,
+       array(SELECT t.tenant_id FROM api_key_tenants t WHERE t.key_id = k.id) AS tenants
+FROM api_keys k WHERE k.key_prefix = $1 AND k.revoked_at IS NULL;

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from kernel.errors import BadRequest, MissingField, ServiceError
 from kernel.keys import Principal, Role
-from kernel.web import Handler, authenticate, read_json_bytes
+from kernel.web import Handler, authenticate, query_fields, read_json_bytes
 
 T = TypeVar("T")
 
@@ -150,8 +150,12 @@ async def read_body(
 
 def read_query(request: web.Request, kind: type[T], *, bad: Callable[[str], ServiceError] = BadRequest) -> T:
     """The query parameters decoded into ``kind`` (strings converted to the declared numbers and
-    booleans). An empty parameter reads as absent; parameters the type does not name are ignored."""
-    values = {k: v for k, v in request.query.items() if v != ""}
+    booleans). An empty parameter reads as absent; parameters the type does not name are ignored; a
+    parameter that is not valid UTF-8 is refused (``kernel.web.query_fields``), never repaired."""
+    try:
+        values = {k: v for k, v in query_fields(request).items() if v != ""}
+    except BadRequest as exc:  # not UTF-8: the context's own error for a bad query
+        raise bad(exc.message) from None
     try:
         return msgspec.convert(values, kind, strict=False)
     except msgspec.ValidationError as exc:

@@ -94,6 +94,22 @@ class Settings:
         "Largest accepted image in pixels (width x height), checked from the header before decoding;"
         " larger images (decompression bombs) get 422 image_too_large.",
     )
+    decode_memory_mb: int = _setting(
+        "HASHGUARD_DECODE_MEMORY_MB",
+        _int(16),
+        512,
+        "Most memory one image's decode may take, in MiB, estimated from its header before decoding (pixels,"
+        " line pointers, conversions); larger images get 422 image_too_large. At the default a 100-megapixel RGB PNG"
+        " or any JPEG within HASHGUARD_MAX_PIXELS decodes (fast path; the reference path needs about 31 bytes per pixel).",
+    )
+    decode_memory_total_mb: int = _setting(
+        "HASHGUARD_DECODE_MEMORY_TOTAL_MB",
+        _int(16),
+        1024,
+        "Most decode memory, in MiB, all concurrent scans may hold by the same estimate; a large decode waits for room"
+        " (503 scan_timeout after HASHGUARD_SCAN_TIMEOUT_S), while decodes below 1/16 of HASHGUARD_DECODE_MEMORY_MB"
+        " (ordinary photos) never wait.",
+    )
     hash_workers: int = _setting(
         "HASHGUARD_HASH_WORKERS",
         _int(1),
@@ -105,6 +121,34 @@ class Settings:
         _float(0.1),
         30.0,
         "How long a scan may wait for a hashing slot and run before it answers 503 scan_timeout.",
+    )
+    max_form_parts: int = _setting(
+        "HASHGUARD_MAX_FORM_PARTS",
+        _int(1),
+        8,
+        "Most parts a multipart/form-data /v1/scan body may hold (media, content_id, content_url and a few"
+        " more); one more is refused at once with 400, before it is read.",
+    )
+    max_form_field_bytes: int = _setting(
+        "HASHGUARD_MAX_FORM_FIELD_BYTES",
+        _int(64),
+        4096,
+        "Largest multipart form field other than the media, in bytes; larger fields get 413 payload_too_large.",
+    )
+    body_timeout_s: float = _setting(
+        "HASHGUARD_BODY_TIMEOUT_S",
+        _float(0.1),
+        60.0,
+        "How long reading a request body may take from its first read; a slower or stalled upload gets 408"
+        " request_timeout (counted in hashguard_errors_total) and never holds a hashing slot.",
+    )
+    keepalive_timeout_s: float = _setting(
+        "HASHGUARD_KEEPALIVE_TIMEOUT_S",
+        _float(0.1),
+        75.0,
+        "A connection that has not sent a complete request header within this many seconds of opening or of its"
+        " last answer is closed: the idle keep-alive limit and the header read timeout. Keep it longer than a"
+        " reverse proxy's upstream keep-alive.",
     )
     hashing: str = _setting(
         "HASHGUARD_HASHING",
@@ -175,6 +219,13 @@ class Settings:
         5.0,
         "Fallback check for changed hash lists, in seconds; changes normally arrive at once through PostgreSQL NOTIFY.",
     )
+    index_stale_s: float = _setting(
+        "HASHGUARD_INDEX_STALE_S",
+        _float(1.0),
+        60.0,
+        "/readyz answers 503 once the index served has not been confirmed against the database (by a successful"
+        " reload or reload check) for this many seconds; failing reloads keep the last good index meanwhile.",
+    )
     flood_max_matches: int = _setting(
         "HASHGUARD_FLOOD_MAX_MATCHES",
         _int(0),
@@ -195,8 +246,8 @@ class Settings:
         _int(1),
         2,
         "Flood quarantine counts distinct contents, and at most (HASHGUARD_FLOOD_MAX_MATCHES + 1) / this many from"
-        " any one source (a tenant; a key where there is no tenant): with 2, no single key or tenant can trigger it"
-        " alone. 1 lets one platform trigger it (a single-platform install that wants the check).",
+        " any one tenant: with 2, no single key or tenant can trigger it alone. An install with one tenant needs 1"
+        " for the check to fire at all (its one platform can then trigger it).",
     )
     probe_window_s: float = _setting(
         "HASHGUARD_PROBE_WINDOW_S",

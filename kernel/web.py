@@ -3,17 +3,23 @@ and the one rule for free-text fields. Handlers parse and answer; the work is in
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
+import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from kernel import keycontrols, keystore
 from kernel.api import MAX_TEXT
-from kernel.appkeys import KEY_CACHE, KEY_GUARD, METRICS, POOL, SETTINGS
+from kernel.appkeys import DB_HEALTH, KEY_CACHE, KEY_GUARD, METRICS, POOL, SETTINGS
+from kernel.dbfaults import RETRY_AFTER_S, DatabaseUnavailable, describe, is_connection_failure
 from kernel.errors import (
     BadRequest,
     Forbidden,
@@ -21,6 +27,7 @@ from kernel.errors import (
     MissingField,
     PayloadTooLarge,
     RateLimited,
+    RequestTimeout,
     ServiceError,
     Unauthorized,
     UnsupportedMedia,
@@ -42,12 +49,26 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
+_REQUEST_ID = re.compile(r"[!-~]{1,128}")
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes ``{"error": {"code", "message"}}`` and is counted; nothing leaks a traceback."""
-    request_id = request.headers.get("X-Request-ID", "")[:128] or uuid.uuid4().hex
+    """Every failure becomes ``{"error": {"code", "message"}}`` and is counted; nothing leaks a traceback.
+
+    A lost database is one answer everywhere (``kernel.dbfaults``): while the cached check says
+    PostgreSQL is unreachable every ``/v1/`` call is refused before it starts, and a connection failure
+    met mid-request is the same ``503 not_ready``; every 503 says when to retry (``Retry-After``).
+    """
+    # Echoed in a response header: printable ASCII only (a stray byte would fail the answer itself).
+    given = request.headers.get("X-Request-ID", "")[:128]
+    request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    health = request.app.get(DB_HEALTH)
     code: str | None = None
     try:
+        if health is not None and request.path.startswith("/v1/") and not await health.reachable():
+            health.refused(f"check failed: {health.problem}")
+            raise DatabaseUnavailable()
         response = await handler(request)
     except ServiceError as exc:
         code = exc.code
@@ -62,12 +83,21 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         response = error_response(exc.status, code, exc.reason or code)
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
-    except Exception:
-        log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)
-        code = "internal_error"
-        response = error_response(500, code, "an internal error occurred; hold the upload and retry")
+    except Exception as exc:
+        if await health.explains(exc) if health is not None else is_connection_failure(exc):
+            unavailable = DatabaseUnavailable()
+            code = unavailable.code
+            response = error_response(unavailable.status, unavailable.code, unavailable.message)
+            if health is not None:
+                health.refused(f"{describe(exc)} in {request.method} {request.path}")
+        else:
+            log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)
+            code = "internal_error"
+            response = error_response(500, code, "an internal error occurred; hold the upload and retry")
     if code is not None:
         request.app[METRICS].errors.labels(code=code).inc()
+    if response.status == 503 and "Retry-After" not in response.headers:
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
     response.headers["X-Request-ID"] = request_id
     return response
 
@@ -152,6 +182,20 @@ def text_field(name: str, value: str | None, *, required: bool) -> str | None:
     return value
 
 
+@contextlib.asynccontextmanager
+async def body_deadline(request: web.Request) -> AsyncIterator[None]:
+    """Reading a body must end within HASHGUARD_BODY_TIMEOUT_S, or it is a 408 ``request_timeout``.
+
+    Every body reader runs under it, before any work starts: a stalled or trickling upload (a length
+    declared, the bytes never sent) costs a connection, never a hashing slot or a database connection.
+    """
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].body_timeout_s):
+            yield
+    except TimeoutError:
+        raise RequestTimeout() from None
+
+
 async def read_limited(read: Callable[[int], Awaitable[bytes]], limit: int, what: str) -> bytes:
     """Read a body or form part to its end, refusing with 413 as soon as it passes ``limit``."""
     parts: list[bytes] = []
@@ -164,20 +208,79 @@ async def read_limited(read: Callable[[int], Awaitable[bytes]], limit: int, what
     return b"".join(parts)
 
 
+def utf8_text(name: str, raw: bytes) -> str:
+    """Bytes of a text field (a form field, a query parameter) as text: 400 unless valid UTF-8.
+
+    Never repaired: decoding with replacement would turn different ids (``%ff``, ``%fe``) into one
+    (U+FFFD) and join unrelated uploads into one ticket.
+    """
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(f"the field {name!r} is not valid UTF-8") from None
+
+
+def query_fields(request: web.Request) -> dict[str, str]:
+    """The query parameters (the last value of a repeated one), each checked to be valid UTF-8.
+
+    aiohttp decodes ``%ff`` to U+FFFD without a word, so the raw query string is decoded again here,
+    strictly; a parameter that is not UTF-8 is a 400 naming it.
+    """
+    raw = request.rel_url.raw_query_string
+    fields: dict[str, str] = {}
+    if not raw:
+        return fields
+    for pair in raw.split("&"):
+        if not pair:
+            continue
+        key, _, value = pair.partition("=")
+        try:
+            name = unquote_to_bytes(key.replace("+", " ")).decode("utf-8")
+        except UnicodeError:  # (a raw non-ASCII byte reaches here as a lone surrogate: not encodable)
+            raise BadRequest("a query parameter name is not valid UTF-8") from None
+        try:
+            fields[name] = utf8_text(name, unquote_to_bytes(value.replace("+", " ")))
+        except UnicodeEncodeError:
+            raise BadRequest(f"the field {name!r} is not valid UTF-8") from None
+    return fields
+
+
 async def read_json_bytes(request: web.Request, limit: int, *, optional: bool = False) -> bytes:
     """The raw JSON body of a request: the one reader every context's JSON endpoints use.
 
     The same mistake gets the same answer everywhere: a declared content type other than
     application/json is 415, a body over ``limit`` is 413 (refused before it is read whole),
-    an empty body is 400, or ``b""`` where ``optional``. ``kernel.routes.read_body`` decodes it.
+    a body that does not arrive within HASHGUARD_BODY_TIMEOUT_S is 408, an empty body is 400,
+    or ``b""`` where ``optional``. ``kernel.routes.read_body`` decodes it.
     """
     if "Content-Type" in request.headers and request.content_type != "application/json":
         raise UnsupportedMedia(f"content type {request.content_type!r} is not accepted: send the body as application/json")
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the body is {request.content_length} bytes; at most {limit} bytes are accepted")
-    raw = await read_limited(request.content.read, limit, "the body")
+    async with body_deadline(request):
+        raw = await read_limited(request.content.read, limit, "the body")
     if not raw.strip():
         if optional:
             return b""
         raise BadRequest("a JSON body is required")
     return raw
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request, without its query string: ``content_id`` and ``content_url`` arrive in the
+    query and are evidence, kept (and purged) only in the database, never in a log the retention purge
+    cannot reach. Logged: client address, method, path, status, body size, duration, request id."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s HTTP/%d.%d" %d %d %.1fms %s',
+            request.remote,
+            request.method,
+            request.path,
+            request.version.major,
+            request.version.minor,
+            response.status,
+            response.body_length,
+            time * 1000,
+            response.headers.get("X-Request-ID", "-"),
+        )

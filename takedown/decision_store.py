@@ -44,7 +44,7 @@ async def decide(
 ) -> Ticket:
     """A person's decision on a claimed ticket (or, with ``override``, a lead's on any ticket awaiting one)."""
     async with conn.transaction():
-        ticket = await locked_ticket(conn, ticket_id)
+        ticket = await locked_ticket(conn, ticket_id, actor.tenants)
         rules.check_decision(ticket, decision.to, actor, await db_now(conn), override=override)
         return await apply_decision(
             conn, ticket, decision, actor, config, automated_decision=False, override=override, on_decision=on_decision
@@ -59,10 +59,15 @@ async def report(
     reference: str | None,
     config: TakedownConfig,
     on_decision: Sequence[DecisionHook] = (),
+    *,
+    override: bool = False,
 ) -> Ticket:
-    """Record that the restricted content was reported to a hotline or authority (e.g. NCMEC)."""
+    """Record that the restricted content was reported to a hotline or authority (e.g. NCMEC).
+
+    By the reviewer holding the ticket's lease (the one who actioned it holds it next), or a lead."""
     async with conn.transaction():
-        ticket = await locked_ticket(conn, ticket_id)
+        ticket = await locked_ticket(conn, ticket_id, actor.tenants)
+        rules.check_report(ticket, actor, await db_now(conn), override=override)
         return await apply_decision(
             conn,
             ticket,
@@ -70,6 +75,7 @@ async def report(
             actor,
             config,
             automated_decision=False,
+            override=override,
             reported=(hotline, reference),
             on_decision=on_decision,
         )
@@ -82,10 +88,13 @@ async def close(
     explanation: str | None,
     config: TakedownConfig,
     on_decision: Sequence[DecisionHook] = (),
+    *,
+    override: bool = False,
 ) -> Ticket:
+    """Close a decided ticket, by the reviewer holding its lease (or a lead), once no appeal can come."""
     async with conn.transaction():
-        ticket = await locked_ticket(conn, ticket_id)
-        rules.check_close(ticket, await db_now(conn), config.appeal_window_days)
+        ticket = await locked_ticket(conn, ticket_id, actor.tenants)
+        rules.check_close(ticket, actor, await db_now(conn), config.appeal_window_days, override=override)
         return await apply_decision(
             conn,
             ticket,
@@ -93,6 +102,7 @@ async def close(
             actor,
             config,
             automated_decision=False,
+            override=override,
             on_decision=on_decision,
         )
 
@@ -107,7 +117,7 @@ async def appeal(
 ) -> Ticket:
     """The uploader's internal complaint (DSA Art 20), filed through the platform within the window."""
     async with conn.transaction():
-        ticket = await locked_ticket(conn, ticket_id)
+        ticket = await locked_ticket(conn, ticket_id, actor.tenants)
         now = await db_now(conn)
         rules.check_appeal(ticket, now, config.appeal_window_days)
         return await apply_decision(
@@ -147,6 +157,9 @@ async def apply_decision(
         actor.key_id,
         new_due,
         effects.preserve_days,
+        actor.key_id if rules.lease_after(to, actor) else None,
+        actor.name,
+        config.lease_s,
     )
     decided_at: datetime = await conn.fetchval(
         Q.insert_decision,

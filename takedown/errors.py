@@ -27,6 +27,13 @@ class TicketNotFound(TakedownError):
     code = "ticket_not_found"
 
 
+class TenantNotFound(TakedownError):
+    """No tenant has that name."""
+
+    status = 404
+    code = "tenant_not_found"
+
+
 class StatementNotFound(TakedownError):
     """This ticket has no statement of reasons: no restriction was imposed."""
 

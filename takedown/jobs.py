@@ -30,8 +30,12 @@ _GAUGE_INTERVAL_S = 15.0
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class WebhookConfig:
-    url: str
-    secret: str
+    """How actions are delivered. ``url``/``secret``: the global webhook (HASHGUARD_WEBHOOK_URL and
+    _SECRET), which the default tenant's actions use unless it has its own; None when unset, and
+    then only tenants with their own webhook (``hashguard tenants webhook``) are delivered."""
+
+    url: str | None
+    secret: str | None
     timeout_s: float = 10.0
     max_attempts: int = 20
     backoff_base_s: float = 2.0
@@ -87,20 +91,25 @@ class OutboxDeliverer:
     async def run_once(self) -> int:
         """Claim due rows and send them concurrently; return how many were attempted."""
         async with self._pool.acquire() as conn:
-            claimed = await outbox_store.claim_deliveries(conn, self._config.batch, self._lease_s)
+            claimed = await outbox_store.claim_deliveries(
+                conn, self._config.batch, self._lease_s, global_webhook=self._config.url is not None and bool(self._config.secret)
+            )
         if claimed:
             await asyncio.gather(*(self._deliver(d) for d in claimed))
         return len(claimed)
 
     async def _deliver(self, delivery: outbox_store.Delivery) -> None:
         payload = delivery.body.encode()
-        headers = webhooks.headers(
-            self._config.secret, int(time.time()), payload, str(delivery.idempotency_key), delivery.action.value
-        )
+        if delivery.webhook is not None:
+            url, secret = delivery.webhook
+        else:  # claimed only when the global webhook is configured
+            assert self._config.url is not None and self._config.secret is not None
+            url, secret = self._config.url, self._config.secret
+        headers = webhooks.headers(secret, int(time.time()), payload, str(delivery.idempotency_key), delivery.action.value)
         status: int | None = None
         try:
             async with self._session.post(
-                self._config.url, data=payload, headers=headers, timeout=aiohttp.ClientTimeout(total=self._config.timeout_s)
+                url, data=payload, headers=headers, timeout=aiohttp.ClientTimeout(total=self._config.timeout_s)
             ) as response:
                 status = response.status
                 await response.read()

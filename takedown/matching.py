@@ -39,6 +39,7 @@ async def open_for_matches(
     conn: asyncpg.Connection,
     *,
     scan_id: uuid.UUID,
+    tenant_id: int,
     content_id: str,
     content_url: str | None,
     api_key_id: int | None,
@@ -47,6 +48,8 @@ async def open_for_matches(
     on_decision: Sequence[DecisionHook] = (),
 ) -> MatchTicket:
     """Open (or attach to) the content's ticket for a scan's or lookup's matches, keeping them as evidence.
+
+    The ticket is the scanning key's tenant's: ``content_id`` is that platform's name for the upload.
 
     Runs in the caller's transaction, the one that records the scan's match evidence. A list with
     an ``auto_action`` policy gets its restriction decided here, automatically, in the same commit.
@@ -60,6 +63,7 @@ async def open_for_matches(
         due = due_at(now, config.due_hours[source])
         ticket_id, opened = await live_ticket(
             conn,
+            tenant_id=tenant_id,
             content_id=content_id,
             content_url=content_url,
             source=source,

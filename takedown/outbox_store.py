@@ -32,6 +32,8 @@ class Delivery:
     action: Action
     body: str
     attempts: int
+    # The ticket's tenant's own webhook, or None: the global one (HASHGUARD_WEBHOOK_URL; default tenant only).
+    webhook: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -47,9 +49,13 @@ async def enqueue(conn: asyncpg.Connection, request: webhooks.ActionRequest) -> 
     await conn.execute(Q.insert_outbox, request.ticket_id, request.idempotency_key, request.action.value, webhooks.body(request))
 
 
-async def claim_deliveries(conn: asyncpg.Connection, limit: int, lease_s: float) -> list[Delivery]:
+async def claim_deliveries(
+    conn: asyncpg.Connection, limit: int, lease_s: float, *, global_webhook: bool = True
+) -> list[Delivery]:
+    """Claim due rows that have somewhere to go: their tenant's webhook, or (``global_webhook``) the
+    global one for the default tenant's. Rows of a tenant without a webhook wait, unclaimed."""
     async with conn.transaction():
-        rows = await conn.fetch(Q.claim_deliveries, limit, lease_s)
+        rows = await conn.fetch(Q.claim_deliveries, limit, lease_s, global_webhook)
     return [
         Delivery(
             id=r["id"],
@@ -58,6 +64,7 @@ async def claim_deliveries(conn: asyncpg.Connection, limit: int, lease_s: float)
             action=Action(r["action"]),
             body=r["body"],
             attempts=r["attempts"],
+            webhook=None if r["webhook_url"] is None else (r["webhook_url"], r["webhook_secret"]),
         )
         for r in rows
     ]
@@ -76,7 +83,7 @@ async def mark_attempt_failed(
 async def retry_failed(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor) -> int:
     """Put a ticket's failed deliveries back in the queue (after the platform fixed its endpoint)."""
     async with conn.transaction():
-        await locked_ticket(conn, ticket_id)
+        await locked_ticket(conn, ticket_id, actor.tenants)
         ids = [r["id"] for r in await conn.fetch(Q.retry_failed, ticket_id)]
         if ids:
             await append_audit(
@@ -87,6 +94,26 @@ async def retry_failed(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Ac
                 after={"outbox_ids": ids},
             )
     return len(ids)
+
+
+async def set_tenant_webhook(conn: asyncpg.Connection, tenant_id: int, url: str, secret: str, actor: Actor, tenant: str) -> None:
+    """Where a tenant's platform actions go, and the secret that signs them; audited (the secret never)."""
+    async with conn.transaction():
+        await conn.execute(Q.set_tenant_webhook, tenant_id, url, secret)
+        await append_audit(conn, actor=actor.name, action="tenant.webhook_set", subject=f"tenant:{tenant}", after={"url": url})
+
+
+async def clear_tenant_webhook(conn: asyncpg.Connection, tenant_id: int, actor: Actor, tenant: str) -> bool:
+    async with conn.transaction():
+        gone = await conn.fetchval(Q.clear_tenant_webhook, tenant_id) is not None
+        if gone:
+            await append_audit(conn, actor=actor.name, action="tenant.webhook_cleared", subject=f"tenant:{tenant}")
+        return gone
+
+
+async def tenant_webhooks(conn: asyncpg.Connection) -> list[tuple[str, str, datetime]]:
+    """(tenant name, url, updated at) of every tenant's own webhook; never the secrets."""
+    return [(r["name"], r["url"], r["updated_at"]) for r in await conn.fetch(Q.tenant_webhook_urls)]
 
 
 async def outbox_counts(conn: asyncpg.Connection) -> OutboxCounts:

@@ -1,31 +1,32 @@
 -- name: insert_ticket
--- A new live ticket for this content, unless one exists (then nothing; the caller attaches to it).
-INSERT INTO tickets (id, content_id, content_url, source, priority, due_at, automated_detection)
-VALUES ($1, $2, $3, $4::ticket_source, $5, $6, $7)
-ON CONFLICT (content_id) WHERE state NOT IN ('dismissed', 'reinstated', 'closed') DO NOTHING
+-- A new live ticket for this tenant's content, unless one exists (then nothing; the caller attaches to it).
+INSERT INTO tickets (id, content_id, content_url, source, priority, due_at, automated_detection, tenant_id)
+VALUES ($1, $2, $3, $4::ticket_source, $5, $6, $7, $8)
+ON CONFLICT (tenant_id, content_id) WHERE state NOT IN ('dismissed', 'reinstated', 'closed') DO NOTHING
 RETURNING id;
 
 -- name: live_ticket_for_update
-SELECT id FROM tickets WHERE content_id = $1 AND state NOT IN ('dismissed', 'reinstated', 'closed') FOR UPDATE;
+SELECT id FROM tickets WHERE tenant_id = $2 AND content_id = $1 AND state NOT IN ('dismissed', 'reinstated', 'closed') FOR UPDATE;
 
 -- name: get_ticket
-SELECT id, content_id, content_url, source::text AS source, state::text AS state, priority, received_at, due_at,
-       automated_detection, lease_key_id, lease_key_prefix, lease_expires_at, action::text AS action, decided_at,
+SELECT id, tenant_id, content_id, content_url, source::text AS source, state::text AS state, priority, received_at,
+       due_at, automated_detection, lease_key_id, lease_key_prefix, lease_expires_at, action::text AS action, decided_at,
        decided_key_id, first_action_at, sightings, notices, legal_hold, legal_hold_reason, preserve_until,
        evidence_purged_at, updated_at
-FROM tickets WHERE id = $1;
+FROM tickets WHERE id = $1 AND ($2::bigint[] IS NULL OR tenant_id = ANY($2::bigint[]));
 
 -- name: get_ticket_for_update
-SELECT id, content_id, content_url, source::text AS source, state::text AS state, priority, received_at, due_at,
-       automated_detection, lease_key_id, lease_key_prefix, lease_expires_at, action::text AS action, decided_at,
+SELECT id, tenant_id, content_id, content_url, source::text AS source, state::text AS state, priority, received_at,
+       due_at, automated_detection, lease_key_id, lease_key_prefix, lease_expires_at, action::text AS action, decided_at,
        decided_key_id, first_action_at, sightings, notices, legal_hold, legal_hold_reason, preserve_until,
        evidence_purged_at, updated_at
-FROM tickets WHERE id = $1 FOR UPDATE;
+FROM tickets WHERE id = $1 AND ($2::bigint[] IS NULL OR tenant_id = ANY($2::bigint[])) FOR UPDATE;
 
 -- name: list_tickets
--- Filters are optional (NULL = any). $5 overdue: a decision is owed and due_at has passed.
-SELECT id, content_id, content_url, source::text AS source, state::text AS state, priority, received_at, due_at,
-       automated_detection, lease_key_id, lease_key_prefix, lease_expires_at, action::text AS action, decided_at,
+-- Filters are optional (NULL = any). $5 overdue: a decision is owed and due_at has passed. $8: the
+-- tenants the caller may see (NULL = every tenant).
+SELECT id, tenant_id, content_id, content_url, source::text AS source, state::text AS state, priority, received_at,
+       due_at, automated_detection, lease_key_id, lease_key_prefix, lease_expires_at, action::text AS action, decided_at,
        decided_key_id, first_action_at, sightings, notices, legal_hold, legal_hold_reason, preserve_until,
        evidence_purged_at, updated_at
 FROM tickets
@@ -34,6 +35,7 @@ WHERE ($1::ticket_state[] IS NULL OR state = ANY($1::ticket_state[]))
   AND ($3::smallint IS NULL OR priority = $3)
   AND ($4::text IS NULL OR content_id = $4)
   AND ($5::boolean IS NULL OR $5 = (state IN ('open', 'in_review', 'appealed') AND due_at < now()))
+  AND ($8::bigint[] IS NULL OR tenant_id = ANY($8::bigint[]))
 ORDER BY priority, due_at, received_at, id
 LIMIT $6 OFFSET $7;
 
@@ -82,9 +84,11 @@ FROM ticket_notices WHERE ticket_id = $1 ORDER BY id;
 
 -- name: claim_next
 -- The most urgent ticket that needs a person and is not leased; SKIP LOCKED so concurrent
--- claimers each get a different one. Appeals skip the key that made the original decision.
+-- claimers each get a different one. Appeals skip the key that made the original decision. Only
+-- tickets of the tenants the claimer may see ($2; NULL = every tenant).
 SELECT id FROM tickets
 WHERE state IN ('open', 'in_review', 'appealed')
+  AND ($2::bigint[] IS NULL OR tenant_id = ANY($2::bigint[]))
   AND (lease_expires_at IS NULL OR lease_expires_at < now())
   AND NOT (state = 'appealed' AND decided_key_id IS NOT DISTINCT FROM $1)
 ORDER BY priority, due_at, received_at, id
@@ -105,7 +109,9 @@ SET state = $2::ticket_state, action = $3::platform_action,
     decided_at = CASE WHEN $4 THEN now() ELSE decided_at END,
     decided_key_id = CASE WHEN $4 THEN $5 ELSE decided_key_id END,
     first_action_at = CASE WHEN $3::platform_action IS NOT NULL AND $3 <> 'reinstate' THEN coalesce(first_action_at, now()) ELSE first_action_at END,
-    lease_key_id = NULL, lease_key_prefix = NULL, lease_expires_at = NULL,
+    -- $8: the key the ticket stays leased to (its decider, for a follow-up report or close), or NULL.
+    lease_key_id = $8, lease_key_prefix = CASE WHEN $8::bigint IS NULL THEN NULL ELSE $9 END,
+    lease_expires_at = CASE WHEN $8::bigint IS NULL THEN NULL ELSE now() + make_interval(secs => $10) END,
     due_at = coalesce($6, due_at),
     preserve_until = CASE WHEN $7::integer IS NULL THEN preserve_until
                           ELSE greatest(preserve_until, now() + make_interval(days => $7::integer)) END,
@@ -162,18 +168,26 @@ INSERT INTO takedown_outbox (ticket_id, idempotency_key, action, body) VALUES ($
 -- name: claim_deliveries
 -- Due rows whose earlier actions for the same ticket are all delivered (a ticket's actions reach
 -- the platform in order: never a reinstate before its remove). next_attempt_at moves forward by
--- the lease first, so a process that dies mid-send leaves the row for a retry, not lost.
-UPDATE takedown_outbox o
-SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
-WHERE o.id IN (
-    SELECT c.id FROM takedown_outbox c
-    WHERE c.state = 'pending' AND c.next_attempt_at <= now()
-      AND NOT EXISTS (SELECT 1 FROM takedown_outbox e WHERE e.ticket_id = c.ticket_id AND e.id < c.id AND e.state <> 'delivered')
-    ORDER BY c.next_attempt_at, c.id
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
+-- the lease first, so a process that dies mid-send leaves the row for a retry, not lost. Only rows
+-- whose ticket's tenant has somewhere to send them: its own webhook, or for the default tenant
+-- the global one when $3 says it is configured. Each row comes with its tenant's webhook (NULL:
+-- the global one).
+WITH claimed AS (
+    UPDATE takedown_outbox o
+    SET attempts = attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
+    WHERE o.id IN (
+        SELECT c.id FROM takedown_outbox c JOIN tickets t ON t.id = c.ticket_id
+        WHERE c.state = 'pending' AND c.next_attempt_at <= now()
+          AND (EXISTS (SELECT 1 FROM tenant_webhooks w WHERE w.tenant_id = t.tenant_id) OR ($3 AND t.tenant_id = 1))
+          AND NOT EXISTS (SELECT 1 FROM takedown_outbox e WHERE e.ticket_id = c.ticket_id AND e.id < c.id AND e.state <> 'delivered')
+        ORDER BY c.next_attempt_at, c.id
+        LIMIT $1
+        FOR UPDATE OF c SKIP LOCKED
+    )
+    RETURNING o.id, o.ticket_id, o.idempotency_key, o.action::text AS action, o.body, o.attempts
 )
-RETURNING o.id, o.ticket_id, o.idempotency_key, o.action::text AS action, o.body, o.attempts;
+SELECT c.*, w.url AS webhook_url, w.secret AS webhook_secret
+FROM claimed c JOIN tickets t ON t.id = c.ticket_id LEFT JOIN tenant_webhooks w ON w.tenant_id = t.tenant_id;
 
 -- name: mark_delivered
 UPDATE takedown_outbox SET state = 'delivered', delivered_at = now(), last_status = $2, last_error = NULL
@@ -236,9 +250,13 @@ FOR UPDATE SKIP LOCKED;
 
 -- name: transparency_notices
 -- Notices received in [$1, $2), by source (DSA Art 15(1)(b)); hash matches are own-initiative detections.
-SELECT source::text AS key, count(*) AS n FROM ticket_notices WHERE received_at >= $1 AND received_at < $2 GROUP BY source
+-- $3: the tenants counted (NULL = every tenant).
+SELECT n.source::text AS key, count(*) AS n FROM ticket_notices n JOIN tickets t ON t.id = n.ticket_id
+WHERE n.received_at >= $1 AND n.received_at < $2 AND ($3::bigint[] IS NULL OR t.tenant_id = ANY($3::bigint[]))
+GROUP BY n.source
 UNION ALL
-SELECT 'hash_match', count(*) FROM tickets WHERE source = 'hash_match' AND received_at >= $1 AND received_at < $2;
+SELECT 'hash_match', count(*) FROM tickets
+WHERE source = 'hash_match' AND received_at >= $1 AND received_at < $2 AND ($3::bigint[] IS NULL OR tenant_id = ANY($3::bigint[]));
 
 -- name: transparency_decisions
 -- Decisions in [$1, $2) by resulting state, action, ground, whether detection and decision were
@@ -246,14 +264,14 @@ SELECT 'hash_match', count(*) FROM tickets WHERE source = 'hash_match' AND recei
 SELECT d.to_state::text AS to_state, d.action::text AS action, d.ground, d.automated_detection, d.automated_decision,
        t.source::text AS source, d.reported_to, count(*) AS n
 FROM ticket_decisions d JOIN tickets t ON t.id = d.ticket_id
-WHERE d.decided_at >= $1 AND d.decided_at < $2
+WHERE d.decided_at >= $1 AND d.decided_at < $2 AND ($3::bigint[] IS NULL OR t.tenant_id = ANY($3::bigint[]))
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 ORDER BY 1, 2, 3, 4, 5, 6, 7;
 
 -- name: transparency_time_to_action
 -- Median seconds from receipt to the first restriction, per source, for restrictions in [$1, $2).
 SELECT t.source::text AS key, percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM t.first_action_at - t.received_at)) AS median_s
-FROM tickets t WHERE t.first_action_at >= $1 AND t.first_action_at < $2
+FROM tickets t WHERE t.first_action_at >= $1 AND t.first_action_at < $2 AND ($3::bigint[] IS NULL OR t.tenant_id = ANY($3::bigint[]))
 GROUP BY 1 ORDER BY 1;
 
 -- name: transparency_appeal_times
@@ -265,7 +283,9 @@ JOIN LATERAL (
     SELECT decided_at FROM ticket_decisions a
     WHERE a.ticket_id = d.ticket_id AND a.to_state = 'appealed' AND a.id < d.id ORDER BY a.id DESC LIMIT 1
 ) a ON true
+JOIN tickets t ON t.id = d.ticket_id
 WHERE d.to_state IN ('reinstated', 'upheld') AND d.decided_at >= $1 AND d.decided_at < $2
+  AND ($3::bigint[] IS NULL OR t.tenant_id = ANY($3::bigint[]))
 GROUP BY 1 ORDER BY 1;
 
 -- name: evidence_entry_rows
@@ -275,3 +295,13 @@ SELECT DISTINCT entry_row, scan_id FROM ticket_evidence WHERE ticket_id = $1 ORD
 -- name: held_scan_ids
 -- Which of these scans a ticket's evidence holds: the detector keeps its match records of those.
 SELECT DISTINCT scan_id FROM ticket_evidence WHERE scan_id = ANY($1::uuid[]);
+
+-- name: set_tenant_webhook
+INSERT INTO tenant_webhooks (tenant_id, url, secret) VALUES ($1, $2, $3)
+ON CONFLICT (tenant_id) DO UPDATE SET url = EXCLUDED.url, secret = EXCLUDED.secret, updated_at = now();
+
+-- name: clear_tenant_webhook
+DELETE FROM tenant_webhooks WHERE tenant_id = $1 RETURNING tenant_id;
+
+-- name: tenant_webhook_urls
+SELECT t.name, w.url, w.updated_at FROM tenant_webhooks w JOIN tenants t ON t.id = w.tenant_id ORDER BY t.name;

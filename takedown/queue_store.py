@@ -24,7 +24,7 @@ Q = Queries("takedown")
 async def claim_next(conn: asyncpg.Connection, actor: Actor, config: TakedownConfig) -> Ticket | None:
     """Lease the most urgent ticket that needs a person to ``actor``, or None if the queue is empty."""
     async with conn.transaction():
-        ticket_id = await conn.fetchval(Q.claim_next, actor.key_id)
+        ticket_id = await conn.fetchval(Q.claim_next, actor.key_id, None if actor.tenants is None else sorted(actor.tenants))
         if ticket_id is None:
             return None
         before = await get_ticket(conn, ticket_id)
@@ -38,7 +38,7 @@ async def claim_next(conn: asyncpg.Connection, actor: Actor, config: TakedownCon
 async def release(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, *, override: bool) -> Ticket:
     """Give a claimed ticket back to the queue (its holder, or a lead for anyone's)."""
     async with conn.transaction():
-        before = await locked_ticket(conn, ticket_id)
+        before = await locked_ticket(conn, ticket_id, actor.tenants)
         now = await db_now(conn)
         state = rules.release(before, actor, now, override=override)
         await conn.execute(Q.set_lease, ticket_id, state.value, None, None, 0.0)
@@ -69,10 +69,11 @@ async def assign(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, k
     The key is looked up through the kernel's key store (``api_keys`` is the kernel's table).
     """
     async with conn.transaction():
+        before = await locked_ticket(conn, ticket_id, actor.tenants)
         target = await keystore.find_active_key_by_prefix(conn, key_prefix)
-        if target is None or not rules.may_be_assigned(target.role):
+        # A key limited to other tenants cannot see this ticket, so it cannot be handed it either.
+        if target is None or not rules.may_be_assigned(target.role) or not target.sees(before.tenant_id):
             raise UnknownKey(f"no active reviewer or lead key has the prefix {key_prefix!r}")
-        before = await locked_ticket(conn, ticket_id)
         state = rules.assign(before, target.key_id)
         await conn.execute(Q.set_lease, ticket_id, state.value, target.key_id, target.prefix, config.lease_s)
         after = await get_ticket(conn, ticket_id)

@@ -11,7 +11,7 @@ from typing import Annotated, TypeVar
 
 from msgspec import Meta, Struct, field
 
-from kernel.api import optional_text, text, trimmed
+from kernel.api import MOMENT_RULE, checked_moment, moment, optional_text, text, trimmed
 from takedown.errors import InvalidInput
 from takedown.tickets import DecisionInput, Notice
 from takedown.workflow import RESTRICTIONS, Action, Source, State
@@ -43,7 +43,7 @@ Short = Annotated[str, text(MAX_SHORT)]
 Long = Annotated[str, text(MAX_TEXT)]
 OptionalShort = Annotated[str, optional_text(MAX_SHORT)]
 OptionalLong = Annotated[str, optional_text(MAX_TEXT)]
-Moment = Annotated[datetime, Meta(tz=True, description="ISO 8601 with a UTC offset, e.g. 2026-01-31T12:00:00+00:00.")]
+Moment = Annotated[datetime, moment(MOMENT_RULE)]  # the one timestamp rule (kernel.api)
 
 
 # The enum members a request may name, where the request takes fewer than the enum holds.
@@ -65,6 +65,9 @@ class Authority(Struct):
     name: Short
     reference: Short
     deadline: Annotated[Moment | None, Meta(description="The order's legal deadline.")] = None
+
+    def __post_init__(self) -> None:
+        self.deadline = checked_moment("deadline", self.deadline)
 
 
 class NoticeBody(Struct):
@@ -158,6 +161,9 @@ class TransparencyQuery(Struct):
         default=None, name="from"
     )
     to: Annotated[str, Meta(description="ISO 8601 date or timestamp; default now.")] | None = None
+    tenant: Annotated[OptionalShort, Meta(description="One tenant's figures (default: every tenant the key may see).")] | None = (
+        None
+    )
 
 
 def enum_list(raw: str | None, kind: type[E]) -> list[E] | None:

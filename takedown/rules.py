@@ -25,6 +25,10 @@ SEVERITY = (Action.REMOVE, Action.BLOCK, Action.RESTRICT)
 # Roles a lead may hand a ticket to.
 ASSIGNABLE_ROLES = frozenset({Role.REVIEWER, Role.LEAD})
 
+# Decided states that still take a person's action (a hotline report, a close): a person's decision
+# into one of these leaves the ticket leased to that person, so they can report or close it next.
+FOLLOW_UP = frozenset({State.ACTIONED, State.REPORTED, State.UPHELD, State.DISMISSED, State.REINSTATED})
+
 # The decision taken, without a reviewer, when a match falls under an auto_action policy.
 AUTOMATED_RESTRICTION_EXPLANATION = "Matched a vetted list of known material whose policy allows automated action."
 
@@ -81,9 +85,14 @@ def may_be_assigned(role: Role) -> bool:
 
 
 def assign(ticket: Ticket, target_key_id: int) -> State:
-    """The state after a lead hands the ticket to the key ``target_key_id``; raises if it cannot go there."""
-    if ticket.state not in NEEDS_REVIEW:
-        raise InvalidTransition(ticket.state.value, State.IN_REVIEW.value, "only a ticket that awaits a decision can be assigned")
+    """The state after a lead hands the ticket to the key ``target_key_id``; raises if it cannot go there.
+
+    A ticket awaiting a decision is handed over for the decision; a decided one that still takes a
+    report or a close (``FOLLOW_UP``) for that, its state unchanged."""
+    if ticket.state not in NEEDS_REVIEW and ticket.state not in FOLLOW_UP:
+        raise InvalidTransition(
+            ticket.state.value, State.IN_REVIEW.value, "only a ticket that awaits a decision, a report or a close can be assigned"
+        )
     if ticket.state is State.APPEALED and ticket.decided_key_id == target_key_id:
         raise SameReviewer("this appeal cannot go to the reviewer who made the decision under appeal")
     return claimed_state(ticket.state)
@@ -109,8 +118,25 @@ def check_decision(ticket: Ticket, to: State, actor: Actor, now: datetime, *, ov
         raise NotLeaseHolder()
 
 
-def check_close(ticket: Ticket, now: datetime, appeal_window_days: int) -> None:
-    """A restriction the uploader may still appeal stays open until the window has passed."""
+def lease_after(to: State, actor: Actor) -> bool:
+    """Whether a decision into ``to`` leaves the ticket leased to ``actor`` (a person, into a
+    follow-up state): the reviewer who actioned a ticket can report it, the one who dismissed it
+    close it, without another claim. Appeals go back to the queue unleased, for another reviewer."""
+    return not actor.automated and to in FOLLOW_UP
+
+
+def check_report(ticket: Ticket, actor: Actor, now: datetime, *, override: bool) -> None:
+    """A hotline report: from a state that takes one, by the lease holder (or a lead)."""
+    transition(ticket.state, State.REPORTED)
+    if not override and not holds_lease(ticket, actor, now):
+        raise NotLeaseHolder("only the reviewer holding this ticket's lease (or a lead) may report it")
+
+
+def check_close(ticket: Ticket, actor: Actor, now: datetime, appeal_window_days: int, *, override: bool) -> None:
+    """A close: from a decided state, once the appeal window has passed, by the lease holder (or a lead).
+
+    A restriction the uploader may still appeal stays open until the window has passed."""
+    transition(ticket.state, State.CLOSED)
     if ticket.state in APPEALABLE and ticket.decided_at is not None:
         until = appeal_deadline(ticket.decided_at, appeal_window_days)
         if now <= until:
@@ -119,6 +145,8 @@ def check_close(ticket: Ticket, now: datetime, appeal_window_days: int) -> None:
                 State.CLOSED.value,
                 f"the uploader may appeal until {until.isoformat()}; close it after that",
             )
+    if not override and not holds_lease(ticket, actor, now):
+        raise NotLeaseHolder("only the reviewer holding this ticket's lease (or a lead) may close it")
 
 
 def check_appeal(ticket: Ticket, now: datetime, appeal_window_days: int) -> None:

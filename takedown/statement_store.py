@@ -17,7 +17,7 @@ from takedown import reasons
 from takedown.config import TakedownConfig
 from takedown.errors import StatementNotFound
 from takedown.ticket_store import get_ticket, ticket_content_type, ticket_evidence, ticket_sources
-from takedown.tickets import Actor, Decision, DecisionInput, Ticket
+from takedown.tickets import Actor, Decision, DecisionInput, Scope, Ticket
 from takedown.workflow import State
 
 Q = Queries("takedown")
@@ -58,8 +58,9 @@ async def issue_statement(
     await conn.execute(Q.insert_statement, ticket.id, json.dumps(body))
 
 
-async def latest_statement(conn: asyncpg.Connection, ticket_id: uuid.UUID) -> dict[str, Any]:
-    await get_ticket(conn, ticket_id)
+async def latest_statement(conn: asyncpg.Connection, ticket_id: uuid.UUID, scope: Scope = None) -> dict[str, Any]:
+    """The ticket's statement of reasons, if the ticket is in ``scope`` (another tenant's: not found)."""
+    await get_ticket(conn, ticket_id, scope)
     body = await conn.fetchval(Q.latest_statement, ticket_id)
     if body is None:
         raise StatementNotFound()

@@ -3,6 +3,10 @@
 Every change runs in one transaction that also appends its audit entry. Functions that change
 things open a transaction (a savepoint when the caller already holds one, as the scan path does
 to keep match evidence and ticket together). The rules they apply live in ``takedown.rules``.
+
+Tenants: every ticket belongs to one, and every read or change by id takes the caller's scope
+(``takedown.tickets.Scope``) into the query itself, so a ticket of another tenant is not found,
+with the very error an unknown id gets: nothing tells a caller that it exists.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ import asyncpg
 from detector.match import Match
 from kernel.auditlog import append_audit
 from kernel.db import Queries
+from kernel.keys import DEFAULT_TENANT_ID
 from takedown.config import TakedownConfig
 from takedown.errors import TicketNotFound
-from takedown.tickets import Actor, Decision, Evidence, Notice, Ticket
+from takedown.tickets import Actor, Decision, Evidence, Notice, Scope, Ticket
 from takedown.workflow import PRIORITY, Action, Source, State, due_at
 
 Q = Queries("takedown")
@@ -44,6 +49,11 @@ class TicketFilter:
     overdue: bool | None = None
     limit: int = 50
     offset: int = 0
+    tenants: Scope = None  # the tenants the caller may see (None: every tenant)
+
+
+def _scope(scope: Scope) -> list[int] | None:
+    return None if scope is None else sorted(scope)
 
 
 def _ticket(row: asyncpg.Record) -> Ticket:
@@ -95,18 +105,24 @@ async def db_now(conn: asyncpg.Connection) -> datetime:
 # ---------------------------------------------------------------- reading
 
 
-async def get_ticket(conn: asyncpg.Connection, ticket_id: uuid.UUID) -> Ticket:
-    row = await conn.fetchrow(Q.get_ticket, ticket_id)
+def not_found(ticket_id: uuid.UUID) -> TicketNotFound:
+    """The one answer for an unknown ticket and for another tenant's: the same code and message."""
+    return TicketNotFound(f"no ticket has the id {ticket_id}")
+
+
+async def get_ticket(conn: asyncpg.Connection, ticket_id: uuid.UUID, scope: Scope = None) -> Ticket:
+    """The ticket, if it is in ``scope`` (None: any tenant's); else ``TicketNotFound``."""
+    row = await conn.fetchrow(Q.get_ticket, ticket_id, _scope(scope))
     if row is None:
-        raise TicketNotFound(f"no ticket has the id {ticket_id}")
+        raise not_found(ticket_id)
     return _ticket(row)
 
 
-async def locked_ticket(conn: asyncpg.Connection, ticket_id: uuid.UUID) -> Ticket:
-    """The ticket, row-locked until the caller's transaction ends."""
-    row = await conn.fetchrow(Q.get_ticket_for_update, ticket_id)
+async def locked_ticket(conn: asyncpg.Connection, ticket_id: uuid.UUID, scope: Scope = None) -> Ticket:
+    """The ticket, row-locked until the caller's transaction ends, if it is in ``scope``."""
+    row = await conn.fetchrow(Q.get_ticket_for_update, ticket_id, _scope(scope))
     if row is None:
-        raise TicketNotFound(f"no ticket has the id {ticket_id}")
+        raise not_found(ticket_id)
     return _ticket(row)
 
 
@@ -120,6 +136,7 @@ async def list_tickets(conn: asyncpg.Connection, f: TicketFilter) -> list[Ticket
         f.overdue,
         f.limit,
         f.offset,
+        _scope(f.tenants),
     )
     return [_ticket(r) for r in rows]
 
@@ -128,9 +145,9 @@ async def ticket_evidence(conn: asyncpg.Connection, ticket_id: uuid.UUID) -> lis
     return [_evidence(r) for r in await conn.fetch(Q.ticket_evidence, ticket_id)]
 
 
-async def ticket_detail(conn: asyncpg.Connection, ticket_id: uuid.UUID) -> TicketDetail:
+async def ticket_detail(conn: asyncpg.Connection, ticket_id: uuid.UUID, scope: Scope = None) -> TicketDetail:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        ticket = await get_ticket(conn, ticket_id)
+        ticket = await get_ticket(conn, ticket_id, scope)
         evidence = await ticket_evidence(conn, ticket_id)
         notices = [dict(r) for r in await conn.fetch(Q.ticket_notices, ticket_id)]
         decision_rows = await conn.fetch(Q.ticket_decisions, ticket_id)
@@ -160,6 +177,7 @@ async def evidence_entry_rows(conn: asyncpg.Connection, ticket_id: uuid.UUID) ->
 async def live_ticket(
     conn: asyncpg.Connection,
     *,
+    tenant_id: int,
     content_id: str,
     content_url: str | None,
     source: Source,
@@ -167,18 +185,20 @@ async def live_ticket(
     due: datetime,
     automated_detection: bool,
 ) -> tuple[uuid.UUID, bool]:
-    """The live ticket for ``content_id``, opened if there is none; and whether it was opened now.
+    """The live ticket for the tenant's ``content_id``, opened if there is none; and whether it was opened now.
+
+    Content ids are the platform's own names: the same id from another tenant is another ticket.
 
     The partial unique index makes concurrent uploads of one item agree on one ticket: the loser
     of the race waits for the winner's commit, inserts nothing, and attaches to the winner's ticket.
     """
     for _ in range(5):
         opened = await conn.fetchval(
-            Q.insert_ticket, uuid.uuid4(), content_id, content_url, source.value, priority, due, automated_detection
+            Q.insert_ticket, uuid.uuid4(), content_id, content_url, source.value, priority, due, automated_detection, tenant_id
         )
         if opened is not None:
             return opened, True
-        existing = await conn.fetchval(Q.live_ticket_for_update, content_id)
+        existing = await conn.fetchval(Q.live_ticket_for_update, content_id, tenant_id)
         if existing is not None:
             return existing, False
     raise RuntimeError(f"could not open or find a live ticket for content {content_id!r}")  # pragma: no cover
@@ -214,13 +234,19 @@ async def attach_evidence(
 
 
 async def file_notice(conn: asyncpg.Connection, notice: Notice, actor: Actor, config: TakedownConfig) -> tuple[Ticket, int, bool]:
-    """Record a notice and open or attach to the content's live ticket: (ticket, notice id, opened)."""
+    """Record a notice and open or attach to the content's live ticket: (ticket, notice id, opened).
+
+    The ticket is the notifier's tenant's (``actor.tenant_id``; the default tenant for a caller of
+    none): a notice naming another tenant's content id opens the notifier's own ticket, never
+    joins or returns the other's.
+    """
     async with conn.transaction():
         now = await db_now(conn)
         priority = PRIORITY[notice.source]
         due = due_at(now, config.due_hours[notice.source], notice.legal_deadline)
         ticket_id, opened = await live_ticket(
             conn,
+            tenant_id=DEFAULT_TENANT_ID if actor.tenant_id is None else actor.tenant_id,
             content_id=notice.content_id,
             content_url=notice.content_url,
             source=notice.source,
@@ -267,7 +293,7 @@ async def audit_ticket_change(conn: asyncpg.Connection, actor: str, action: str,
 async def set_hold(conn: asyncpg.Connection, ticket_id: uuid.UUID, actor: Actor, hold: bool, reason: str | None) -> Ticket:
     """Place or lift a legal hold: while held, the ticket's evidence is never purged."""
     async with conn.transaction():
-        before = await locked_ticket(conn, ticket_id)
+        before = await locked_ticket(conn, ticket_id, actor.tenants)
         await conn.execute(Q.set_hold, ticket_id, hold, reason if hold else None)
         after = await get_ticket(conn, ticket_id)
         await audit_ticket_change(

@@ -10,6 +10,9 @@ from typing import Any
 from detector.match import Match
 from takedown.workflow import NEEDS_REVIEW, Action, Source, State
 
+Scope = frozenset[int] | None
+"""The tenants a caller may see: a platform key's own, a staff key's limit, or None for every tenant."""
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Actor:
@@ -17,10 +20,16 @@ class Actor:
 
     Decisions are attributed to the key that made them; give each reviewer their own key
     (``hashguard keys create --role reviewer --label "name"``) and the key's label names the person.
+
+    ``tenants`` is the set of tenants whose tickets the actor may see and touch (None: every
+    tenant, as for the system and the command line); a ticket outside it is answered as absent.
+    ``tenant_id`` is a platform key's own tenant, where its notices open tickets.
     """
 
     key_id: int | None
     name: str
+    tenants: Scope = None
+    tenant_id: int | None = None
 
     @property
     def automated(self) -> bool:
@@ -68,6 +77,7 @@ class Notice:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Ticket:
     id: uuid.UUID
+    tenant_id: int
     content_id: str
     content_url: str | None
     source: Source

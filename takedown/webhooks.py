@@ -16,6 +16,8 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from ipaddress import ip_address
+from urllib.parse import urlsplit
 
 from takedown.workflow import Action
 
@@ -90,3 +92,35 @@ def backoff_s(attempt: int, base_s: float, cap_s: float, rng: random.Random | No
     window = min(cap_s, base_s * 2.0 ** max(0, attempt - 1))
     jitter: float = (rng or random).uniform(0.0, window / 2)
     return window / 2 + jitter
+
+
+# A signing key shorter than this is guessable offline from one signed request (RFC 2104 asks for at
+# least the hash's output length: 32 bytes for SHA-256).
+MIN_SECRET_BYTES = 32
+
+
+def webhook_settings_problem(url: str | None, secret: str | None) -> str | None:
+    """Why HASHGUARD_WEBHOOK_URL / HASHGUARD_WEBHOOK_SECRET cannot be used, in one line; None when they can.
+
+    The webhook carries content ids and urls (evidence) and orders removals: it must be signed with a
+    real key, and outside this machine it must travel over TLS. Plain http is accepted only to a
+    loopback host (a sidecar, a local test receiver).
+    """
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"HASHGUARD_WEBHOOK_URL must be an http(s) URL with a host, not {parts.scheme or 'no scheme'}://"
+    if parts.scheme == "http":
+        host = parts.hostname
+        try:
+            loopback = ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if not loopback:
+            return f"HASHGUARD_WEBHOOK_URL must use https outside loopback (plain http to {host} would expose evidence)"
+    if not secret:
+        return "HASHGUARD_WEBHOOK_URL is set but HASHGUARD_WEBHOOK_SECRET is not: webhooks must be signed"
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        return f"HASHGUARD_WEBHOOK_SECRET must be at least {MIN_SECRET_BYTES} bytes (e.g. openssl rand -hex 32)"
+    return None

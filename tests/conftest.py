@@ -279,7 +279,7 @@ class FakePlatform:
     ``apply_then_hang`` apply, then never answer (the answer is lost: the sender must retry).
     """
 
-    def __init__(self, secret: str = "test-webhook-secret") -> None:
+    def __init__(self, secret: str = "test-webhook-secret-of-32-bytes-or-more") -> None:
         import threading
 
         self.secret = secret

@@ -10,7 +10,7 @@ from msgspec import Meta, Struct
 from detector.api import Activation
 from detector.tools.base import IndexKind, ToolKind
 from detector.tools.policy import ApprovalStatus
-from kernel.api import NO_NUL, NOT_BLANK
+from kernel.api import NO_NUL, NOT_BLANK, Moment, checked_moment
 
 TOOL_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 MAX_EVENTS = 1000
@@ -84,11 +84,15 @@ class NewApproval(Struct, forbid_unknown_fields=True):
     status: Annotated[ApprovalStatus, Meta(description="A new approval is approved, recommended, permitted or proposed.")] = (
         ApprovalStatus.APPROVED
     )
-    valid_from: Annotated[datetime, Meta(tz=True)] | None = None
-    valid_until: Annotated[datetime, Meta(tz=True)] | None = None
+    valid_from: Moment | None = None
+    valid_until: Moment | None = None
     accuracy_statement: RegistryText = ""
     accuracy_reference: RegistryText = ""
     evidence_url: Annotated[str, Meta(max_length=2000, pattern=r"^(\s*(https?://[^\x00]*)?)$")] = ""
+
+    def __post_init__(self) -> None:
+        self.valid_from = checked_moment("valid_from", self.valid_from)
+        self.valid_until = checked_moment("valid_until", self.valid_until)
 
 
 class StatusChange(Struct):

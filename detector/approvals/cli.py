@@ -19,6 +19,7 @@ from detector.tools.policy import (
     decide_all,
 )
 from detector.tools.registry import ToolRegistry, describe
+from kernel.api import parse_moment
 from kernel.commandline import invoking_user, run_with_connection
 from kernel.errors import BadRequest
 from kernel.settings import Settings
@@ -39,12 +40,12 @@ def _actor(args: argparse.Namespace) -> str:
 def _moment(text: str | None, name: str) -> datetime | None:
     if text is None:
         return None
+    # A bare date means midnight UTC: approvals are compared in UTC everywhere. The range is the
+    # timestamp rule every API field keeps (kernel.api).
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadRequest(f"--{name} is not an ISO 8601 date or date-time: {text!r}") from None
-    # A bare date means midnight UTC: approvals are compared in UTC everywhere.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        return parse_moment(f"--{name}", text, naive_is_utc=True)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
 
 
 async def _decisions(conn: asyncpg.Connection, registry: ToolRegistry) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from detector.tools.policy import (
+    UNREADABLE_WINDOW,
     AllowanceExists,
     AllowanceNotFound,
     Approval,
@@ -29,6 +30,7 @@ from detector.tools.policy import (
     check_version_spec,
 )
 from kernel import auditlog
+from kernel.api import EARLIEST
 from kernel.auditlog import Change
 from kernel.db import Queries
 from kernel.errors import BadRequest
@@ -64,7 +66,15 @@ class Event:
 
 
 def _approval(row: asyncpg.Record) -> Approval:
+    # The queries read a moment outside the timestamp rule as NULL (queries.sql): such an approval is
+    # kept, marked unreadable, with a closed window in place of the dates, and its tool fails closed.
+    valid_from, valid_until = row["valid_from"], row["valid_until"]
+    problem = None
+    if valid_from is None or (row["has_until"] and valid_until is None):
+        problem = "its validity dates are stored outside 1970-01-01 to 9999-01-01 and cannot be compared"
+        valid_from, valid_until = EARLIEST, EARLIEST + UNREADABLE_WINDOW
     return Approval(
+        problem=problem,
         id=row["id"],
         tool=row["tool"],
         versions=row["versions"],
@@ -73,8 +83,8 @@ def _approval(row: asyncpg.Record) -> Approval:
         instrument=row["instrument"],
         scope=tuple(row["scope"]),
         status=ApprovalStatus(row["status"]),
-        valid_from=row["valid_from"],
-        valid_until=row["valid_until"],
+        valid_from=valid_from,
+        valid_until=valid_until,
         accuracy_statement=row["accuracy_statement"],
         accuracy_reference=row["accuracy_reference"],
         evidence_url=row["evidence_url"],

@@ -31,7 +31,7 @@ def reference_pdq(media: Media) -> tuple[bytes, int]:
 def fast_pdq(media: Media) -> tuple[bytes, int]:
     """PDQ from the reduced-size luma view (``Media.grey``): hash bytes and quality."""
     grey = media.grey()
-    return pdq_from_luma(grey.luma, grey.width, grey.height, grey.scale, grey.scale)
+    return pdq_from_luma(grey.luma, grey.width, grey.height, grey.scale_x, grey.scale_y)
 
 
 class PdqTool(HashTool):

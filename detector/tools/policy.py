@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -24,6 +24,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from detector.errors import DetectorError
+from kernel.api import MOMENT_RULE, moment_problem
 from kernel.errors import BadRequest
 
 
@@ -67,6 +68,11 @@ class Reason(StrEnum):
     PROPOSED = "proposed"
     VERSION_NOT_COVERED = "version_not_covered"
     NO_APPROVAL = "no_approval"
+    UNREADABLE_APPROVAL = "unreadable_approval"
+
+
+# The closed window an unreadable approval is given in place of its dates (never "now").
+UNREADABLE_WINDOW = timedelta(microseconds=1)
 
 
 class InvalidVersionSpec(BadRequest):
@@ -156,6 +162,19 @@ class Approval:
     evidence_url: str
     created_at: datetime
     updated_at: datetime
+    # Why the stored record cannot be decided on (dates outside the timestamp rule), or None.
+    problem: str | None = None
+
+
+def approval_problem(approval: Approval) -> str | None:
+    """Why an approval cannot be compared with now: unreadable as stored, or a moment that breaks the
+    timestamp rule (a naive one would make every comparison raise). None when it can."""
+    if approval.problem is not None:
+        return approval.problem
+    for label, moment in (("valid_from", approval.valid_from), ("valid_until", approval.valid_until)):
+        if moment is not None and (problem := moment_problem(moment)) is not None:
+            return f"its {label} {problem}"
+    return None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -200,6 +219,21 @@ def decide(
     places = {normalise_jurisdiction(j) for j in jurisdictions}
     mine = [a for a in approvals if a.tool == tool and normalise_jurisdiction(a.jurisdiction) in places]
     in_range = [a for a in mine if version_matches(a.versions, version)]
+    # Fail closed: a covering approval here whose dates cannot be compared with now may or may not be in
+    # force, so neither it, another approval nor a local allowance keeps the tool scanning; the other
+    # records still decide every other tool, and the reload goes on. Withdrawing it (a suspension or
+    # withdrawal stops the tool whatever its dates) and recording a new approval brings the tool back.
+    unreadable = [(a, p) for a in in_range if a.status in COVERING and (p := approval_problem(a)) is not None]
+    if unreadable:
+        bad, problem = unreadable[0]
+        return Activation(
+            tool=tool,
+            version=version,
+            active=False,
+            reason=Reason.UNREADABLE_APPROVAL,
+            approval_id=bad.id,
+            detail=f"approval {bad.id} cannot be read: {problem}; correct or withdraw it and record a new one",
+        )
     covering = sorted(
         (a for a in in_range if a.status in COVERING and _covers_now(a, now)), key=lambda a: (_STRENGTH[a.status], a.id)
     )
@@ -264,7 +298,9 @@ def _why_not(
 
 def next_change(approvals: Iterable[Approval], now: datetime) -> datetime | None:
     """The next moment an approval starts or ends, when decisions may change without any write."""
-    moments = [m for a in approvals for m in (a.valid_from, a.valid_until) if m is not None and m > now]
+    moments = [
+        m for a in approvals if approval_problem(a) is None for m in (a.valid_from, a.valid_until) if m is not None and m > now
+    ]
     return min(moments, default=None)
 
 
@@ -385,9 +421,11 @@ class NewApproval:
             raise BadRequest("jurisdiction must be a code such as GB, AU, EU or US-CA")
         # Pinned here rather than left to the database default so valid_until can be checked against it.
         valid_from = valid_from or datetime.now(UTC)
+        # The one timestamp rule (kernel.api): an extreme date would be stored as +-infinity and read
+        # back naive, and every reload would then fail on comparing it.
         for moment, label in ((valid_from, "valid_from"), (valid_until, "valid_until")):
-            if moment is not None and moment.tzinfo is None:
-                raise BadRequest(f"{label} must carry a time zone, e.g. 2026-01-01T00:00:00Z")
+            if moment is not None and (problem := moment_problem(moment)) is not None:
+                raise BadRequest(f"{label} {problem}: give {MOMENT_RULE}")
         if valid_until is not None and valid_until <= valid_from:
             raise BadRequest("valid_until must be later than valid_from (default: now)")
         url = check_text("evidence_url", evidence_url, required=False)

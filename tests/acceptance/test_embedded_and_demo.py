@@ -21,17 +21,21 @@ def test_demo_on_the_embedded_database_matches_and_survives_restart(tmp_path: Pa
         [line] = [line for line in service.log().splitlines() if line.strip().startswith("curl ")]
         words = shlex.split(line)
         url = words[words.index("-X") + 2]
-        auth = words[words.index("-H") + 1]
+        # The key is never printed: the curl reads it from its 0600 file under the data folder.
+        key_file = tmp_path / "data" / "demo-key.txt"
+        assert words[words.index("-H") + 1] == f"Authorization: Bearer $(cat {key_file})"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        demo_key = key_file.read_text().strip()
+        assert demo_key not in service.log()
         upload = Path(words[-1].removeprefix("@"))
         assert upload.is_file()
-        result = http("POST", url, upload.read_bytes(), {"Authorization": auth.split(": ", 1)[1], "Content-Type": "image/jpeg"})
+        result = http("POST", url, upload.read_bytes(), {"Authorization": f"Bearer {demo_key}", "Content-Type": "image/jpeg"})
         assert result.status == 200, result.body
         assert result.json()["verdict"] == "match"
         assert result.json()["matches"][0]["hashset"] == "DEMO-synthetic-not-real"
         if shutil.which("curl"):
-            printed = subprocess.run(shlex.split(line), capture_output=True, text=True, timeout=30, check=True)
+            printed = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=30, check=True)
             assert '"verdict": "match"' in printed.stdout
-        demo_key = auth.split("Bearer ", 1)[1]
     finally:
         assert service.stop() == 0
     assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
@@ -49,5 +53,6 @@ def test_demo_on_the_embedded_database_matches_and_survives_restart(tmp_path: Pa
         )
         keys = Cli(env)("keys", "list").stdout.splitlines()
         assert len(keys) == 1 and "\tdemo" in keys[0]
+        assert demo_key not in again.log()
     finally:
         again.stop()

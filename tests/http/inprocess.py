@@ -30,7 +30,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestServer
 
-from hashguard.app import create_app
+from hashguard.app import create_app, server_options
 from hashguard.cli import main
 from kernel.settings import Settings
 from tests.harness import HttpResult, http
@@ -139,7 +139,7 @@ class Service:
 
         async def serve() -> TestServer:
             server = TestServer(create_app(settings), host="127.0.0.1")
-            await server.start_server()
+            await server.start_server(**server_options(settings))  # as `hashguard serve` runs it
             return server
 
         self._server = self._run(serve(), ready_timeout)

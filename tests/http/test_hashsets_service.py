@@ -337,9 +337,10 @@ def test_shadow_lists_thresholds_allow_list_disables_quarantine_and_coverage(
     cli("hashsets", "disable", "main", "pic-3", "--reason", "issuer confirmed a wrong entry")
     wait_until(lambda: verdict(service, key, pdq(3)) == "no_match")
 
-    # Flood: more than 3 distinct contents within the window, at most 2 counted per key, quarantine the
-    # entry; still a match, flagged for review. (This key already sent "c".)
-    other = cli.new_key()
+    # Flood: more than 3 distinct contents within the window, at most 2 counted per tenant, quarantine
+    # the entry; still a match, flagged for review. (This key, of the default tenant, already sent "c".)
+    cli("tenants", "create", "second-platform")
+    other = cli("keys", "create", "--role", "platform", "--tenant", "second-platform").stdout.strip()
     sent = [(key, "f-1"), (key, "f-2"), (other, "f-3"), (other, "f-4")]
     answers = [lookup(service, k, pdq(1), content_id) for k, content_id in sent]
     assert all(a["verdict"] == "match" and "quarantined" not in a["matches"][0] for a in answers)
@@ -402,7 +403,9 @@ def test_a_quarantined_entry_is_never_actioned_automatically(
     )
     assert "auto_action (remove)" in cli("takedown", "policy", "auto-list", "--auto-action", "--action", "remove").stdout
     service = start_service(HASHGUARD_FLOOD_MAX_MATCHES="1")
-    key, other, reviewer = cli.new_key(), cli.new_key(), cli.new_key("reviewer")
+    cli("tenants", "create", "second-platform")
+    key, reviewer = cli.new_key(), cli.new_key("reviewer")
+    other = cli("keys", "create", "--role", "platform", "--tenant", "second-platform").stdout.strip()
 
     def ticket_state(content_id: str, key: str) -> str:
         answer = service.post_json("/v1/lookup", {"content_id": content_id, "hashes": {"pdq": pdq(1)}}, key).json()
@@ -412,6 +415,6 @@ def test_a_quarantined_entry_is_never_actioned_automatically(
         return str(ticket.json()["state"])
 
     assert ticket_state("first-upload", key) == "actioned"  # the list's policy acts automatically
-    assert ticket_state("again-from-the-same-key", key) == "actioned"  # one key alone never floods
-    assert ticket_state("second-upload", other) == "open"  # a second source: over the flood limit, a reviewer decides
+    assert ticket_state("again-from-the-same-key", key) == "actioned"  # one tenant alone never floods
+    assert ticket_state("second-upload", other) == "open"  # a second tenant: over the flood limit, a reviewer decides
     assert "pic-1\tsince" in cli("hashsets", "show", "auto-list").stdout

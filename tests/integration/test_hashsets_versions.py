@@ -17,8 +17,6 @@ from hashsets.errors import EntryNotFound, InvalidListFile, VersionConflict
 from hashsets.manifest import Kind
 from hashsets.parse import parse_blocks
 from hashsets.serving import MatchCatalogue
-from kernel import keystore
-from kernel.keys import Role, new_key
 
 PDQ = PdqTool()
 
@@ -147,28 +145,29 @@ async def test_flood_quarantine_counts_contents_and_sources_fires_again_after_re
 ) -> None:
     rule = FloodRule(limit=3, window_s=60, min_sources=2)  # at most 2 distinct contents count per source
 
-    async def match(conn: asyncpg.Connection, key: int, content: str) -> None:
+    async def match(conn: asyncpg.Connection, tenant: int, content: str) -> None:
         await conn.execute(
             "INSERT INTO scan_matches (scan_id, content_id, hash_entry_id, hashset, hashset_version, entry_id, tool,"
-            " tool_version, distance, api_key_id) VALUES ($1, $2, $3, 'list', 1, 'e1', 'pdq', '1', 0, $4)",
+            " tool_version, distance, tenant_id) VALUES ($1, $2, $3, 'list', 1, 'e1', 'pdq', '1', 0, $4)",
             uuid.uuid4(),
             content,
             e1,
-            key,
+            tenant,
         )
 
     async with pool.acquire() as conn:
         await put(conn, full(1, 2))
         e1 = await conn.fetchval("SELECT id FROM hash_entries WHERE entry_id = 'e1'")
-        a, b = [await keystore.insert_key(conn, new_key(), Role.PLATFORM, label) for label in ("a", "b")]
-        # One key alone, however many contents it sends (and the same content many times), never floods.
+        # Sources are tenants: a is the default one (every key of a single-platform install), b another.
+        a, b = 1, await conn.fetchval("INSERT INTO tenants (name) VALUES ('b') RETURNING id")
+        # One tenant alone, however many contents it sends (and the same content many times), never floods.
         for i in range(20):
             await match(conn, a, f"a-{i}")
             await match(conn, a, "a-0")
         assert await flood_check(conn, MatchCatalogue(), [e1], rule) == (set(), 0)
         many = [Seen(entry_row=e1, source=a, content_id=f"batch-{i}") for i in range(101)]
         assert await flood_check(conn, MatchCatalogue(), [e1], rule, many) == (set(), 0)  # a 101-item batch
-        # A second source makes it a flood: 2 + 2 distinct contents > 3 (the batch being added counts).
+        # A second tenant makes it a flood: 2 + 2 distinct contents > 3 (the batch being added counts).
         assert await flood_check(conn, MatchCatalogue(), [e1], rule, [Seen(entry_row=e1, source=b, content_id="b-0")]) == (
             set(),
             0,

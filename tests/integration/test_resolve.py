@@ -19,9 +19,10 @@ from detector.tools.registry import ToolRegistry
 from hashsets import lists
 from hashsets.parse import parse_lines
 from hashsets.serving import MatchCatalogue
+from kernel.keys import DEFAULT_TENANT_ID
 from kernel.metrics import Metrics
 
-CONTEXT = ScanContext(content_id="c-1", content_url=None, api_key_id=None)
+CONTEXT = ScanContext(content_id="c-1", content_url=None, api_key_id=None, tenant_id=DEFAULT_TENANT_ID)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

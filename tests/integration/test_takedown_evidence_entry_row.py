@@ -8,6 +8,7 @@ import asyncpg
 
 from detector.match import Match
 from kernel.db import discover_migrations, migrate
+from kernel.keys import DEFAULT_TENANT_ID
 from takedown import matching, ticket_store
 from takedown.config import TakedownConfig
 
@@ -57,6 +58,7 @@ async def test_wrong_match_feedback_finds_entries_from_takedown_evidence_alone(p
     async with pool.acquire() as conn:
         opened = await matching.open_for_matches(
             conn,
+            tenant_id=DEFAULT_TENANT_ID,
             scan_id=first,
             content_id="c",
             content_url=None,
@@ -65,7 +67,14 @@ async def test_wrong_match_feedback_finds_entries_from_takedown_evidence_alone(p
             config=TakedownConfig(),
         )
         again = await matching.open_for_matches(
-            conn, scan_id=second, content_id="c", content_url=None, api_key_id=None, matches=[match(7)], config=TakedownConfig()
+            conn,
+            tenant_id=DEFAULT_TENANT_ID,
+            scan_id=second,
+            content_id="c",
+            content_url=None,
+            api_key_id=None,
+            matches=[match(7)],
+            config=TakedownConfig(),
         )
         assert again.ticket_id == opened.ticket_id and not again.opened
         # No scan_matches rows exist for these scans: the entry rows come from takedown's own table.

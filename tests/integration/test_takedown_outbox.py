@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from detector.match import Match
 from kernel import keystore
-from kernel.keys import Role, new_key
+from kernel.keys import DEFAULT_TENANT_ID, Role, new_key
 from takedown import decision_store, jobs, matching, outbox_store, queue_store, ticket_store
 from takedown.config import TakedownConfig
 from takedown.tickets import SYSTEM, Actor, DecisionInput
@@ -81,6 +81,7 @@ async def reviewer(conn: asyncpg.Connection) -> Actor:
 async def actioned(conn: asyncpg.Connection, content_id: str, who: Actor, action: Action = Action.REMOVE) -> uuid.UUID:
     ticket = await matching.open_for_matches(
         conn,
+        tenant_id=DEFAULT_TENANT_ID,
         scan_id=uuid.uuid4(),
         content_id=content_id,
         content_url=None,

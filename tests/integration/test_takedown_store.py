@@ -15,7 +15,7 @@ import pytest
 from detector.match import Match
 from hashguard.flows import DETECTOR_SCANS
 from kernel import auditlog, keystore
-from kernel.keys import Role, new_key
+from kernel.keys import DEFAULT_TENANT_ID, Role, new_key
 from takedown import (
     decision_store,
     matching,
@@ -49,6 +49,7 @@ def matches(hashset: str = "list-a", tool: str = "pdq", entry: str = "e-1") -> l
 async def match(conn: asyncpg.Connection, content_id: str, **kw: Any) -> MatchTicket:
     return await matching.open_for_matches(
         conn,
+        tenant_id=DEFAULT_TENANT_ID,
         scan_id=uuid.uuid4(),
         content_id=content_id,
         content_url=f"https://example.test/{content_id}",
@@ -249,7 +250,8 @@ async def test_the_whole_lifecycle_with_appeal_decided_by_another_reviewer(conn:
         override=False,
     )
     assert actioned.state is State.ACTIONED and actioned.action is Action.BLOCK and actioned.decided_key_id == alice.key_id
-    assert actioned.preserve_until is not None and actioned.lease_key_id is None
+    # The decider keeps the lease, for the follow-up report or close (finding 11: those need it too).
+    assert actioned.preserve_until is not None and actioned.lease_key_id == alice.key_id
     statement = await statement_store.latest_statement(conn, ticket_id)
     assert statement["restriction"]["action"] == "block"
     assert statement["automated_means"] == {"detection": True, "detection_tools": ["pdq"], "decision": False}

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.decode import HashingPath, Media
+from detector.decode import HashingPath, Media, decode_cost
 from detector.errors import CorruptMedia, ImageTooLarge
+from detector.fastpdq import _reference_weights, reduced_weights
 from detector.synthetic import draw, encode
 from detector.tools.base import HashTool
 from detector.tools.imagehashes import DHashTool, PHashTool
@@ -157,3 +158,63 @@ def test_the_fast_path_decodes_large_jpegs_reduced_and_small_ones_whole() -> Non
     small = Media(data=encode(draw(12, (640, 480)), "JPEG"), max_pixels=50_000_000)
     assert big.grey().scale == 8 and big.grey().image.size == (500, 375)
     assert small.grey().scale == 1 and small.grey().image.size == (640, 480)
+
+
+# --- Bounded decoding (issue 11, finding 2) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(1, 100_000_000), (100_000_000, 1)], ids=["tall", "wide"])
+@pytest.mark.parametrize("path", PATHS)
+def test_thin_images_at_the_pixel_limit_are_refused_from_the_header(size: tuple[int, int], path: HashingPath) -> None:
+    """1 x 100,000,000 took 6.7 GB and 16 s; 100,000,000 x 1 was a MemoryError (500). Both are a 422 now.
+
+    The header alone is refused (ImageTooLarge, not CorruptMedia: no pixel was decoded), by
+    ``decode_cost`` too, which the scan service calls before it queues the upload.
+    """
+    data = _png_header_only(*size)
+    with pytest.raises(ImageTooLarge):
+        decode_cost(data, 100_000_000, path)
+    media = Media(data=data, max_pixels=100_000_000, hashing=path)
+    with pytest.raises(ImageTooLarge):
+        media.decode()
+
+
+def test_the_budget_is_what_refuses_and_it_is_configurable() -> None:
+    data = encode(Image.fromarray(np.full((4000, 3000), 128, np.uint8)), "PNG")  # 12 megapixels, L
+    cost = decode_cost(data, 100_000_000, HashingPath.FAST)
+    assert 12_000_000 <= cost < 40 * 2**20
+    with pytest.raises(ImageTooLarge, match="MB per image"):
+        Media(data=data, max_pixels=100_000_000, memory_budget=cost - 1).decode()
+    Media(data=data, max_pixels=100_000_000, memory_budget=cost).decode()
+
+
+def _thin(width: int, height: int, seed: int) -> Image.Image:
+    """A thin picture with structure along both axes: one random walk of grey levels per line."""
+    rng = np.random.default_rng(seed)
+    long, short = max(width, height), min(width, height)
+    walks = np.cumsum(rng.normal(0, 3, (long, short)), axis=0)
+    plane = ((walks - walks.min()) / np.ptp(walks) * 215 + 20).astype(np.uint8)
+    return Image.fromarray(plane if height >= width else plane.T.copy()).convert("RGB")
+
+
+@pytest.mark.parametrize("size", [(32, 200_000), (200_000, 32)], ids=["tall", "wide"])
+def test_thin_images_within_the_budget_hash_like_the_reference(size: tuple[int, int]) -> None:
+    """The fast path reduces a long axis far beyond 1/8 (no full-size float copy) and still agrees.
+
+    (Thinner pictures are degenerate for PDQ: an 8-pixel-wide one spreads 8 values over 64
+    samples, and its median threshold then splits near-equal coefficients.)
+    """
+    data = encode(_thin(*size, seed=size[0]), "PNG")
+    media = Media(data=data, max_pixels=100_000_000)
+    grey = media.grey()
+    assert max(grey.luma.shape) <= 4096 and grey.scale_x != grey.scale_y
+    fast, reference = hashes(data), hashes(data, HashingPath.REFERENCE)
+    assert distance(fast["pdq"], reference["pdq"]) <= 6
+    assert distance(fast["phash"], reference["phash"]) <= 2
+    assert distance(fast["dhash"], reference["dhash"]) <= 2
+
+
+@pytest.mark.parametrize(("n", "scale"), [(9000, 1), (9000, 8), (20_000, 37), (70_001, 260)])
+def test_long_axis_weights_built_locally_equal_the_full_matrix(n: int, scale: int) -> None:
+    full = np.add.reduceat(_reference_weights(n), np.arange(0, n, scale), axis=1)
+    assert np.allclose(reduced_weights(n, scale), full, rtol=0, atol=1e-12)

@@ -46,3 +46,31 @@ async def test_thread_pool_runs_the_same_jobs() -> None:
             await pool.run(hash_upload, HashJob(data=job.data[:500], max_pixels=10_000_000, hashing=HashingPath.FAST, tools=()))
     finally:
         pool.close()
+
+
+async def test_memory_budget_holds_large_decodes_back_and_lets_small_ones_through() -> None:
+    """Hostile uploads cannot add up past the total; ordinary ones never wait behind them."""
+    import asyncio
+
+    from detector.scan import MemoryBudget
+
+    budget = MemoryBudget(total=1000, small=50)
+    first = await budget.acquire(600)
+    second = asyncio.ensure_future(budget.acquire(600))  # would make 1200: waits
+    third = asyncio.ensure_future(budget.acquire(300))  # fits, but arrived after a waiting large one: waits its turn
+    await asyncio.sleep(0)  # one turn of the loop, so both reach their wait (not a timed wait)
+    assert not second.done() and not third.done() and budget.used == 600
+    assert await budget.acquire(40) == 40  # small: never waits
+    assert budget.used == 640
+    budget.release(40)
+    budget.release(first)
+    assert await second == 600 and await third == 300 and budget.used == 900
+    late = asyncio.ensure_future(budget.acquire(500))
+    await asyncio.sleep(0)
+    late.cancel()  # a scan that timed out while waiting leaves nothing behind
+    with pytest.raises(asyncio.CancelledError):
+        await late
+    budget.release(600)
+    budget.release(300)
+    assert budget.used == 0
+    assert await budget.acquire(5000) == 1000  # above the total: counted as the total, runs alone

@@ -83,8 +83,10 @@ def test_assignment_needs_a_ticket_awaiting_a_decision_and_keeps_appeals_from_th
     assert rules.assign(appeal, 2) is State.APPEALED
     with pytest.raises(SameReviewer, match="cannot go to the reviewer who made the decision"):
         rules.assign(appeal, 1)
+    # A decided ticket that still takes a report or a close can be handed over for that, its state kept.
+    assert rules.assign(ticket(State.ACTIONED), 2) is State.ACTIONED
     with pytest.raises(InvalidTransition, match="only a ticket that awaits a decision"):
-        rules.assign(ticket(State.ACTIONED), 2)
+        rules.assign(ticket(State.CLOSED), 2)
 
 
 # ---------------------------------------------------------------- decisions and windows
@@ -125,10 +127,44 @@ def test_appeals_only_within_the_window_and_only_against_a_restriction() -> None
 def test_a_restriction_closes_only_after_its_appeal_window() -> None:
     decided = NOW - timedelta(days=WINDOW_DAYS)
     with pytest.raises(InvalidTransition, match="the uploader may appeal until"):
-        rules.check_close(ticket(State.ACTIONED, decided_at=decided), NOW, WINDOW_DAYS)
-    rules.check_close(ticket(State.ACTIONED, decided_at=decided - timedelta(seconds=1)), NOW, WINDOW_DAYS)
-    rules.check_close(ticket(State.DISMISSED, decided_at=NOW), NOW, WINDOW_DAYS)  # nothing to appeal
-    rules.check_close(ticket(State.UPHELD, decided_at=NOW), NOW, WINDOW_DAYS)
+        rules.check_close(leased(State.ACTIONED, ALICE, decided_at=decided), ALICE, NOW, WINDOW_DAYS, override=False)
+    rules.check_close(
+        leased(State.ACTIONED, ALICE, decided_at=decided - timedelta(seconds=1)), ALICE, NOW, WINDOW_DAYS, override=False
+    )
+    rules.check_close(
+        leased(State.DISMISSED, ALICE, decided_at=NOW), ALICE, NOW, WINDOW_DAYS, override=False
+    )  # nothing to appeal
+    rules.check_close(leased(State.UPHELD, ALICE, decided_at=NOW), ALICE, NOW, WINDOW_DAYS, override=False)
+
+
+def test_close_and_report_need_the_lease_like_every_reviewer_action() -> None:
+    # Finding 11: a second reviewer closed another's ticket and reported one it never held.
+    for state in (State.DISMISSED, State.UPHELD):
+        with pytest.raises(NotLeaseHolder):
+            rules.check_close(leased(state, ALICE, decided_at=NOW), BOB, NOW, WINDOW_DAYS, override=False)
+        with pytest.raises(NotLeaseHolder):  # nobody holds it
+            rules.check_close(ticket(state, decided_at=NOW), BOB, NOW, WINDOW_DAYS, override=False)
+        with pytest.raises(NotLeaseHolder):  # a lease that ran out is no lease
+            rules.check_close(
+                leased(state, ALICE, expires_in=-timedelta(seconds=1), decided_at=NOW), ALICE, NOW, WINDOW_DAYS, override=False
+            )
+        rules.check_close(ticket(state, decided_at=NOW), BOB, NOW, WINDOW_DAYS, override=True)  # a lead
+    for state in (State.ACTIONED, State.UPHELD):
+        rules.check_report(leased(state, ALICE), ALICE, NOW, override=False)
+        with pytest.raises(NotLeaseHolder):
+            rules.check_report(leased(state, ALICE), BOB, NOW, override=False)
+        with pytest.raises(NotLeaseHolder):
+            rules.check_report(ticket(state), BOB, NOW, override=False)
+        rules.check_report(ticket(state), BOB, NOW, override=True)
+    # A move the state machine refuses is refused as such, whoever asks.
+    with pytest.raises(InvalidTransition):
+        rules.check_report(leased(State.DISMISSED, ALICE), BOB, NOW, override=False)
+    with pytest.raises(InvalidTransition):
+        rules.check_close(leased(State.IN_REVIEW, ALICE), BOB, NOW, WINDOW_DAYS, override=False)
+    # A person's decision into a follow-up state keeps the ticket leased to them; an appeal does not.
+    assert rules.lease_after(State.ACTIONED, ALICE) and rules.lease_after(State.DISMISSED, ALICE)
+    assert not rules.lease_after(State.APPEALED, ALICE) and not rules.lease_after(State.CLOSED, ALICE)
+    assert not rules.lease_after(State.ACTIONED, Actor(key_id=None, name="system"))
 
 
 def test_what_each_decision_sets_in_motion() -> None:

@@ -13,6 +13,7 @@ from takedown.workflow import PRIORITY, Source, State
 def a_ticket(state: State, *, received_at: datetime, due_at: datetime, updated_at: datetime, **changes: object) -> Ticket:
     base = Ticket(
         id=uuid.UUID(int=1),
+        tenant_id=1,
         content_id="c",
         content_url=None,
         source=Source.HASH_MATCH,
