@@ -15,16 +15,14 @@ from kernel.db import Queries
 Q = Queries("detector")
 
 
-async def lock_key(conn: asyncpg.Connection, key_id: int) -> None:
-    """Serialise one key's judged calls (the lock ends with the transaction)."""
-    await conn.execute(Q.probe_lock, key_id & 0x7FFFFFFF)
+async def lock_key(conn: asyncpg.Connection, key_id: int) -> bool:
+    """Serialise one key's judged calls (the lock ends with the transaction); whether the key is suspended."""
+    row = await conn.fetchrow(Q.probe_lock, key_id)
+    return bool(row["suspended"])
 
 
 async def previous(conn: asyncpg.Connection, key_id: int, entries: Sequence[tuple[str, int]], window_s: float) -> list[Query]:
     """What this key sent for these (tool, entry row) pairs within the window, oldest first; older rows are deleted."""
-    await conn.execute(Q.probe_forget_old, key_id, window_s)
-    if not entries:
-        return []
     rows = await conn.fetch(Q.probe_previous, key_id, [t for t, _ in entries], [e for _, e in entries], window_s)
     return [Query(tool=r["tool"], entry_row=r["entry_row"], value=bytes(r["query"]), distance=r["distance"]) for r in rows]
 

@@ -25,13 +25,16 @@ DELETE FROM scan_matches
 WHERE scan_id = ANY($1::uuid[]) AND ($2::integer IS NULL OR scanned_at < now() - make_interval(days => $2));
 
 -- name: probe_lock
--- One key's matching calls are judged one after another, whichever replica serves them.
-SELECT pg_advisory_xact_lock(1886548577, $1::integer);
-
--- name: probe_forget_old
-DELETE FROM probe_queries WHERE api_key_id = $1 AND seen_at < now() - make_interval(secs => $2);
+-- One key's matching calls are judged one after another, whichever replica serves them; and
+-- whether the key was suspended meanwhile (by another replica), in the same round trip.
+SELECT pg_advisory_xact_lock(1886548577, ($1::bigint & 2147483647)::integer) IS NOT NULL AS locked,
+       EXISTS (SELECT 1 FROM key_controls WHERE key_id = $1 AND suspended_at IS NOT NULL) AS suspended;
 
 -- name: probe_previous
+-- What the key sent for these entries within the window; rows older than the window go in the same statement.
+WITH gone AS (
+    DELETE FROM probe_queries WHERE api_key_id = $1 AND seen_at < now() - make_interval(secs => $4)
+)
 SELECT p.tool, p.entry_row, p.query, p.distance FROM probe_queries p
 JOIN unnest($2::text[], $3::bigint[]) AS e(tool, entry_row) ON e.tool = p.tool AND e.entry_row = p.entry_row
 WHERE p.api_key_id = $1 AND p.seen_at > now() - make_interval(secs => $4)

@@ -140,9 +140,11 @@ class ProbeGuard:
         self._window_s = window_s
         self._thresholds = dict(thresholds)
 
-    async def judge(self, conn: asyncpg.Connection, key_id: int, queries: Sequence[Query]) -> Finding | None:
-        """The first finding among ``queries`` (in the order sent), or None; remembers them either way."""
-        await probing_store.lock_key(conn, key_id)
+    async def judge(self, conn: asyncpg.Connection, key_id: int, queries: Sequence[Query]) -> Finding | bool:
+        """The first finding among ``queries`` (in the order sent), False for none, True when the key was
+        suspended already (by another replica, since this one cached its controls). Remembers the queries."""
+        if await probing_store.lock_key(conn, key_id):
+            return True
         pairs = sorted({(q.tool, q.entry_row) for q in queries})
         tracker = ProbeTracker(self._rules, self._thresholds)
         tracker.load(await probing_store.previous(conn, key_id, pairs, self._window_s))
@@ -152,7 +154,7 @@ class ProbeGuard:
             if finding is not None:
                 break
         await probing_store.remember(conn, key_id, queries)
-        return finding
+        return finding if finding is not None else False
 
 
 class Resolver(Generic[TicketT]):
@@ -211,9 +213,10 @@ class Resolver(Generic[TicketT]):
                     for h in p.hits
                     if not h.shadow and h.tool in p.hashes
                 ]
-                already = (await keycontrols.load(conn, key_id)).suspended
-                suspended = None if already else await self._probing.judge(conn, key_id, queries)
-                if suspended is not None:
+                judged = await self._probing.judge(conn, key_id, queries)
+                already = judged is True
+                if isinstance(judged, Finding):
+                    suspended = judged
                     await self._suspend(conn, key_id, suspended)
             if suspended is None and not already:
                 answered = await self._resolve(conn, pending)

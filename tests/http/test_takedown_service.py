@@ -63,6 +63,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str | None]] = {
     ("POST", "/v1/tools/allowances"): frozenset({"admin"}),
     ("DELETE", "/v1/tools/allowances/{tool}"): frozenset({"admin"}),
     ("GET", "/v1/tools/events"): frozenset({"admin", "auditor"}),
+    # Lifting a probing suspension (issue 11).
+    ("POST", "/v1/keys/{key_prefix}/release"): frozenset({"lead", "admin"}),
 }
 
 
