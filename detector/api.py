@@ -35,9 +35,6 @@ class Match(Struct, forbid_unknown_fields=True):
     entry_id: Annotated[str, Meta(description="The issuer's id of the matching entry (never its hash).")]
     tool: Annotated[str, Meta(description="Detection tool, e.g. pdq, phash, md5.")]
     tool_version: str
-    distance: Annotated[
-        int, Meta(ge=0, description="Hamming distance between the upload's hash and the entry (0 for exact tools).")
-    ]
     approval_id: Annotated[
         int | None,
         Meta(description="The tool approval the match ran under (GET /v1/tools/approvals/{id}); null under a local allowance."),
@@ -45,6 +42,19 @@ class Match(Struct, forbid_unknown_fields=True):
     approval_reason: Annotated[
         Reason | None, Meta(description="Why the tool was active: approved, recommended, permitted or local_allowance.")
     ]
+    # Absent by default: distances read list entries back (one flipped bit per call recovers an entry's
+    # hash). Given only to keys granted them (hashguard keys grant-distances, recorded in the audit log).
+    distance: (
+        Annotated[
+            int,
+            Meta(
+                ge=0,
+                description="Hamming distance between the upload's hash and the entry (0 for exact tools). Only for"
+                " keys granted distances (hashguard keys grant-distances); absent otherwise.",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class Verdict(Struct, forbid_unknown_fields=True):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -72,18 +74,58 @@ async def record_matches(
     found_on_recheck: bool = False,
 ) -> None:
     """Keep the evidence of one scan's matches (shadow ones too), in the caller's transaction."""
-    if not matches:
-        return
-    await conn.copy_records_to_table(
-        "scan_matches", records=[_row(scan_id, context, m, found_on_recheck) for m in matches], columns=list(_COLUMNS)
-    )
+    await record_many(conn, [(scan_id, context, matches)], found_on_recheck=found_on_recheck)
 
 
-async def recent_match_counts(conn: asyncpg.Connection, entry_rows: Sequence[int], window_s: float) -> Mapping[int, int]:
-    """How often each of ``entry_rows`` matched within the last ``window_s`` seconds (absent: never)."""
+async def record_many(
+    conn: asyncpg.Connection,
+    scans: Sequence[tuple[uuid.UUID, ScanContext, Sequence[Match]]],
+    *,
+    found_on_recheck: bool = False,
+) -> None:
+    """Keep the evidence of many scans' matches with one COPY, in the caller's transaction."""
+    records = [_row(scan_id, context, m, found_on_recheck) for scan_id, context, matches in scans for m in matches]
+    if records:
+        await conn.copy_records_to_table("scan_matches", records=records, columns=list(_COLUMNS))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Seen:
+    """A match about to be recorded, as the flood count sees it: which entry, from which source, about what."""
+
+    entry_row: int
+    source: int  # the caller's tenant
+    content_id: str
+
+
+async def recent_match_counts(
+    conn: asyncpg.Connection,
+    entry_rows: Sequence[int],
+    window_s: float,
+    *,
+    released: Mapping[int, datetime] | None = None,
+    adding: Sequence[Seen] = (),
+    cap: int | None = None,
+) -> Mapping[int, int]:
+    """How many distinct contents matched each of ``entry_rows`` within the last ``window_s`` seconds
+    (after the entry's last release, where ``released`` has one), counting at most ``cap`` per source,
+    the matches in ``adding`` included. Absent: none."""
     if not entry_rows:
         return {}
-    return {r["hash_entry_id"]: r["n"] for r in await conn.fetch(Q.recent_entry_matches, list(entry_rows), window_s)}
+    released = released or {}
+    rows = sorted(released)
+    found = await conn.fetch(
+        Q.recent_entry_matches,
+        list(entry_rows),
+        window_s,
+        rows,
+        [released[r] for r in rows],
+        [s.entry_row for s in adding],
+        [s.source for s in adding],
+        [s.content_id for s in adding],
+        cap,
+    )
+    return {r["hash_entry_id"]: r["n"] for r in found}
 
 
 # Takedown's retention clears the detector's copy of match evidence through these two (the

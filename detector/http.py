@@ -30,7 +30,7 @@ from kernel.appkeys import DB_HEALTH, METRICS, SETTINGS
 from kernel.errors import BadRequest, MissingField, PayloadTooLarge, ServiceError, UnsupportedMedia
 from kernel.keys import DEFAULT_TENANT_ID, Principal, Role
 from kernel.routes import Route, caller, decode
-from kernel.web import body_deadline, query_fields, read_json_bytes, read_limited, text_field, utf8_text
+from kernel.web import CONTROLS, body_deadline, charge, query_fields, read_json_bytes, read_limited, text_field, utf8_text
 
 log = logging.getLogger(__name__)
 
@@ -92,24 +92,28 @@ async def read_upload(request: web.Request) -> tuple[bytes, dict[str, str]]:
     )
 
 
-def outcome_json(outcome: Outcome) -> dict[str, Any]:
+def outcome_json(outcome: Outcome, *, distances: bool = False) -> dict[str, Any]:
+    """The answer to a platform. ``distance`` only for a key granted distances: with it, one flipped bit
+    per call reads a list entry back (issue 11), so by default a match says which entry, never how near."""
+    matches = []
+    for m in outcome.matches:
+        answer: dict[str, Any] = {
+            "hashset": m.hashset,
+            "hashset_version": m.hashset_version,
+            "entry_id": m.entry_id,
+            "tool": m.tool,
+            "tool_version": m.tool_version,
+            "approval_id": m.approval_id,
+            "approval_reason": m.approval_reason,
+        }
+        if distances:
+            answer["distance"] = m.distance
+        matches.append(answer)
     return {
         "scan_id": str(outcome.scan_id),
         "content_id": outcome.content_id,
         "verdict": outcome.verdict,
-        "matches": [
-            {
-                "hashset": m.hashset,
-                "hashset_version": m.hashset_version,
-                "entry_id": m.entry_id,
-                "tool": m.tool,
-                "tool_version": m.tool_version,
-                "distance": m.distance,
-                "approval_id": m.approval_id,
-                "approval_reason": m.approval_reason,
-            }
-            for m in outcome.matches
-        ],
+        "matches": matches,
         "ticket_id": outcome.ticket_id,
         "elapsed_ms": outcome.elapsed_ms,
     }
@@ -135,7 +139,7 @@ async def scan(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
     metrics.scans.labels(endpoint="scan", verdict=outcome.verdict).inc()
     metrics.scan_seconds.labels(endpoint="scan").observe(time.perf_counter() - started)
-    return web.json_response(outcome_json(outcome))
+    return web.json_response(outcome_json(outcome, distances=request[CONTROLS].distances))
 
 
 def _lookup_context(request: web.Request, item: LookupItem, where: str) -> tuple[ScanContext, dict[str, bytes]]:
@@ -157,11 +161,18 @@ def _lookup_context(request: web.Request, item: LookupItem, where: str) -> tuple
 
 async def lookup(request: web.Request) -> web.Response:
     started = time.perf_counter()
-    raw = await read_json_bytes(request, MAX_LOOKUP_BODY)
+    try:
+        raw = await read_json_bytes(request, MAX_LOOKUP_BODY)
+    except PayloadTooLarge as exc:
+        # Refused before it is read: a body this size is no batch we would answer (issue 11, finding 13).
+        exc.message += f"; a lookup batch holds at most {MAX_LOOKUP_ITEMS} items"
+        raise
     # One decode into typed items; the probe before it only looks for the key "items".
     batch = decode(raw, LookupProbe).items is not UNSET
     if batch:
         items = decode(raw, LookupBatch).items
+        # The request paid one token in authenticate; a batch pays one per item.
+        charge(request, caller(request), len(items) - 1)
         parsed = [_lookup_context(request, item, f"items[{i}]") for i, item in enumerate(items)]
     else:
         parsed = [_lookup_context(request, decode(raw, LookupItem), "the body")]
@@ -171,9 +182,12 @@ async def lookup(request: web.Request) -> web.Response:
         metrics.scans.labels(endpoint="lookup", verdict=outcome.verdict).inc()
     elapsed = time.perf_counter() - started
     metrics.scan_seconds.labels(endpoint="lookup").observe(elapsed)
+    distances = request[CONTROLS].distances
     if batch:
-        return web.json_response({"items": [outcome_json(o) for o in outcomes], "elapsed_ms": round(elapsed * 1000, 3)})
-    return web.json_response(outcome_json(outcomes[0]))
+        return web.json_response(
+            {"items": [outcome_json(o, distances=distances) for o in outcomes], "elapsed_ms": round(elapsed * 1000, 3)}
+        )
+    return web.json_response(outcome_json(outcomes[0], distances=distances))
 
 
 async def healthz(request: web.Request) -> web.Response:

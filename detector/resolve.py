@@ -11,21 +11,29 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-from detector import evidence
+from detector import evidence, probing_store
 from detector.errors import NotReady
 from detector.match import Match
 from detector.matcher import Hit
-from detector.scan import Resolution, ScanContext
+from detector.probing import Finding, ProbeRules, ProbeTracker, Query
+from detector.scan import Pending, Resolution, ScanContext
 from detector.tools.registry import ToolRegistry
+from kernel import keycontrols
+from kernel.errors import KeySuspended
 from kernel.metrics import Metrics
 
 if TYPE_CHECKING:  # the driver's types only: this module does no SQL itself
     import asyncpg
 
 log = logging.getLogger(__name__)
+
+# Who suspensions by the probing detector are attributed to in the audit log.
+PROBING_ACTOR = "probing-detector"
 
 
 class ListEntryRef(Protocol):
@@ -45,10 +53,14 @@ class Quarantine(Protocol):
     async def quarantine(self, conn: asyncpg.Connection, seen: Mapping[int, int]) -> int:
         """Quarantine these entry rows (with the matches seen in the window); returns how many are new.
 
-        A released entry stays released: a reviewer has looked at it."""
+        An entry released earlier is quarantined again: only matches after its release were counted."""
         ...
 
     async def quarantined_among(self, conn: asyncpg.Connection, entry_rows: Sequence[int]) -> Collection[int]: ...
+
+    async def released_at(self, conn: asyncpg.Connection, entry_rows: Sequence[int]) -> Mapping[int, datetime]:
+        """When each of these entries was last released from quarantine (absent: never)."""
+        ...
 
     async def count_quarantined(self, conn: asyncpg.Connection) -> int: ...
 
@@ -81,30 +93,80 @@ class TicketDesk(Protocol[TicketT]):
         ...
 
 
-async def flood_check(
-    conn: asyncpg.Connection, lists: Quarantine, entry_rows: Sequence[int], *, window_s: float, limit: int
-) -> tuple[set[int], int]:
-    """Quarantine entries that matched more than ``limit`` times within ``window_s``.
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FloodRule:
+    """An entry floods when more than ``limit`` distinct contents matched it within ``window_s``,
+    counting at most ``cap`` from any one source (the caller's tenant). With ``min_sources`` 2 (the
+    default) no single tenant, let alone a key, can reach the limit alone: one key sending 101
+    lookups cannot switch automated action off for everyone (issue 11, finding 5)."""
 
-    Returns the entries among ``entry_rows`` that are (now or already) quarantined and how many
-    entries were newly quarantined. Runs in the caller's transaction, before this scan's matches
-    are recorded (so this match is the ``+ 1``).
+    limit: int
+    window_s: float
+    min_sources: int = 2
+
+    @property
+    def cap(self) -> int:
+        return -(-(self.limit + 1) // max(1, self.min_sources))
+
+
+async def flood_check(
+    conn: asyncpg.Connection,
+    lists: Quarantine,
+    entry_rows: Sequence[int],
+    rule: FloodRule,
+    adding: Sequence[evidence.Seen] = (),
+) -> tuple[set[int], int]:
+    """Quarantine entries that flood under ``rule``, counting the matches being added (``adding``) too.
+
+    Returns the entries among ``entry_rows`` that are (now or already) quarantined and how many were
+    newly quarantined. Only matches after an entry's last release count, so a released entry can
+    be quarantined again by a later flood. Runs in the caller's transaction, before ``adding`` is recorded.
     """
     if not entry_rows:
         return set(), 0
-    counts = await evidence.recent_match_counts(conn, entry_rows, window_s)
-    over = {row: n + 1 for row, n in counts.items() if n + 1 > limit}
+    released = await lists.released_at(conn, entry_rows)
+    counts = await evidence.recent_match_counts(conn, entry_rows, rule.window_s, released=released, adding=adding, cap=rule.cap)
+    over = {row: n for row, n in counts.items() if n > rule.limit}
     newly = await lists.quarantine(conn, over) if over else 0
     return set(await lists.quarantined_among(conn, entry_rows)), newly
 
 
+class ProbeGuard:
+    """The probing detector over one call's queries: the rules (``detector.probing``) over what the
+    key sent in the window (``detector.probing_store``), in the resolving transaction."""
+
+    def __init__(self, *, rules: ProbeRules, window_s: float, thresholds: Mapping[str, int]) -> None:
+        self._rules = rules
+        self._window_s = window_s
+        self._thresholds = dict(thresholds)
+
+    async def judge(self, conn: asyncpg.Connection, key_id: int, queries: Sequence[Query]) -> Finding | bool:
+        """The first finding among ``queries`` (in the order sent), False for none, True when the key was
+        suspended already (by another replica, since this one cached its controls). Remembers the queries."""
+        if await probing_store.lock_key(conn, key_id):
+            return True
+        pairs = sorted({(q.tool, q.entry_row) for q in queries})
+        tracker = ProbeTracker(self._rules, self._thresholds)
+        tracker.load(await probing_store.previous(conn, key_id, pairs, self._window_s))
+        finding = None
+        for query in queries:
+            finding = tracker.feed(query)
+            if finding is not None:
+                break
+        await probing_store.remember(conn, key_id, queries)
+        return finding if finding is not None else False
+
+
 class Resolver(Generic[TicketT]):
-    """Turn index hits into matches, keep the evidence and open (or join) the content's ticket, in one transaction.
+    """Turn index hits into matches, keep the evidence and open (or join) each content's ticket: all the
+    items of one call (a scan, or a lookup batch of up to 1,000) in one transaction.
 
     Shadow-list hits are recorded (flagged) and counted but not returned, so the verdict stays
-    ``no_match`` for them and nothing acts on them. Entries matching far more often than the flood
-    limit are quarantined: still answered as a match (the platform holds the upload), flagged so
-    the takedown side sends them to review instead of acting automatically.
+    ``no_match`` for them and nothing acts on them. Entries that flood (``FloodRule``) are
+    quarantined: still answered as a match (the platform holds the upload), flagged so the takedown
+    side sends them to review instead of acting automatically. First of all the probing detector
+    (``ProbeGuard``) judges the call's queries: a key that looks like it is reading an entry back is
+    suspended and the whole call refused (``403 key_suspended``), with nothing answered.
     """
 
     def __init__(
@@ -117,46 +179,122 @@ class Resolver(Generic[TicketT]):
         metrics: Metrics,
         flood_max_matches: int,
         flood_window_s: float,
+        flood_min_sources: int = 2,
+        probing: ProbeGuard | None = None,
+        on_suspended: Callable[[int], None] | None = None,
     ) -> None:
         self._pool = pool
         self._lists = lists
         self._tickets = tickets
         self._tools = tools
         self._metrics = metrics
-        self._flood_max = flood_max_matches
-        self._flood_window_s = flood_window_s
+        self._flood = (
+            FloodRule(limit=flood_max_matches, window_s=flood_window_s, min_sources=flood_min_sources)
+            if flood_max_matches > 0
+            else None
+        )
+        self._probing = probing
+        self._on_suspended = on_suspended
 
-    async def __call__(self, scan_id: uuid.UUID, context: ScanContext, hits: Sequence[Hit]) -> Resolution:
+    async def __call__(self, pending: Sequence[Pending]) -> list[Resolution]:
+        if not pending:
+            return []
+        key_ids = {p.context.api_key_id for p in pending}
+        if len(key_ids) != 1:
+            raise ValueError("one call's items come from one key")
+        [key_id] = key_ids
+        suspended: Finding | None = None
+        already = False
         async with self._pool.acquire() as conn, conn.transaction():
-            described = await self._lists.describe(conn, sorted({h.row_id for h in hits}))
-            quarantined: set[int] = set()
-            if self._flood_max > 0:
-                live = sorted({h.row_id for h in hits if not h.shadow})
-                quarantined, newly = await flood_check(
-                    conn, self._lists, live, window_s=self._flood_window_s, limit=self._flood_max
+            if self._probing is not None and key_id is not None:
+                queries = [
+                    Query(tool=h.tool, entry_row=h.row_id, value=p.hashes[h.tool], distance=h.distance)
+                    for p in pending
+                    for h in p.hits
+                    if not h.shadow and h.tool in p.hashes
+                ]
+                judged = await self._probing.judge(conn, key_id, queries)
+                already = judged is True
+                if isinstance(judged, Finding):
+                    suspended = judged
+                    await self._suspend(conn, key_id, suspended)
+            if suspended is None and not already:
+                answered = await self._resolve(conn, pending)
+        if suspended is not None or already:
+            if self._on_suspended is not None and key_id is not None:
+                self._on_suspended(key_id)
+            raise KeySuspended()
+        for _, matches, ticket in answered:
+            for m in matches:
+                (self._metrics.shadow_matches if m.shadow else self._metrics.matches).labels(hashset=m.hashset, tool=m.tool).inc()
+            if ticket is not None:
+                self._tickets.committed(ticket)
+        return [
+            Resolution(
+                matches=[m for m in matches if not m.shadow], ticket_id=str(ticket.ticket_id) if ticket is not None else None
+            )
+            for _, matches, ticket in answered
+        ]
+
+    async def _suspend(self, conn: asyncpg.Connection, key_id: int, finding: Finding) -> None:
+        entry = (await self._lists.describe(conn, [finding.entry_row])).get(finding.entry_row)
+        details = {
+            "rule": finding.rule,
+            "tool": finding.tool,
+            "hashset": entry.hashset if entry is not None else None,
+            "entry_id": entry.entry_id if entry is not None else None,
+            "distinct_queries": finding.distinct_queries,
+        }
+        if await keycontrols.suspend(conn, key_id, actor=PROBING_ACTOR, reason=finding.detail, details=details):
+            self._metrics.key_suspensions.labels(rule=finding.rule).inc()
+            # Entry ids are the issuer's names, never hash values: safe in a log line.
+            log.warning(
+                "probing detector: key %d suspended (%s: %s; %s %s of %s); release with hashguard keys release",
+                key_id,
+                finding.rule,
+                finding.detail,
+                finding.tool,
+                details["entry_id"],
+                details["hashset"],
+            )
+
+    async def _resolve(
+        self, conn: asyncpg.Connection, pending: Sequence[Pending]
+    ) -> list[tuple[Pending, list[Match], TicketT | None]]:
+        described = await self._lists.describe(conn, sorted({h.row_id for p in pending for h in p.hits}))
+        quarantined: set[int] = set()
+        if self._flood is not None:
+            live = sorted({h.row_id for p in pending for h in p.hits if not h.shadow})
+            adding = [
+                evidence.Seen(entry_row=h.row_id, source=p.context.tenant_id, content_id=p.context.content_id)
+                for p in pending
+                for h in p.hits
+                if not h.shadow
+            ]
+            quarantined, newly = await flood_check(conn, self._lists, live, self._flood, adding)
+            if newly:
+                log.warning(
+                    "%d list entries matched more than %d distinct contents from %d or more sources in %.0f s:"
+                    " quarantined, their matches go to review",
+                    newly,
+                    self._flood.limit,
+                    self._flood.min_sources,
+                    self._flood.window_s,
                 )
-                if newly:
-                    log.warning(
-                        "%d list entries matched more than %d times in %.0f s: quarantined, their matches go to review",
-                        newly,
-                        self._flood_max,
-                        self._flood_window_s,
-                    )
-                    self._metrics.quarantined_entries.set(await self._lists.count_quarantined(conn))
-            matches = [self._match(hit, described, quarantined) for hit in hits]
-            await evidence.record_matches(conn, scan_id, context, matches)
-            answered = [m for m in matches if not m.shadow]
+                self._metrics.quarantined_entries.set(await self._lists.count_quarantined(conn))
+        items = [(p, [self._match(hit, described, quarantined) for hit in p.hits]) for p in pending]
+        await evidence.record_many(conn, [(p.scan_id, p.context, matches) for p, matches in items])
+        answered: list[tuple[Pending, list[Match], TicketT | None]] = []
+        for p, matches in items:
+            live_matches = [m for m in matches if not m.shadow]
             # Shadow matches are evidence only: no ticket, no action, not in the verdict.
             ticket = (
-                await self._tickets.open_for_matches(conn, scan_id=scan_id, context=context, matches=answered)
-                if answered
+                await self._tickets.open_for_matches(conn, scan_id=p.scan_id, context=p.context, matches=live_matches)
+                if live_matches
                 else None
             )
-        for m in matches:
-            (self._metrics.shadow_matches if m.shadow else self._metrics.matches).labels(hashset=m.hashset, tool=m.tool).inc()
-        if ticket is not None:
-            self._tickets.committed(ticket)
-        return Resolution(matches=answered, ticket_id=str(ticket.ticket_id) if ticket is not None else None)
+            answered.append((p, matches, ticket))
+        return answered
 
     def _match(self, hit: Hit, described: Mapping[int, ListEntryRef], quarantined: Collection[int]) -> Match:
         entry = described.get(hit.row_id)

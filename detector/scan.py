@@ -61,7 +61,18 @@ class Resolution:
     ticket_id: str | None = None
 
 
-Resolve = Callable[[uuid.UUID, ScanContext, Sequence[Hit]], Awaitable[Resolution]]
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Pending:
+    """One scanned item with hits, to be resolved: its scan id, who asked, the hits and the hashes asked about."""
+
+    scan_id: uuid.UUID
+    context: ScanContext
+    hits: Sequence[Hit]
+    hashes: Mapping[str, bytes]
+
+
+# Resolves every item of one call that has hits, in one transaction, answering in the same order.
+Resolve = Callable[[Sequence[Pending]], Awaitable[list[Resolution]]]
 # Keeps an upload's hashes for look-back (HASHGUARD_LOOKBACK_DAYS); None when that is off.
 Remember = Callable[[uuid.UUID, ScanContext, Mapping[str, bytes]], Awaitable[None]]
 
@@ -310,7 +321,8 @@ class ScanService:
             # With threads, hash and match in one job: the upload takes one slot, not two, and never
             # queues again behind other uploads' hashing between the two steps.
             hashes, hits = await self._pool.run(self._hash_and_match, job, snapshot, memory=cost)
-        return await self._outcome(started, context, hits, hashes)
+        [outcome] = await self._outcomes(started, [(context, hits, hashes)])
+        return outcome
 
     def _hash_and_match(self, job: HashJob, snapshot: MatchSnapshot) -> tuple[dict[str, bytes], list[Hit]]:
         hashes = {n: r.value for n, r in hash_upload(job).items()}
@@ -332,30 +344,42 @@ class ScanService:
             return [snapshot.match(hashes, self._thresholds) for _, hashes in items]
 
         all_hits = await self._pool.run_here(match_all)
-        return [
-            await self._outcome(started, context, hits, hashes) for (context, hashes), hits in zip(items, all_hits, strict=True)
-        ]
-
-    async def _outcome(
-        self, started: float, context: ScanContext, hits: Sequence[Hit], hashes: Mapping[str, bytes] | None = None
-    ) -> Outcome:
-        scan_id = uuid.uuid4()
-        # Only a match touches the database; a failure there surfaces as an error, never no_match.
-        resolved = await self._resolve(scan_id, context, hits) if hits else Resolution(matches=[])
-        matches = resolved.matches
-        if self._remember is not None and hashes:
-            try:
-                await self._remember(scan_id, context, hashes)
-            except Exception:  # best effort: look-back is a later re-check, the verdict stands either way
-                log.exception("could not keep the upload's hashes for look-back (scan %s)", scan_id)
-        return Outcome(
-            scan_id=scan_id,
-            content_id=context.content_id,
-            verdict="match" if matches else "no_match",
-            matches=tuple(matches),
-            elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
-            ticket_id=resolved.ticket_id if matches else None,
+        return await self._outcomes(
+            started, [(context, hits, hashes) for (context, hashes), hits in zip(items, all_hits, strict=True)]
         )
+
+    async def _outcomes(
+        self, started: float, items: Sequence[tuple[ScanContext, Sequence[Hit], Mapping[str, bytes]]]
+    ) -> list[Outcome]:
+        scan_ids = [uuid.uuid4() for _ in items]
+        # Only a match touches the database, and all of one call's matches in one transaction (a
+        # 1,000-item batch used to cost 1,000); a failure there surfaces as an error, never no_match.
+        pending = [
+            Pending(scan_id=scan_id, context=context, hits=hits, hashes=hashes)
+            for scan_id, (context, hits, hashes) in zip(scan_ids, items, strict=True)
+            if hits
+        ]
+        resolved = iter(await self._resolve(pending)) if pending else iter(())
+        outcomes = []
+        for scan_id, (context, hits, hashes) in zip(scan_ids, items, strict=True):
+            resolution = next(resolved) if hits else Resolution(matches=[])
+            if self._remember is not None and hashes:
+                try:
+                    await self._remember(scan_id, context, hashes)
+                except Exception:  # best effort: look-back is a later re-check, the verdict stands either way
+                    log.exception("could not keep the upload's hashes for look-back (scan %s)", scan_id)
+            matches = resolution.matches
+            outcomes.append(
+                Outcome(
+                    scan_id=scan_id,
+                    content_id=context.content_id,
+                    verdict="match" if matches else "no_match",
+                    matches=tuple(matches),
+                    elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+                    ticket_id=resolution.ticket_id if matches else None,
+                )
+            )
+        return outcomes
 
     def tool_version(self, tool: str) -> str:
         return self._tools.get(tool).version

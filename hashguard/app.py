@@ -25,20 +25,22 @@ from detector.decode import HashingPath
 from detector.index_metrics import observe_snapshot
 from detector.match import Match
 from detector.matcher import MatchSnapshot
+from detector.probing import ProbeRules
 from detector.reload import Reloader
 from detector.remember import Remember
-from detector.resolve import Resolver
+from detector.resolve import ProbeGuard, Resolver
 from detector.scan import HashPool, ScanContext, ScanService, SnapshotHolder
 from detector.snapshots import SnapshotLoader
 from detector.tools.registry import ToolRegistry
 from hashguard import flows, openapi
 from hashsets import uploads
 from hashsets.serving import MatchCatalogue, SnapshotSource
-from kernel import auditlog
-from kernel.appkeys import DB_HEALTH, DB_URL, KEY_CACHE, METRICS, POOL, SETTINGS
+from kernel import auditlog, keys_http
+from kernel.appkeys import DB_HEALTH, DB_URL, KEY_CACHE, KEY_GUARD, METRICS, POOL, SETTINGS
 from kernel.db import create_pool, migrate, resolve_url
 from kernel.dbfaults import DatabaseHealth, quiet_driver_logs
 from kernel.metrics import Metrics
+from kernel.ratelimit import ControlsCache, KeyGuard
 from kernel.routes import Route, register
 from kernel.settings import Settings, SettingsError
 from kernel.web import AccessLogger, errors_middleware
@@ -98,12 +100,26 @@ async def _hash_pool(app: web.Application) -> AsyncIterator[None]:
             metrics=app[METRICS],
             flood_max_matches=settings.flood_max_matches,
             flood_window_s=settings.flood_window_s,
+            flood_min_sources=settings.flood_min_sources,
+            probing=_probe_guard(settings, app[TOOLS]),
+            # A suspension takes effect at once here; other replicas see it within HASHGUARD_KEY_CACHE_S
+            # (and at their next match, which the detector checks in the database).
+            on_suspended=app[KEY_GUARD].controls.forget,
         ),
         # Look-back: the detector hands an upload's hashes to hashsets' store to re-check on later imports.
         remember=Remember(pool=app[POOL], keep=uploads.remember_scan) if settings.lookback_days else None,
     )
     yield
     await asyncio.get_running_loop().run_in_executor(None, app[HASH_POOL].close)
+
+
+def _probe_guard(settings: Settings, tools: ToolRegistry) -> ProbeGuard | None:
+    rules = ProbeRules(
+        off_weight=settings.probe_off_weight, spread_fraction=settings.probe_spread, boundary=settings.probe_boundary
+    )
+    if not (rules.off_weight or rules.spread_fraction or rules.boundary):
+        return None
+    return ProbeGuard(rules=rules, window_s=settings.probe_window_s, thresholds={t.name: t.threshold() for t in tools})
 
 
 class _TicketDesk:
@@ -319,7 +335,7 @@ ROUTES: list[Route] = [openapi.ROUTE]
 
 def service_routes() -> list[Route]:
     """Every endpoint the service serves: the one table the router, the document and the role tests read."""
-    return [*http.ROUTES, *approvals_http.ROUTES, *ROUTES, *takedown_http.ROUTES]
+    return [*http.ROUTES, *approvals_http.ROUTES, *ROUTES, *takedown_http.ROUTES, *keys_http.ROUTES]
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
@@ -341,6 +357,7 @@ def create_app(settings: Settings) -> web.Application:
     app[TOOLS] = ToolRegistry.load(settings.tools)
     app[HOLDER] = SnapshotHolder()
     app[KEY_CACHE] = {}
+    app[KEY_GUARD] = KeyGuard(controls=ControlsCache(ttl=settings.key_cache_s))
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_hash_pool)
     app.cleanup_ctx.append(_index)

@@ -20,7 +20,7 @@ from detector.tools.registry import ToolRegistry, ToolRegistryError
 from hashguard import flows
 from hashsets import cli as hashsets_cli
 from hashsets.errors import HashsetError
-from kernel import auditlog, keystore
+from kernel import auditlog, keycontrols, keystore
 from kernel.commandline import run_with_connection
 from kernel.db import DatabaseError
 from kernel.errors import ServiceError
@@ -224,6 +224,82 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_grant_distances(args: argparse.Namespace) -> int:
+    actor = takedown_cli.cli_actor().name
+    run_with_connection(
+        lambda conn: keycontrols.set_distances(conn, args.prefix, granted=True, actor=actor, reason=args.reason),
+        _settings(args),
+    )
+    print(f"{args.prefix}: scan and lookup answers now carry distances (recorded in the audit log)")
+    return 0
+
+
+def cmd_keys_withdraw_distances(args: argparse.Namespace) -> int:
+    actor = takedown_cli.cli_actor().name
+    run_with_connection(
+        lambda conn: keycontrols.set_distances(conn, args.prefix, granted=False, actor=actor, reason=args.reason),
+        _settings(args),
+    )
+    print(f"{args.prefix}: distances withdrawn")
+    return 0
+
+
+def cmd_keys_limit(args: argparse.Namespace) -> int:
+    if args.default == (args.rate is not None or args.burst is not None):
+        raise CommandError("give --rate and/or --burst, or --default (not both)")
+    actor = takedown_cli.cli_actor().name
+    run_with_connection(
+        lambda conn: keycontrols.set_limit(
+            conn, args.prefix, rate_per_s=args.rate, burst=args.burst, actor=actor, reason=args.reason
+        ),
+        _settings(args),
+    )
+    if args.default:
+        print(f"{args.prefix}: back to the default rate limit (HASHGUARD_RATE_PER_S, HASHGUARD_RATE_BURST)")
+    else:
+        rate = "default" if args.rate is None else ("unlimited" if args.rate == 0 else f"{args.rate:g}/s")
+        burst = "default" if args.burst is None else str(args.burst)
+        print(f"{args.prefix}: rate {rate}, burst {burst}")
+    return 0
+
+
+def cmd_keys_release(args: argparse.Namespace) -> int:
+    actor = takedown_cli.cli_actor().name
+    run_with_connection(lambda conn: keycontrols.release(conn, args.prefix, actor=actor, reason=args.reason), _settings(args))
+    print(f"released {args.prefix}")
+    return 0
+
+
+def cmd_keys_suspended(args: argparse.Namespace) -> int:
+    for s in run_with_connection(keycontrols.suspended, _settings(args)):
+        print(f"{s.prefix}\tsince {s.since:%Y-%m-%d %H:%M:%S}\tby {s.by}\t{s.reason}")
+    return 0
+
+
+def register_key_controls(keys: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The commands over a key's controls: distances, its own rate limit, suspensions."""
+    grant = keys.add_parser("grant-distances", help="let a key's scan and lookup answers carry distances (audited)")
+    grant.add_argument("prefix")
+    grant.add_argument("--reason", required=True, help="why this key may see how near its matches are")
+    grant.set_defaults(func=cmd_keys_grant_distances)
+    withdraw = keys.add_parser("withdraw-distances", help="answers of this key carry no distances again (the default)")
+    withdraw.add_argument("prefix")
+    withdraw.add_argument("--reason", required=True)
+    withdraw.set_defaults(func=cmd_keys_withdraw_distances)
+    limit = keys.add_parser("limit", help="give a key its own rate limit (tokens a second and bucket size)")
+    limit.add_argument("prefix")
+    limit.add_argument("--rate", type=float, help="tokens a second (a lookup item costs one); 0: unlimited")
+    limit.add_argument("--burst", type=int, help="bucket size, at least the largest batch the key sends")
+    limit.add_argument("--default", action="store_true", help="back to HASHGUARD_RATE_PER_S and HASHGUARD_RATE_BURST")
+    limit.add_argument("--reason", required=True)
+    limit.set_defaults(func=cmd_keys_limit)
+    release = keys.add_parser("release", help="lift a key's suspension by the probing detector (audited)")
+    release.add_argument("prefix")
+    release.add_argument("--reason", required=True, help="what was found when the key's use was looked at")
+    release.set_defaults(func=cmd_keys_release)
+    keys.add_parser("suspended", help="list suspended keys").set_defaults(func=cmd_keys_suspended)
+
+
 def cmd_hash(args: argparse.Namespace) -> int:
     settings = _settings(args)
     registry = ToolRegistry.load(args.tool or settings.tools)
@@ -282,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a key by its printed prefix")
     revoke.add_argument("prefix")
     revoke.set_defaults(func=cmd_keys_revoke)
+    register_key_controls(keys)
 
     tenants = sub.add_parser("tenants", help="manage tenants (the platforms one service keeps apart)").add_subparsers(
         dest="tenants_command", required=True

@@ -21,13 +21,14 @@ REF = "#/components/schemas/{name}"
 ERRORS: dict[int, str] = {
     400: "Malformed request: bad JSON, a missing or malformed field, a value the type does not allow.",
     401: "Missing, unknown or revoked API key.",
-    403: "The key's role may not call this endpoint.",
+    403: "The key's role may not call this endpoint (forbidden), or the key is suspended (key_suspended).",
     404: "No such record.",
     408: "The body did not arrive within HASHGUARD_BODY_TIMEOUT_S; send it again.",
     409: "Conflicts with the record's current state.",
     413: "Body larger than this endpoint accepts (HASHGUARD_MAX_UPLOAD_BYTES for uploads).",
     415: "Not an image in a supported format, or a content type other than the one this endpoint reads.",
     422: "Corrupt or truncated image, or more pixels than HASHGUARD_MAX_PIXELS.",
+    429: "The key is over its rate limit (rate_limited): retry after the seconds in Retry-After.",
     503: "Not ready or timed out: hold the upload and retry. Never a reason to publish it.",
 }
 

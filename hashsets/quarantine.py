@@ -21,7 +21,8 @@ Q = Queries("hashsets")
 async def quarantine(conn: asyncpg.Connection, seen: Mapping[int, int]) -> int:
     """Quarantine these entry rows, each with the matches seen in the flood window; returns how many are new.
 
-    A released entry stays released: a reviewer has looked at it.
+    A released entry is quarantined again: the flood rule counts only matches after its release
+    (``released_at``), so one that floods again is a new flood a reviewer has not seen.
     """
     newly = 0
     for row, n in seen.items():
@@ -32,6 +33,11 @@ async def quarantine(conn: asyncpg.Connection, seen: Mapping[int, int]) -> int:
 
 async def quarantined_among(conn: asyncpg.Connection, entry_rows: Sequence[int]) -> set[int]:
     return {r["entry_row"] for r in await conn.fetch(Q.quarantined_among, list(entry_rows))}
+
+
+async def released_at(conn: asyncpg.Connection, entry_rows: Sequence[int]) -> dict[int, datetime]:
+    """When each of these entries was last released from quarantine (absent: never, or quarantined now)."""
+    return {r["entry_row"]: r["released_at"] for r in await conn.fetch(Q.quarantine_released_at, list(entry_rows))}
 
 
 async def count_quarantined(conn: asyncpg.Connection) -> int:

@@ -185,10 +185,15 @@ ORDER BY e.entry_id;
 SELECT entry_row FROM hash_entry_quarantine WHERE entry_row = ANY($1::bigint[]) AND released_at IS NULL;
 
 -- name: quarantine_entry
+-- A released entry is quarantined again by a later flood: the detector counted only matches after
+-- its release, so this is a new flood, not the one a reviewer already looked at.
 INSERT INTO hash_entry_quarantine (entry_row, matches_seen) VALUES ($1, $2)
--- A released entry stays released: a reviewer has looked at it.
-ON CONFLICT (entry_row) DO NOTHING
+ON CONFLICT (entry_row) DO UPDATE SET since = now(), matches_seen = EXCLUDED.matches_seen, released_at = NULL, released_by = NULL
+WHERE hash_entry_quarantine.released_at IS NOT NULL
 RETURNING entry_row;
+
+-- name: quarantine_released_at
+SELECT entry_row, released_at FROM hash_entry_quarantine WHERE entry_row = ANY($1::bigint[]) AND released_at IS NOT NULL;
 
 -- name: count_quarantined
 SELECT count(*) FROM hash_entry_quarantine WHERE released_at IS NULL;

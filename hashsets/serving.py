@@ -6,6 +6,7 @@ root hands these to the detector; the detector never imports this context.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
 
 import asyncpg
 
@@ -44,6 +45,9 @@ class MatchCatalogue:
 
     async def quarantined_among(self, conn: asyncpg.Connection, entry_rows: Sequence[int]) -> set[int]:
         return await quarantine.quarantined_among(conn, entry_rows)
+
+    async def released_at(self, conn: asyncpg.Connection, entry_rows: Sequence[int]) -> dict[int, datetime]:
+        return await quarantine.released_at(conn, entry_rows)
 
     async def count_quarantined(self, conn: asyncpg.Connection) -> int:
         return await quarantine.count_quarantined(conn)

@@ -8,6 +8,7 @@ from aiohttp import web
 from kernel.dbfaults import DatabaseHealth
 from kernel.keys import Principal
 from kernel.metrics import Metrics
+from kernel.ratelimit import KeyGuard
 from kernel.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -15,4 +16,5 @@ METRICS = web.AppKey("metrics", Metrics)
 DB_URL = web.AppKey("database_url", str)
 POOL = web.AppKey("pool", asyncpg.Pool)
 KEY_CACHE = web.AppKey("key_cache", dict[bytes, tuple[float, Principal | None]])
+KEY_GUARD = web.AppKey("key_guard", KeyGuard)
 DB_HEALTH = web.AppKey("database_health", DatabaseHealth)

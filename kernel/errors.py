@@ -65,6 +65,24 @@ class UnsupportedMedia(ServiceError):
     code = "unsupported_media_type"
 
 
+class KeySuspended(ServiceError):
+    """This API key is suspended: its use looked like reading a hash list back. A lead or admin can release it."""
+
+    status = 403
+    code = "key_suspended"
+
+
+class RateLimited(ServiceError):
+    """This API key is over its rate limit: retry after the number of seconds in Retry-After."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str | None = None, *, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
 class RequestTimeout(ServiceError):
     """The request body did not arrive in time (HASHGUARD_BODY_TIMEOUT_S); send it again, faster."""
 

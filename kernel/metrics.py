@@ -45,6 +45,8 @@ class Metrics:
     tickets_overdue: Gauge = field(init=False)
     evidence_purged: Counter = field(init=False)
     decode_memory: Gauge = field(init=False)
+    rate_limited: Counter = field(init=False)
+    key_suspensions: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -141,6 +143,18 @@ class Metrics:
         self.evidence_purged = Counter(
             "hashguard_evidence_purged", "Tickets whose evidence was purged after its preservation deadline.", registry=r
         )
+        self.rate_limited = Counter(
+            "hashguard_rate_limited",
+            "Calls refused with 429 because the key was over its rate limit, by role.",
+            ["role"],
+            registry=r,
+        )
+        self.key_suspensions = Counter(
+            "hashguard_key_suspensions",
+            "API keys suspended by the probing detector, by the rule that fired (alert on any increase).",
+            ["rule"],
+            registry=r,
+        )
 
 
 METRIC_NAMES: tuple[str, ...] = (
@@ -167,4 +181,6 @@ METRIC_NAMES: tuple[str, ...] = (
     "hashguard_tickets_overdue",
     "hashguard_evidence_purged_total",
     "hashguard_decode_memory_bytes",
+    "hashguard_rate_limited_total",
+    "hashguard_key_suspensions_total",
 )

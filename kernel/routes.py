@@ -67,7 +67,7 @@ class Route:
     def error_statuses(self) -> list[int]:
         statuses = set(self.errors)
         if self.roles:
-            statuses |= {401, 403}
+            statuses |= {401, 403, 429}
         if self.body is not None or self.raw_body is not None:
             statuses |= {400, 408, 413, 415}  # 408: the body did not arrive within HASHGUARD_BODY_TIMEOUT_S
         if self.query is not None:

@@ -191,6 +191,28 @@ class Settings:
         5.0,
         "Seconds a verified API key is cached in memory; a revoked key stops working within this time.",
     )
+    rate_per_s: float = _setting(
+        "HASHGUARD_RATE_PER_S",
+        _float(0.0),
+        200.0,
+        "Default rate limit of every API key, in tokens a second (a request costs one token, a lookup batch one per"
+        " item); over it a call answers 429 rate_limited with Retry-After. A key can have its own"
+        " (hashguard keys limit). 0 turns the default limit off.",
+    )
+    rate_burst: int = _setting(
+        "HASHGUARD_RATE_BURST",
+        _int(1),
+        2000,
+        "Default bucket size of every API key's rate limit: how many tokens a key may spend at once after being idle."
+        " Keep it at least the largest lookup batch (1000 items).",
+    )
+    rate_replicas: int = _setting(
+        "HASHGUARD_RATE_REPLICAS",
+        _int(1),
+        1,
+        "How many replicas serve the same database. Rate limits are kept in each replica's memory (no database"
+        " round trip per request), so each replica enforces rate and burst divided by this number.",
+    )
     reload_interval_s: float = _setting(
         "HASHGUARD_RELOAD_INTERVAL_S",
         _float(0.5),
@@ -208,15 +230,52 @@ class Settings:
         "HASHGUARD_FLOOD_MAX_MATCHES",
         _int(0),
         100,
-        "Flood quarantine: a list entry matching more than this many times within HASHGUARD_FLOOD_WINDOW_S is"
-        " quarantined (still answered as a match, but its matches go to review instead of automatic action,"
-        " and hashguard_quarantined_entries rises). 0 turns the check off.",
+        "Flood quarantine: a list entry matched by more than this many distinct contents within"
+        " HASHGUARD_FLOOD_WINDOW_S (see HASHGUARD_FLOOD_MIN_SOURCES) is quarantined (still answered as a match, but"
+        " its matches go to review instead of automatic action, and hashguard_quarantined_entries rises); after a"
+        " release only later matches count. 0 turns the check off.",
     )
     flood_window_s: float = _setting(
         "HASHGUARD_FLOOD_WINDOW_S",
         _float(1.0),
         3600.0,
         "The window, in seconds, over which HASHGUARD_FLOOD_MAX_MATCHES is counted.",
+    )
+    flood_min_sources: int = _setting(
+        "HASHGUARD_FLOOD_MIN_SOURCES",
+        _int(1),
+        2,
+        "Flood quarantine counts distinct contents, and at most (HASHGUARD_FLOOD_MAX_MATCHES + 1) / this many from"
+        " any one tenant: with 2, no single key or tenant can trigger it alone. An install with one tenant needs 1"
+        " for the check to fire at all (its one platform can then trigger it).",
+    )
+    probe_window_s: float = _setting(
+        "HASHGUARD_PROBE_WINDOW_S",
+        _float(1.0),
+        3600.0,
+        "Probing detector: the window, in seconds, over which one key's distinct queries matching one list entry are"
+        " judged. A key judged to be reading an entry back is suspended (403 key_suspended) until released.",
+    )
+    probe_off_weight: int = _setting(
+        "HASHGUARD_PROBE_OFF_WEIGHT",
+        _int(0),
+        8,
+        "Probing detector: suspend a key after this many distinct matching queries for one entry with a weight no"
+        " computed PDQ or pHash has (a picture's hash has exactly half its bits set; an edited one rarely does). 0: off.",
+    )
+    probe_spread: float = _setting(
+        "HASHGUARD_PROBE_SPREAD",
+        _float(0.0),
+        0.25,
+        "Probing detector: suspend a key whose distinct matching queries for one entry differ from one another in this"
+        " fraction of the hash's bits (re-encodings of a picture vary in at most 39 of 256 measured). 0: off.",
+    )
+    probe_boundary: int = _setting(
+        "HASHGUARD_PROBE_BOUNDARY",
+        _int(0),
+        8,
+        "Probing detector: suspend a key after this many distinct matching queries for one entry within 2 of the"
+        " tool's distance threshold (where a yes/no walker reads one bit per call). 0: off.",
     )
     lookback_days: int = _setting(
         "HASHGUARD_LOOKBACK_DAYS",

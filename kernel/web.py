@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 import time
 import uuid
@@ -15,27 +16,33 @@ from urllib.parse import unquote_to_bytes
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from kernel import keystore
+from kernel import keycontrols, keystore
 from kernel.api import MAX_TEXT
-from kernel.appkeys import DB_HEALTH, KEY_CACHE, METRICS, POOL, SETTINGS
+from kernel.appkeys import DB_HEALTH, KEY_CACHE, KEY_GUARD, METRICS, POOL, SETTINGS
 from kernel.dbfaults import RETRY_AFTER_S, DatabaseUnavailable, describe, is_connection_failure
 from kernel.errors import (
     BadRequest,
     Forbidden,
+    KeySuspended,
     MissingField,
     PayloadTooLarge,
+    RateLimited,
     RequestTimeout,
     ServiceError,
     Unauthorized,
     UnsupportedMedia,
 )
 from kernel.keys import Principal, Role, key_digest, parse_bearer
+from kernel.ratelimit import KeyControls, effective_limit
 
 log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# The controls of the calling key (distances, limit, suspension), set by ``authenticate``.
+CONTROLS: web.RequestKey[KeyControls] = web.RequestKey("hashguard_key_controls", KeyControls)
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:
@@ -66,6 +73,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except ServiceError as exc:
         code = exc.code
         response = error_response(exc.status, exc.code, exc.message)
+        retry_after = getattr(exc, "retry_after_s", None)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -93,6 +103,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 async def authenticate(request: web.Request, roles: frozenset[Role]) -> Principal:
+    """The calling key, checked: known, of one of ``roles``, not suspended, within its rate limit.
+
+    The call costs one token of the key's bucket; a handler that does more per call (a lookup
+    batch) charges the rest with ``charge``. The key's controls are left in ``request[CONTROLS]``.
+    """
     secret = parse_bearer(request.headers.get("Authorization"))
     if secret is None:
         raise Unauthorized()
@@ -114,7 +129,42 @@ async def authenticate(request: web.Request, roles: frozenset[Role]) -> Principa
         raise Unauthorized("the API key is unknown or revoked")
     if principal.role not in roles:
         raise Forbidden(f"the {principal.role} role may not call {request.method} {request.path}")
+    guard = request.app[KEY_GUARD]
+    controls = guard.controls.get(principal.key_id, now)
+    if controls is None:
+        async with request.app[POOL].acquire() as conn:
+            controls = await keycontrols.load(conn, principal.key_id)
+        guard.controls.put(principal.key_id, controls, now)
+    if controls.suspended:
+        raise KeySuspended()
+    request[CONTROLS] = controls
+    charge(request, principal, 1)
     return principal
+
+
+def charge(request: web.Request, principal: Principal, cost: int) -> None:
+    """Take ``cost`` tokens from the key's bucket, or refuse the call with 429 and Retry-After."""
+    settings = request.app[SETTINGS]
+    limit = effective_limit(
+        request[CONTROLS],
+        default_rate=settings.rate_per_s,
+        default_burst=settings.rate_burst,
+        replicas=settings.rate_replicas,
+    )
+    wait = request.app[KEY_GUARD].buckets.take(principal.key_id, cost, limit, time.monotonic())
+    if wait == 0.0:
+        return
+    request.app[METRICS].rate_limited.labels(role=principal.role.value).inc()
+    if math.isinf(wait):
+        raise RateLimited(
+            f"this call costs {cost} tokens, more than this key's whole bucket ({limit.burst:g} on this replica):"
+            " send smaller batches",
+            retry_after_s=cost / limit.rate,
+        )
+    raise RateLimited(
+        f"this key is over its rate limit of {limit.rate:g} per second on this replica; retry after {math.ceil(wait)} s",
+        retry_after_s=wait,
+    )
 
 
 def text_field(name: str, value: str | None, *, required: bool) -> str | None:

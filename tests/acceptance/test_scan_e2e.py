@@ -39,7 +39,7 @@ def test_resized_copy_matches_its_entry_and_unrelated_picture_does_not(
     assert match["hashset_version"] == 1
     assert match["entry_id"] == "entry-13"
     assert match["tool"] == "pdq"
-    assert 0 <= match["distance"] <= 31
+    assert "distance" not in match  # not by default: distances read list entries back
 
     other = scan(service, key, variant(draw(999)), content_id="upload-999")
     assert other.status == 200

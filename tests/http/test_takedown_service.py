@@ -63,6 +63,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str | None]] = {
     ("POST", "/v1/tools/allowances"): frozenset({"admin"}),
     ("DELETE", "/v1/tools/allowances/{tool}"): frozenset({"admin"}),
     ("GET", "/v1/tools/events"): frozenset({"admin", "auditor"}),
+    # Lifting a probing suspension (issue 11).
+    ("POST", "/v1/keys/{key_prefix}/release"): frozenset({"lead", "admin"}),
 }
 
 
@@ -80,6 +82,7 @@ def test_every_endpoint_against_every_role_and_no_key(cli: Cli, start_service: C
     checked = 0
     for (method, path), allowed in EXPECTED.items():
         url = path.replace("{ticket_id}", missing).replace(r"{approval_id:\d{1,18}}", "999999").replace("{tool}", "nosuchtool")
+        url = url.replace("{key_prefix}", "hg_nosuchkey")
         for role, key in keys.items():
             result = service.request(method, url, b"{}", key, Content_Type="application/json")
             where = f"{method} {path} as {role or 'no key'}: {result.status} {result.body[:200]!r}"

@@ -8,7 +8,8 @@ import uuid
 import asyncpg
 import pytest
 
-from detector.resolve import flood_check
+from detector.evidence import Seen
+from detector.resolve import FloodRule, flood_check
 from detector.tools.pdq import PdqTool
 from hashsets import allowlist, entries, events, lists, quarantine
 from hashsets import feedback as entry_feedback
@@ -139,26 +140,58 @@ async def test_a_disabled_entry_stays_disabled_across_a_full_reimport(pool: asyn
         assert actor == "reviewer-1" and "collides with a stock photo" in details and h(2) not in details
 
 
-async def test_flood_quarantine_and_wrong_match_feedback(pool: asyncpg.Pool) -> None:
+async def test_flood_quarantine_counts_contents_and_sources_fires_again_after_release_and_feedback(
+    pool: asyncpg.Pool,
+) -> None:
+    rule = FloodRule(limit=3, window_s=60, min_sources=2)  # at most 2 distinct contents count per source
+
+    async def match(conn: asyncpg.Connection, tenant: int, content: str) -> None:
+        await conn.execute(
+            "INSERT INTO scan_matches (scan_id, content_id, hash_entry_id, hashset, hashset_version, entry_id, tool,"
+            " tool_version, distance, tenant_id) VALUES ($1, $2, $3, 'list', 1, 'e1', 'pdq', '1', 0, $4)",
+            uuid.uuid4(),
+            content,
+            e1,
+            tenant,
+        )
+
     async with pool.acquire() as conn:
         await put(conn, full(1, 2))
         e1 = await conn.fetchval("SELECT id FROM hash_entries WHERE entry_id = 'e1'")
-        for _ in range(3):
-            quarantined, newly = await flood_check(conn, MatchCatalogue(), [e1], window_s=60, limit=3)
-            assert quarantined == set() and newly == 0
-            await conn.execute(
-                "INSERT INTO scan_matches (scan_id, content_id, hash_entry_id, hashset, hashset_version, entry_id, tool,"
-                " tool_version, distance) VALUES ($1, 'c', $2, 'list', 1, 'e1', 'pdq', '1', 0)",
-                uuid.uuid4(),
-                e1,
-            )
-        assert await flood_check(conn, MatchCatalogue(), [e1], window_s=60, limit=3) == ({e1}, 1)
-        assert await flood_check(conn, MatchCatalogue(), [e1], window_s=60, limit=3) == ({e1}, 0)
+        # Sources are tenants: a is the default one (every key of a single-platform install), b another.
+        a, b = 1, await conn.fetchval("INSERT INTO tenants (name) VALUES ('b') RETURNING id")
+        # One tenant alone, however many contents it sends (and the same content many times), never floods.
+        for i in range(20):
+            await match(conn, a, f"a-{i}")
+            await match(conn, a, "a-0")
+        assert await flood_check(conn, MatchCatalogue(), [e1], rule) == (set(), 0)
+        many = [Seen(entry_row=e1, source=a, content_id=f"batch-{i}") for i in range(101)]
+        assert await flood_check(conn, MatchCatalogue(), [e1], rule, many) == (set(), 0)  # a 101-item batch
+        # A second tenant makes it a flood: 2 + 2 distinct contents > 3 (the batch being added counts).
+        assert await flood_check(conn, MatchCatalogue(), [e1], rule, [Seen(entry_row=e1, source=b, content_id="b-0")]) == (
+            set(),
+            0,
+        )
+        await match(conn, b, "b-0")
+        assert await flood_check(conn, MatchCatalogue(), [e1], rule, [Seen(entry_row=e1, source=b, content_id="b-1")]) == (
+            {e1},
+            1,
+        )
+        assert await flood_check(conn, MatchCatalogue(), [e1], rule) == ({e1}, 0)
         assert await quarantine.count_quarantined(conn) == 1
         assert [q[0] for q in await quarantine.quarantined(conn, "list")] == ["e1"]
         await quarantine.release_quarantine(conn, "list", "e1", "lead-1", "a real viral item; act on it")
         assert await quarantine.count_quarantined(conn) == 0
-        assert await flood_check(conn, MatchCatalogue(), [e1], window_s=60, limit=3) == (set(), 0)  # released stays released
+        # Released: the flood a reviewer looked at no longer counts...
+        assert await flood_check(conn, MatchCatalogue(), [e1], rule) == (set(), 0)
+        # ...but a later one quarantines the entry again.
+        for key, content in ((a, "a-new-1"), (a, "a-new-2"), (b, "b-new-1")):
+            await match(conn, key, content)
+        assert await flood_check(conn, MatchCatalogue(), [e1], rule, [Seen(entry_row=e1, source=b, content_id="b-new-2")]) == (
+            {e1},
+            1,
+        )
+        assert await quarantine.count_quarantined(conn) == 1
 
         await entry_feedback.record_wrong_match(conn, e1, "reviewer-1", "a cartoon")
         await entry_feedback.record_wrong_match(conn, e1, "reviewer-2", "")

@@ -14,7 +14,7 @@ from detector.errors import NotReady
 from detector.match import Match
 from detector.matcher import Hit
 from detector.resolve import Resolver
-from detector.scan import ScanContext
+from detector.scan import Pending, Resolution, ScanContext
 from detector.tools.registry import ToolRegistry
 from hashsets import lists
 from hashsets.parse import parse_lines
@@ -59,6 +59,11 @@ def resolver(pool: asyncpg.Pool, desk: RecordingDesk) -> Resolver[Opened]:
     )
 
 
+async def one(resolve: Resolver[Opened], scan_id: uuid.UUID, hits: Sequence[Hit]) -> Resolution:
+    [resolved] = await resolve([Pending(scan_id=scan_id, context=CONTEXT, hits=hits, hashes={})])
+    return resolved
+
+
 async def entry_row(conn: asyncpg.Connection) -> int:
     text = "id,hash\ne1," + hashlib.sha256(b"1").hexdigest() + "\n"
     pdq = ToolRegistry.load().get("pdq")
@@ -78,8 +83,8 @@ async def test_a_hit_becomes_an_answered_match_with_evidence_and_a_ticket(pool: 
         row = await entry_row(conn)
     desk = RecordingDesk()
     scan_id = uuid.uuid4()
-    resolved = await resolver(pool, desk)(
-        scan_id, CONTEXT, [Hit(tool="pdq", row_id=row, distance=3, hashset="list", hashset_version=1)]
+    resolved = await one(
+        resolver(pool, desk), scan_id, [Hit(tool="pdq", row_id=row, distance=3, hashset="list", hashset_version=1)]
     )
     [match] = resolved.matches
     assert (match.entry_row, match.hashset, match.entry_id, match.distance, match.shadow) == (row, "list", "e1", 3, False)
@@ -94,11 +99,11 @@ async def test_a_shadow_hit_is_evidence_only_and_a_lost_entry_is_not_ready(pool:
         row = await entry_row(conn)
     desk = RecordingDesk()
     resolve = resolver(pool, desk)
-    resolved = await resolve(
-        uuid.uuid4(), CONTEXT, [Hit(tool="pdq", row_id=row, distance=0, hashset="list", hashset_version=1, shadow=True)]
+    resolved = await one(
+        resolve, uuid.uuid4(), [Hit(tool="pdq", row_id=row, distance=0, hashset="list", hashset_version=1, shadow=True)]
     )
     assert resolved.matches == [] and resolved.ticket_id is None and desk.opened == []
     with pytest.raises(NotReady):
-        await resolve(uuid.uuid4(), CONTEXT, [Hit(tool="pdq", row_id=row + 1000, distance=0)])
+        await one(resolve, uuid.uuid4(), [Hit(tool="pdq", row_id=row + 1000, distance=0)])
     async with pool.acquire() as conn:
         assert [tuple(r) for r in await conn.fetch("SELECT hash_entry_id, shadow FROM scan_matches")] == [(row, True)]
