@@ -23,7 +23,7 @@ from detector.matcher import Hit
 from detector.probing import Finding, ProbeRules, ProbeTracker, Query
 from detector.scan import Pending, Resolution, ScanContext
 from detector.tools.registry import ToolRegistry
-from kernel import keycontrols
+from kernel import keycontrols, keystore
 from kernel.errors import KeySuspended
 from kernel.metrics import Metrics
 
@@ -97,16 +97,25 @@ class TicketDesk(Protocol[TicketT]):
 class FloodRule:
     """An entry floods when more than ``limit`` distinct contents matched it within ``window_s``,
     counting at most ``cap`` from any one source (the caller's tenant). With ``min_sources`` 2 (the
-    default) no single tenant, let alone a key, can reach the limit alone: one key sending 101
-    lookups cannot switch automated action off for everyone (issue 11, finding 5)."""
+    default) and two or more tenants holding platform keys, no single tenant, let alone a key, can
+    reach the limit alone: one key sending 101 lookups cannot switch automated action off for
+    everyone (issue 11, finding 5)."""
 
     limit: int
     window_s: float
     min_sources: int = 2
 
-    @property
-    def cap(self) -> int:
-        return -(-(self.limit + 1) // max(1, self.min_sources))
+    def required_sources(self, tenants: int) -> int:
+        """The sources a flood needs when ``tenants`` tenants hold platform keys: never more than exist.
+
+        An install serving one platform (one tenant) keeps its flood quarantine: its own keys are the
+        only ones that can reach its entries, and what a flood there switches off is that platform's
+        own automated action. With several tenants, one of them alone never reaches the limit."""
+        return max(1, min(self.min_sources, tenants))
+
+    def cap(self, tenants: int) -> int:
+        """At most this many distinct contents count from any one source."""
+        return -(-(self.limit + 1) // self.required_sources(tenants))
 
 
 async def flood_check(
@@ -125,7 +134,10 @@ async def flood_check(
     if not entry_rows:
         return set(), 0
     released = await lists.released_at(conn, entry_rows)
-    counts = await evidence.recent_match_counts(conn, entry_rows, rule.window_s, released=released, adding=adding, cap=rule.cap)
+    tenants = await keystore.count_platform_tenants(conn)
+    counts = await evidence.recent_match_counts(
+        conn, entry_rows, rule.window_s, released=released, adding=adding, cap=rule.cap(tenants)
+    )
     over = {row: n for row, n in counts.items() if n > rule.limit}
     newly = await lists.quarantine(conn, over) if over else 0
     return set(await lists.quarantined_among(conn, entry_rows)), newly

@@ -120,3 +120,8 @@ async def revoke_key(conn: asyncpg.Connection, prefix: str) -> bool:
 
 async def ping(conn: asyncpg.Connection) -> None:
     await conn.fetchval(Q.ping)
+
+
+async def count_platform_tenants(conn: asyncpg.Connection) -> int:
+    """How many tenants hold an active platform key."""
+    return int(await conn.fetchval(Q.count_platform_tenants))

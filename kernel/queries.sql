@@ -59,3 +59,7 @@ ORDER BY seq LIMIT $3;
 SELECT k.id, k.key_prefix, k.role::text AS role, k.tenant_id,
        array(SELECT t.tenant_id FROM api_key_tenants t WHERE t.key_id = k.id) AS tenants
 FROM api_keys k WHERE k.key_prefix = $1 AND k.revoked_at IS NULL;
+
+-- name: count_platform_tenants
+-- How many tenants hold an active platform key: the most distinct sources a flood can come from.
+SELECT count(DISTINCT tenant_id) FROM api_keys WHERE role = 'platform' AND revoked_at IS NULL;

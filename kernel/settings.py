@@ -246,8 +246,9 @@ class Settings:
         _int(1),
         2,
         "Flood quarantine counts distinct contents, and at most (HASHGUARD_FLOOD_MAX_MATCHES + 1) / this many from"
-        " any one tenant: with 2, no single key or tenant can trigger it alone. An install with one tenant needs 1"
-        " for the check to fire at all (its one platform can then trigger it).",
+        " any one tenant: with 2, no single key or tenant can trigger it alone. Never more sources are required than"
+        " tenants hold platform keys, so an install serving one platform keeps the check (there its own keys can"
+        " trigger it, and only its own automated action waits).",
     )
     probe_window_s: float = _setting(
         "HASHGUARD_PROBE_WINDOW_S",

@@ -17,6 +17,8 @@ from hashsets.errors import EntryNotFound, InvalidListFile, VersionConflict
 from hashsets.manifest import Kind
 from hashsets.parse import parse_blocks
 from hashsets.serving import MatchCatalogue
+from kernel import keystore
+from kernel.keys import Role, new_key
 
 PDQ = PdqTool()
 
@@ -160,6 +162,13 @@ async def test_flood_quarantine_counts_contents_and_sources_fires_again_after_re
         e1 = await conn.fetchval("SELECT id FROM hash_entries WHERE entry_id = 'e1'")
         # Sources are tenants: a is the default one (every key of a single-platform install), b another.
         a, b = 1, await conn.fetchval("INSERT INTO tenants (name) VALUES ('b') RETURNING id")
+        # While only tenant a holds a platform key, a flood can only be a's: it keeps its own quarantine.
+        await keystore.insert_key(conn, new_key(), Role.PLATFORM, "a", tenant_id=a)
+        alone = [Seen(entry_row=e1, source=a, content_id=f"alone-{i}") for i in range(4)]
+        assert await flood_check(conn, MatchCatalogue(), [e1], rule, alone) == ({e1}, 1)
+        await quarantine.release_quarantine(conn, "list", "e1", "lead-1", "test: the single-platform case")
+        # From here tenant b holds a key too: two tenants, so one alone never floods.
+        await keystore.insert_key(conn, new_key(), Role.PLATFORM, "b", tenant_id=b)
         # One tenant alone, however many contents it sends (and the same content many times), never floods.
         for i in range(20):
             await match(conn, a, f"a-{i}")
