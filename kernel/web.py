@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from kernel import keystore
 from kernel.api import MAX_TEXT
@@ -47,6 +48,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except ServiceError as exc:
         code = exc.code
         response = error_response(exc.status, exc.code, exc.message)
+    except BadHttpMessage:
+        # Malformed framing inside a body the handler reads (a multipart part's headers): the client's
+        # mistake. The parser's message would echo the hostile bytes; a fixed one says enough.
+        code = BadRequest.code
+        response = error_response(400, code, "the request body is malformed: a part's headers are not valid HTTP")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
