@@ -89,7 +89,7 @@ class DatabaseHealth:
     line when the database is back.
     """
 
-    def __init__(self, url: str, *, cache_s: float = 1.0, timeout_s: float = 1.0, warn_every_s: float = 30.0) -> None:
+    def __init__(self, url: str, *, cache_s: float = 1.0, timeout_s: float = 5.0, warn_every_s: float = 30.0) -> None:
         self._url = url
         self._cache_s = cache_s
         self._timeout_s = timeout_s

@@ -15,6 +15,7 @@ from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import BadHttpMessage
 
 from kernel import keycontrols, keystore
 from kernel.api import MAX_TEXT
@@ -76,6 +77,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         retry_after = getattr(exc, "retry_after_s", None)
         if retry_after is not None:
             response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    except BadHttpMessage:
+        # Malformed framing inside a body the handler reads (a multipart part's headers): the client's
+        # mistake. The parser's message would echo the hostile bytes; a fixed one says enough.
+        code = BadRequest.code
+        response = error_response(400, code, "the request body is malformed: a part's headers are not valid HTTP")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -33,6 +33,7 @@ import pytest
 from detector.synthetic import draw, variant
 from tests.conftest import Cli, FakePlatform, Service, allow_all_tools_locally
 from tests.harness import SEEDS, free_port, http, import_test_list
+from tests.http.inprocess import Cli as InProcessCli
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -206,7 +207,7 @@ def test_postgres_stopped_under_load_answers_503_with_retry_after_never_no_match
     controlled_pg: ControlledPostgres, tmp_path: Path
 ) -> None:
     env = _env(controlled_pg.url, tmp_path)
-    cli = Cli(env)
+    cli = InProcessCli(env)  # set-up commands in this process; the service is a real process
     listed = import_test_list(cli, tmp_path / "pictures")
     allow_all_tools_locally(controlled_pg.url)
     platform = cli.new_key()
@@ -304,11 +305,12 @@ _OUTBOX = "SELECT ticket_id::text AS ticket, idempotency_key::text AS key, state
 def test_sigkill_under_load_loses_no_acknowledged_notice_ticket_or_pending_action(
     cli: Cli, start_service: Callable[..., Service], fake_platform: FakePlatform, migrated_database_url: str, tmp_path: Path
 ) -> None:
-    import_test_list(cli, tmp_path / "pictures")
-    cli("takedown", "policy", "test-list", "--auto-action")  # every match is actioned: a platform action per ticket
+    commands = InProcessCli(cli.env)  # set-up commands in this process; the service is a real process
+    import_test_list(commands, tmp_path / "pictures")
+    commands("takedown", "policy", "test-list", "--auto-action")  # every match is actioned: a platform action per ticket
+    platform = commands.new_key()
     env = {"HASHGUARD_WEBHOOK_URL": fake_platform.url, "HASHGUARD_WEBHOOK_SECRET": fake_platform.secret, **_WEBHOOK_FAST}
     service = start_service(**env)
-    platform = cli.new_key()
     copies = [variant(draw(seed), scale=0.5, quality=60) for seed in SEEDS]
 
     def make(n: int) -> Call:
@@ -402,8 +404,10 @@ def test_a_webhook_receiver_down_for_minutes_gets_every_action_once_it_returns_s
     """Time is scaled by 200: backoff 0.01 s (default 2 s), cap 4.5 s (default 900 s), so the ~12 s outage
     here takes as many attempts per action as ~40 minutes would at the defaults, and stays well inside
     HASHGUARD_WEBHOOK_MAX_ATTEMPTS (20, the default, which at the defaults spans about 2.5 hours)."""
-    import_test_list(cli, tmp_path / "pictures")
-    cli("takedown", "policy", "test-list", "--auto-action")
+    commands = InProcessCli(cli.env)  # set-up commands in this process; the service is a real process
+    import_test_list(commands, tmp_path / "pictures")
+    commands("takedown", "policy", "test-list", "--auto-action")
+    platform = commands.new_key()
     port = free_port()
     secret = "test-webhook-secret-receiver-down"
     env = {
@@ -416,7 +420,6 @@ def test_a_webhook_receiver_down_for_minutes_gets_every_action_once_it_returns_s
         "HASHGUARD_FLOOD_MAX_MATCHES": "0",
     }
     service = start_service(**env)
-    platform = cli.new_key()
     for n, seed in enumerate(SEEDS * 2):  # ten matches, ten tickets, ten actions, while nothing listens
         answer = service.request(
             "POST",
