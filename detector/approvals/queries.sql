@@ -1,37 +1,17 @@
--- Every read of an approval goes through the same guarded column list: a stored moment outside the
+-- Every read of an approval goes through the same guarded column list (the view tool_approvals_read,
+-- migration 0071, and the two RETURNING lists below, which cannot read a view): a stored moment outside the
 -- timestamp rule (kernel.api: 1970-01-01 to before 9999-01-01; +-infinity, year 1, year 10000, BC) is
 -- read as NULL, never decoded, so one bad row cannot make the driver (or a comparison) fail the whole
 -- read. detector.approvals.pg marks such an approval unreadable and the policy fails closed for its tool.
 
 -- name: list_approvals
-SELECT id, tool, versions, authority, jurisdiction, instrument, scope, status,
-       CASE WHEN valid_from >= '1970-01-01 00:00:00+00' AND valid_from < '9999-01-01 00:00:00+00' THEN valid_from END AS valid_from,
-       CASE WHEN valid_until >= '1970-01-01 00:00:00+00' AND valid_until < '9999-01-01 00:00:00+00' THEN valid_until END AS valid_until,
-       valid_until IS NOT NULL AS has_until,
-       accuracy_statement, accuracy_reference, evidence_url,
-       least(greatest(created_at, '1970-01-01 00:00:00+00'), '9999-01-01 00:00:00+00') AS created_at,
-       least(greatest(updated_at, '1970-01-01 00:00:00+00'), '9999-01-01 00:00:00+00') AS updated_at
-FROM tool_approvals WHERE ($1::text IS NULL OR tool = $1) ORDER BY id;
+SELECT * FROM tool_approvals_read WHERE ($1::text IS NULL OR tool = $1) ORDER BY id;
 
 -- name: get_approval
-SELECT id, tool, versions, authority, jurisdiction, instrument, scope, status,
-       CASE WHEN valid_from >= '1970-01-01 00:00:00+00' AND valid_from < '9999-01-01 00:00:00+00' THEN valid_from END AS valid_from,
-       CASE WHEN valid_until >= '1970-01-01 00:00:00+00' AND valid_until < '9999-01-01 00:00:00+00' THEN valid_until END AS valid_until,
-       valid_until IS NOT NULL AS has_until,
-       accuracy_statement, accuracy_reference, evidence_url,
-       least(greatest(created_at, '1970-01-01 00:00:00+00'), '9999-01-01 00:00:00+00') AS created_at,
-       least(greatest(updated_at, '1970-01-01 00:00:00+00'), '9999-01-01 00:00:00+00') AS updated_at
-FROM tool_approvals WHERE id = $1;
+SELECT * FROM tool_approvals_read WHERE id = $1;
 
 -- name: lock_approval
-SELECT id, tool, versions, authority, jurisdiction, instrument, scope, status,
-       CASE WHEN valid_from >= '1970-01-01 00:00:00+00' AND valid_from < '9999-01-01 00:00:00+00' THEN valid_from END AS valid_from,
-       CASE WHEN valid_until >= '1970-01-01 00:00:00+00' AND valid_until < '9999-01-01 00:00:00+00' THEN valid_until END AS valid_until,
-       valid_until IS NOT NULL AS has_until,
-       accuracy_statement, accuracy_reference, evidence_url,
-       least(greatest(created_at, '1970-01-01 00:00:00+00'), '9999-01-01 00:00:00+00') AS created_at,
-       least(greatest(updated_at, '1970-01-01 00:00:00+00'), '9999-01-01 00:00:00+00') AS updated_at
-FROM tool_approvals WHERE id = $1 FOR UPDATE;
+SELECT * FROM tool_approvals_read WHERE id = $1 FOR UPDATE;
 
 -- name: insert_approval
 INSERT INTO tool_approvals (tool, versions, authority, jurisdiction, instrument, scope, status, valid_from, valid_until,
