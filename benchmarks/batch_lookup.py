@@ -11,11 +11,9 @@ Runs against whatever ``hashguard`` is importable (PYTHONPATH), so the same scri
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,6 +21,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from benchmarks.serving import free_port, wait_ready
 
 
 def balanced(rng: random.Random) -> str:
@@ -56,9 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         cli("tools", "allow-local", "pdq", "--reason", "benchmark", "--actor", "benchmark")
         cli("hashsets", "import", str(Path(tmp) / "l.csv"), "--name", "l", "--tool", "pdq", "--allow-unsigned")
         key = cli("keys", "create", "--role", "platform").strip()
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         with (Path(tmp) / "serve.log").open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "hashguard.cli", "serve", "--port", str(port), "--quiet"],
@@ -68,11 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(900):
-                with contextlib.suppress(OSError), urllib.request.urlopen(url + "/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-                time.sleep(0.2)
+            wait_ready(url, proc, 180, poll_s=0.2)
             times = []
             for b in range(args.batches):
                 items = [{"content_id": f"b{b}-m{i}", "hashes": {"pdq": h}} for i, h in enumerate(listed)]

@@ -23,13 +23,11 @@ import argparse
 import io
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -43,6 +41,7 @@ from threadpoolctl import threadpool_limits
 
 from benchmarks.corpus import Item, build
 from benchmarks.machine import commit, describe
+from benchmarks.serving import free_port, hashguard_cli, wait_ready
 from detector.decode import HashingPath, Media, reduction
 from detector.hashjob import HashJob, hash_upload, prepare_worker
 from detector.tools.base import HashTool
@@ -186,18 +185,6 @@ def pool_scaling(items: list[Item], rounds: int) -> list[str]:
     return lines
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    return subprocess.run(
-        [sys.executable, "-m", "hashguard.cli", *args], env=env, check=True, capture_output=True, text=True, timeout=120
-    ).stdout
-
-
 def service_throughput(items: list[Item], seed: int, duration: float, max_requests: int, concurrency: int) -> list[str]:
     """Scans per second and latency of ``hashguard serve`` (2 hash workers) per hashing path and pool kind."""
     lines = [
@@ -220,12 +207,12 @@ def service_throughput(items: list[Item], seed: int, duration: float, max_reques
             "HASHGUARD_LOG_LEVEL": "WARNING",
         }
         env.pop("HASHGUARD_DATABASE_URL", None)
-        key = _cli(env, "keys", "create", "--role", "platform", "--label", "benchmark").split()[0]
-        _cli(env, "hashsets", "import", str(hashes), "--name", "synthetic", "--tool", "pdq", "--allow-unsigned")
+        key = hashguard_cli(env, "keys", "create", "--role", "platform", "--label", "benchmark").split()[0]
+        hashguard_cli(env, "hashsets", "import", str(hashes), "--name", "synthetic", "--tool", "pdq", "--allow-unsigned")
         # No regulator approval exists in a benchmark's fresh database: allow pdq locally, as such.
-        _cli(env, "tools", "allow-local", "pdq", "--reason", "benchmark on synthetic data")
+        hashguard_cli(env, "tools", "allow-local", "pdq", "--reason", "benchmark on synthetic data")
         for path, kind in (("reference", "threads"), ("reference", "processes"), ("fast", "threads"), ("fast", "processes")):
-            port = _free_port()
+            port = free_port()
             server_env = {**env, "HASHGUARD_HASHING": path, "HASHGUARD_HASH_POOL": kind}
             server = subprocess.Popen(
                 [sys.executable, "-m", "hashguard.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--quiet"],
@@ -235,17 +222,7 @@ def service_throughput(items: list[Item], seed: int, duration: float, max_reques
             )
             try:
                 base = f"http://127.0.0.1:{port}"
-                deadline = time.monotonic() + 60
-                while True:
-                    try:
-                        with urllib.request.urlopen(f"{base}/readyz", timeout=2) as response:
-                            if response.status == 200:
-                                break
-                    except OSError:
-                        pass
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise RuntimeError(f"hashguard serve ({path}) did not become ready")
-                    time.sleep(0.3)
+                wait_ready(base, server, 60)
                 args = [sys.executable, "-m", "benchmarks.loadgen", f"{base}/v1/scan", key, str(folder)]
                 # Warm-up, then the measured run.
                 warm = [*args, "--concurrency", str(concurrency), "--duration", "3", "--max-requests", "20"]

@@ -22,14 +22,12 @@ import argparse
 import asyncio
 import io
 import os
-import socket
 import statistics
 import struct
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,6 +38,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.machine import commit, describe
+from benchmarks.serving import free_port, hashguard_cli, wait_ready
 from detector.synthetic import draw, encode
 
 RESULTS = Path(__file__).parent / "results" / "hostile.md"
@@ -145,18 +144,6 @@ def ordinary_files() -> list[bytes]:
     return [encode(draw(60 + i, (1920, 1080)), "JPEG", quality=85) for i in range(6)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    return subprocess.run(
-        [sys.executable, "-m", "hashguard.cli", *args], env=env, check=True, capture_output=True, text=True, timeout=300
-    ).stdout
-
-
 def _status_kib(pid: int, field_name: str) -> int:
     with open(f"/proc/{pid}/status") as status:
         return int(next(line.split()[1] for line in status if line.startswith(field_name)))
@@ -256,10 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         hashes.write_text("".join(rng.bytes(32).hex() + "\n" for _ in range(1000)))  # synthetic, nothing real
         env = {k: v for k, v in os.environ.items() if not k.startswith("HASHGUARD_")}
         env.update(HASHGUARD_DATA_DIR=str(Path(tmp) / "data"), HASHGUARD_HASH_WORKERS="2", HASHGUARD_LOG_LEVEL="WARNING")
-        key = _cli(env, "keys", "create", "--role", "platform", "--label", "hostile-benchmark").split()[0]
-        _cli(env, "hashsets", "import", str(hashes), "--name", "synthetic", "--tool", "pdq", "--allow-unsigned")
-        _cli(env, "tools", "allow-local", "pdq", "--reason", "benchmark on synthetic data")
-        port = _free_port()
+        key = hashguard_cli(env, "keys", "create", "--role", "platform", "--label", "hostile-benchmark").split()[0]
+        hashguard_cli(env, "hashsets", "import", str(hashes), "--name", "synthetic", "--tool", "pdq", "--allow-unsigned")
+        hashguard_cli(env, "tools", "allow-local", "pdq", "--reason", "benchmark on synthetic data")
+        port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "hashguard.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--quiet"],
             env=env,
@@ -268,17 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{base}/readyz", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("hashguard serve did not become ready")
-                time.sleep(0.3)
+            wait_ready(base, server, 120)
             asyncio.run(_phase(base, key, 3, ordinary, None))  # warm-up: imports, caches, first connections
             idle_mib = _status_kib(server.pid, "VmRSS") / 1024
             _reset_peak(server.pid)

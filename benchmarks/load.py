@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ import numpy as np
 
 from benchmarks.hashsets_import import _BLOCK, write_list
 from benchmarks.machine import commit, describe
+from benchmarks.serving import free_port, wait_ready
 from detector.synthetic import draw, encode
 from hashsets import signing
 from hashsets.manifest import Kind, build_manifest, sign_manifest
@@ -147,20 +147,6 @@ def write_payloads(folder: Path, entries: int, seed: int) -> dict[str, Path]:
     return {"scan": scans, "lookup": single, "batch": batch}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/readyz", timeout=5) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
-
-
 def _rss_mb(pid: int) -> float:
     import psutil
 
@@ -192,7 +178,7 @@ def main() -> int:
         _env(args.data_dir), "keys", "limit", str(info["key"])[:PREFIX_LENGTH], "--rate", "0", "--reason", "load benchmark"
     )
     payloads = write_payloads(args.data_dir / "payloads", args.entries, args.seed)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = _env(args.data_dir)
     log_path = args.data_dir / "serve.log"
@@ -206,12 +192,10 @@ def main() -> int:
         )
     phases: list[tuple[str, dict[str, object], str]] = []
     try:
-        while not _ready(url):
-            if server.poll() is not None:
-                raise SystemExit(f"hashguard serve exited with {server.returncode}; see {log_path}")
-            if time.perf_counter() - started > 900:
-                raise SystemExit("hashguard serve was not ready within 15 minutes")
-            time.sleep(1)
+        try:
+            wait_ready(url, server, 900, poll_s=1)
+        except RuntimeError as exc:
+            raise SystemExit(f"{exc}; see {log_path}") from None
         ready_s = round(time.perf_counter() - started, 1)
         rss_ready = _rss_mb(server.pid)
         print(f"ready in {ready_s} s holding {args.entries} entries; server RSS {rss_ready} MB")

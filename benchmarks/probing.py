@@ -33,7 +33,6 @@ import contextlib
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.machine import commit, describe
+from benchmarks.serving import free_port, wait_ready
 from detector.decode import Media
 from detector.synthetic import draw, encode, variant
 from detector.tools.pdq import PdqTool
@@ -255,12 +255,6 @@ def spread(values: Sequence[bytes]) -> int:
 # -- the service as a process ---------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Served:
     """``hashguard serve`` on 127.0.0.1 with its own embedded database, and the command line beside it."""
 
@@ -271,7 +265,7 @@ class Served:
             "HASHGUARD_TOOLS": "pdq",
             "HASHGUARD_LOG_LEVEL": "WARNING",
         }
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "serve.log"
@@ -292,13 +286,10 @@ class Served:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), urllib.request.urlopen(self.url + "/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(f"the service did not become ready:\n{self.log.read_text()}")
+        try:
+            wait_ready(self.url, self.process, 180, poll_s=0.2)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}:\n{self.log.read_text()}") from None
 
     def stop(self) -> None:
         if self.process is not None:

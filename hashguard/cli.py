@@ -224,23 +224,18 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_keys_grant_distances(args: argparse.Namespace) -> int:
+def cmd_keys_distances(args: argparse.Namespace) -> int:
+    """``grant-distances`` and ``withdraw-distances``: the subcommand sets ``args.granted``."""
     actor = takedown_cli.cli_actor().name
     run_with_connection(
-        lambda conn: keycontrols.set_distances(conn, args.prefix, granted=True, actor=actor, reason=args.reason),
+        lambda conn: keycontrols.set_distances(conn, args.prefix, granted=args.granted, actor=actor, reason=args.reason),
         _settings(args),
     )
-    print(f"{args.prefix}: scan and lookup answers now carry distances (recorded in the audit log)")
-    return 0
-
-
-def cmd_keys_withdraw_distances(args: argparse.Namespace) -> int:
-    actor = takedown_cli.cli_actor().name
-    run_with_connection(
-        lambda conn: keycontrols.set_distances(conn, args.prefix, granted=False, actor=actor, reason=args.reason),
-        _settings(args),
+    print(
+        f"{args.prefix}: scan and lookup answers now carry distances (recorded in the audit log)"
+        if args.granted
+        else f"{args.prefix}: distances withdrawn"
     )
-    print(f"{args.prefix}: distances withdrawn")
     return 0
 
 
@@ -281,11 +276,11 @@ def register_key_controls(keys: argparse._SubParsersAction[argparse.ArgumentPars
     grant = keys.add_parser("grant-distances", help="let a key's scan and lookup answers carry distances (audited)")
     grant.add_argument("prefix")
     grant.add_argument("--reason", required=True, help="why this key may see how near its matches are")
-    grant.set_defaults(func=cmd_keys_grant_distances)
+    grant.set_defaults(func=cmd_keys_distances, granted=True)
     withdraw = keys.add_parser("withdraw-distances", help="answers of this key carry no distances again (the default)")
     withdraw.add_argument("prefix")
     withdraw.add_argument("--reason", required=True)
-    withdraw.set_defaults(func=cmd_keys_withdraw_distances)
+    withdraw.set_defaults(func=cmd_keys_distances, granted=False)
     limit = keys.add_parser("limit", help="give a key its own rate limit (tokens a second and bucket size)")
     limit.add_argument("prefix")
     limit.add_argument("--rate", type=float, help="tokens a second (a lookup item costs one); 0: unlimited")
