@@ -370,6 +370,20 @@ def create_app(settings: Settings) -> web.Application:
     app[takedown_http.DECISION_HOOKS] = (flows.wrong_match_feedback,)
     app[takedown_http.WAKER] = takedown_jobs.Waker()
     app.cleanup_ctx.append(_takedown_jobs)
+    # -- reports (issue 12: NCMEC, NCA, hotline exports)
+    # -- end reports
+    # -- figures (issue 12: DSA database, transparency, monitoring)
+    # -- end figures
+    # -- console (issue 13)
+    # -- end console
+    # -- exchanges (issue 14)
+    # -- end exchanges
+    # -- video (issue 15)
+    # -- end video
+    # -- scale (issue 16)
+    # -- end scale
+    # -- evasion (issue 17)
+    # -- end evasion
     routes = service_routes()
     register(app, routes)
     app[openapi.DOCUMENT] = openapi.openapi_document(routes)

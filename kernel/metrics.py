@@ -47,6 +47,20 @@ class Metrics:
     decode_memory: Gauge = field(init=False)
     rate_limited: Counter = field(init=False)
     key_suspensions: Counter = field(init=False)
+    # -- reports (issue 12: NCMEC, NCA, hotline exports)
+    # -- end reports
+    # -- figures (issue 12: DSA database, transparency, monitoring)
+    # -- end figures
+    # -- console (issue 13)
+    # -- end console
+    # -- exchanges (issue 14)
+    # -- end exchanges
+    # -- video (issue 15)
+    # -- end video
+    # -- scale (issue 16)
+    # -- end scale
+    # -- evasion (issue 17)
+    # -- end evasion
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -155,6 +169,20 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        # -- reports (issue 12: NCMEC, NCA, hotline exports)
+        # -- end reports
+        # -- figures (issue 12: DSA database, transparency, monitoring)
+        # -- end figures
+        # -- console (issue 13)
+        # -- end console
+        # -- exchanges (issue 14)
+        # -- end exchanges
+        # -- video (issue 15)
+        # -- end video
+        # -- scale (issue 16)
+        # -- end scale
+        # -- evasion (issue 17)
+        # -- end evasion
 
 
 METRIC_NAMES: tuple[str, ...] = (
@@ -183,4 +211,18 @@ METRIC_NAMES: tuple[str, ...] = (
     "hashguard_decode_memory_bytes",
     "hashguard_rate_limited_total",
     "hashguard_key_suspensions_total",
+    # -- reports (issue 12: NCMEC, NCA, hotline exports)
+    # -- end reports
+    # -- figures (issue 12: DSA database, transparency, monitoring)
+    # -- end figures
+    # -- console (issue 13)
+    # -- end console
+    # -- exchanges (issue 14)
+    # -- end exchanges
+    # -- video (issue 15)
+    # -- end video
+    # -- scale (issue 16)
+    # -- end scale
+    # -- evasion (issue 17)
+    # -- end evasion
 )

@@ -360,6 +360,21 @@ class Settings:
         "Python logging level (DEBUG, INFO, WARNING, ERROR).",
     )
 
+    # -- reports (issue 12: NCMEC, NCA, hotline exports)
+    # -- end reports
+    # -- figures (issue 12: DSA database, transparency, monitoring)
+    # -- end figures
+    # -- console (issue 13)
+    # -- end console
+    # -- exchanges (issue 14)
+    # -- end exchanges
+    # -- video (issue 15)
+    # -- end video
+    # -- scale (issue 16)
+    # -- end scale
+    # -- evasion (issue 17)
+    # -- end evasion
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read every HASHGUARD_* variable; ``overrides`` (e.g. from command-line flags) win."""
