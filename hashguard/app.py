@@ -382,6 +382,8 @@ def create_app(settings: Settings) -> web.Application:
     # -- end video
     # -- scale (issue 16)
     # -- end scale
+    # -- deploy (issue 16: deploy, backfill, batch lookups)
+    # -- end deploy
     # -- evasion (issue 17)
     # -- end evasion
     routes = service_routes()

@@ -59,6 +59,8 @@ class Metrics:
     # -- end video
     # -- scale (issue 16)
     # -- end scale
+    # -- deploy (issue 16: deploy, backfill, batch lookups)
+    # -- end deploy
     # -- evasion (issue 17)
     # -- end evasion
 
@@ -181,6 +183,8 @@ class Metrics:
         # -- end video
         # -- scale (issue 16)
         # -- end scale
+        # -- deploy (issue 16: deploy, backfill, batch lookups)
+        # -- end deploy
         # -- evasion (issue 17)
         # -- end evasion
 
@@ -223,6 +227,8 @@ METRIC_NAMES: tuple[str, ...] = (
     # -- end video
     # -- scale (issue 16)
     # -- end scale
+    # -- deploy (issue 16: deploy, backfill, batch lookups)
+    # -- end deploy
     # -- evasion (issue 17)
     # -- end evasion
 )

@@ -372,6 +372,8 @@ class Settings:
     # -- end video
     # -- scale (issue 16)
     # -- end scale
+    # -- deploy (issue 16: deploy, backfill, batch lookups)
+    # -- end deploy
     # -- evasion (issue 17)
     # -- end evasion
 
