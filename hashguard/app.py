@@ -8,7 +8,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -34,6 +34,7 @@ from detector.snapshots import SnapshotLoader
 from detector.tools.registry import ToolRegistry
 from hashguard import flows, openapi
 from hashsets import uploads
+from hashsets.entries import entry_classifications
 from hashsets.serving import MatchCatalogue, SnapshotSource
 from kernel import auditlog, keys_http
 from kernel.appkeys import DB_HEALTH, DB_URL, KEY_CACHE, KEY_GUARD, METRICS, POOL, SETTINGS
@@ -48,6 +49,8 @@ from takedown import http as takedown_http
 from takedown import jobs as takedown_jobs
 from takedown.config import TakedownConfig
 from takedown.matching import MatchTicket, open_for_matches
+from takedown.reports import job as report_job
+from takedown.reports.case import Reporter
 from takedown.webhooks import webhook_settings_problem
 from takedown.workflow import Source
 
@@ -129,7 +132,13 @@ class _TicketDesk:
         self._app = app
 
     async def open_for_matches(
-        self, conn: asyncpg.Connection, *, scan_id: uuid.UUID, context: ScanContext, matches: Sequence[Match]
+        self,
+        conn: asyncpg.Connection,
+        *,
+        scan_id: uuid.UUID,
+        context: ScanContext,
+        matches: Sequence[Match],
+        hashes: Mapping[str, bytes] | None = None,
     ) -> MatchTicket:
         """Open a takedown ticket (or join the content's live one) in the evidence's transaction."""
         return await open_for_matches(
@@ -142,6 +151,7 @@ class _TicketDesk:
             matches=matches,
             config=self._app[takedown_http.CONFIG],
             on_decision=self._app[takedown_http.DECISION_HOOKS],
+            upload_hashes=hashes,
         )
 
     def committed(self, ticket: MatchTicket) -> None:
@@ -271,7 +281,7 @@ def _settings_for_audit(settings: Settings) -> dict[str, str]:
     shown: dict[str, str] = {}
     for f in dataclasses.fields(settings):
         env, value = f.metadata["env"], getattr(settings, f.name)
-        if env in secret:
+        if env in secret or env.endswith(("_PASSWORD", "_SECRET", "_TOKEN")):
             shown[env] = "(unset)" if value is None else "(set)"
         elif env == "HASHGUARD_WEBHOOK_URL" and value:
             # A URL may carry credentials (user:pass@, a token in the query): keep only where it points.
@@ -329,6 +339,68 @@ async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
     await session.close()
 
 
+def ncmec_settings(settings: Settings) -> report_job.NcmecConfig:
+    """The CyberTipline filing job's configuration from the settings (also the CLI's)."""
+    reporter = (
+        Reporter(
+            email=settings.reporter_email,
+            first_name=settings.reporter_first_name,
+            last_name=settings.reporter_last_name,
+            phone=settings.reporter_phone,
+            company_template=settings.reporter_company,
+            terms_of_service=settings.reporter_tos_url,
+            legal_url=settings.reporter_legal_url,
+        )
+        if settings.reporter_email
+        else None
+    )
+    return report_job.NcmecConfig(
+        url=settings.ncmec_url,
+        username=settings.ncmec_username,
+        password=settings.ncmec_password,
+        reporter=reporter,
+        evidence_hosts=settings.evidence_hosts,
+        mou_signed=settings.ncmec_mou_signed,
+        webhook_secret=settings.webhook_secret,
+        timeout_s=settings.ncmec_timeout_s,
+        max_attempts=settings.ncmec_max_attempts,
+        backoff_base_s=settings.ncmec_backoff_s,
+        lease_s=settings.report_lease_s,
+        max_file_bytes=settings.max_upload_bytes,
+    )
+
+
+def report_metrics(metrics: Metrics) -> report_job.ReportMetrics:
+    return report_job.ReportMetrics(
+        submissions=metrics.report_submissions,
+        open=metrics.reports_open,
+        oldest_unfinished=metrics.report_oldest_unfinished,
+        errors=metrics.hotline_errors,
+    )
+
+
+async def _report_filer(app: web.Application) -> AsyncIterator[None]:
+    """The CyberTipline filing job (when configured); its gauges are kept either way."""
+    config = ncmec_settings(app[SETTINGS])
+    session = aiohttp.ClientSession()
+    filer = report_job.NcmecFiler(
+        pool=app[POOL],
+        session=session,
+        config=config,
+        metrics=report_metrics(app[METRICS]),
+        waker=app[takedown_http.REPORTING].waker,
+        categories=entry_classifications,
+    )
+    if config.problem() is not None and config.url:
+        log.warning("NCMEC reporting is not usable: %s", config.problem())
+    task = asyncio.create_task(filer.run(), name="hashguard-report-filer")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await session.close()
+
+
 # The root's own routes: the document that describes every context's.
 ROUTES: list[Route] = [openapi.ROUTE]
 
@@ -371,6 +443,11 @@ def create_app(settings: Settings) -> web.Application:
     app[takedown_http.WAKER] = takedown_jobs.Waker()
     app.cleanup_ctx.append(_takedown_jobs)
     # -- reports (issue 12: NCMEC, NCA, hotline exports)
+    # hashguard files CyberTipline reports itself (takedown.reports): the filing job runs beside the
+    # outbox; the report endpoint answers 409 until HASHGUARD_NCMEC_* and HASHGUARD_REPORTER_EMAIL are set.
+    ncmec_config = ncmec_settings(settings)
+    app[takedown_http.REPORTING] = takedown_http.Reporting(ncmec_problem=ncmec_config.problem(), waker=takedown_jobs.Waker())
+    app.cleanup_ctx.append(_report_filer)
     # -- end reports
     # -- figures (issue 12: DSA database, transparency, monitoring)
     # -- end figures
