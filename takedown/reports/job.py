@@ -22,6 +22,7 @@ the hotline's message kept. A report that cannot be finished is retracted. Every
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import logging
@@ -42,6 +43,7 @@ from takedown.jobs import Waker
 from takedown.reports import evidence, ncmec, store
 from takedown.reports.case import ReportCase, Reporter
 from takedown.reports.ncmec import Answer, DocumentInvalid, Outcome, Schema
+from takedown.reports.records import ReportRecord, Status
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,7 @@ class _Called:
     outcome: Outcome
 
 
-Checkpoint = Callable[[str, store.ReportRecord], Awaitable[None]]
+Checkpoint = Callable[[str, ReportRecord], Awaitable[None]]
 """Called between two calls (after "submit", "upload", "fileinfo", "finish"): the tests' kill points."""
 
 
@@ -135,7 +137,8 @@ class NcmecFiler:
         self._checkpoint = checkpoint
         self._categories = categories
         self._schema: tuple[float, Schema] | None = None
-        self._auth = aiohttp.BasicAuth(config.username or "", config.password or "")
+        pair = f"{config.username or ''}:{config.password or ''}".encode()
+        self._authorization = "Basic " + base64.b64encode(pair).decode()
 
     # ---------------------------------------------------------------- the loop
 
@@ -180,7 +183,7 @@ class NcmecFiler:
 
     # ---------------------------------------------------------------- one report
 
-    async def _run(self, report: store.ReportRecord) -> None:
+    async def _run(self, report: ReportRecord) -> None:
         token = report.lease_token
         assert token is not None
         try:
@@ -192,7 +195,7 @@ class NcmecFiler:
             # when the lease runs out, by this replica or another, through the retract-first resume.
             log.error("ncmec report %s interrupted: %s", report.id, exc)
 
-    async def _stopped(self, report: store.ReportRecord, token: uuid.UUID, stop: _Stop) -> None:
+    async def _stopped(self, report: ReportRecord, token: uuid.UUID, stop: _Stop) -> None:
         async with self._pool.acquire() as conn:
             current = await store.get_report(conn, report.id)
         if stop.outcome in (Outcome.RETRY, Outcome.EXPIRED) and current.attempts < self._config.max_attempts:
@@ -205,7 +208,7 @@ class NcmecFiler:
         if stop.outcome is Outcome.AUTH:
             log.error("ALERT: NCMEC refused hashguard's credentials or authorisation (%s): report %s stopped", stop, report.id)
         # Terminal: whatever is open at NCMEC is retracted, so nothing half-filed remains.
-        status = store.Status.FAILED
+        status = Status.FAILED
         if current.hotline_reference is not None:
             with contextlib.suppress(_Stop):
                 answer = await self._call(
@@ -220,18 +223,18 @@ class NcmecFiler:
                         await store.mark_finished(conn, current, token, current.hotline_reference)
                     self._count("finished")
                     return
-                status = store.Status.RETRACTED
+                status = Status.RETRACTED
         async with self._pool.acquire() as conn:
             await store.mark_terminal(conn, current, token, status, error=str(stop), code=stop.code)
         log.error("ncmec report %s (ticket %s) %s: %s", report.id, report.ticket_id, status.value, stop)
         self._count(status.value)
 
-    async def _file(self, report: store.ReportRecord, token: uuid.UUID) -> None:
+    async def _file(self, report: ReportRecord, token: uuid.UUID) -> None:
         config = self._config
         assert config.reporter is not None
         if report.hotline_reference is not None:
             report = await self._resume(report, token)
-            if report.status is store.Status.FINISHED:
+            if report.status is Status.FINISHED:
                 return
         async with self._pool.acquire() as conn:
             case = await store.load_case(conn, report.ticket_id, categories=self._categories)
@@ -279,7 +282,7 @@ class NcmecFiler:
         log.info("ncmec report %s (ticket %s) finished: CyberTipline report %s", report.id, report.ticket_id, reference)
         self._count("finished")
 
-    async def _resume(self, report: store.ReportRecord, token: uuid.UUID) -> store.ReportRecord:
+    async def _resume(self, report: ReportRecord, token: uuid.UUID) -> ReportRecord:
         """A previous run left a CyberTipline report open: retract it, or learn that it was finished."""
         reference = report.hotline_reference
         assert reference is not None
@@ -302,7 +305,7 @@ class NcmecFiler:
             return await store.get_report(conn, report.id)
 
     async def _save(
-        self, report: store.ReportRecord, token: uuid.UUID, reference: str, file_ids: list[str], note: str | None
+        self, report: ReportRecord, token: uuid.UUID, reference: str, file_ids: list[str], note: str | None
     ) -> None:
         async with self._pool.acquire() as conn:
             kept = await store.save_progress(
@@ -314,7 +317,7 @@ class NcmecFiler:
                 await self._call(report, "retract", form={"id": reference}, reference=reference)
             raise _Stop(Outcome.RETRY, "the report's lease was lost; its CyberTipline report was retracted")
 
-    async def _step(self, name: str, report: store.ReportRecord) -> None:
+    async def _step(self, name: str, report: ReportRecord) -> None:
         if self._checkpoint is not None:
             await self._checkpoint(name, report)
 
@@ -326,7 +329,7 @@ class NcmecFiler:
 
     # ---------------------------------------------------------------- calls
 
-    async def _hotline_schema(self, report: store.ReportRecord) -> Schema:
+    async def _hotline_schema(self, report: ReportRecord) -> Schema:
         """NCMEC's own XSD (``GET /xsd``), fetched once a day and kept in memory."""
         if self._schema is not None and time.monotonic() - self._schema[0] < _SCHEMA_TTL_S:
             return self._schema[1]
@@ -345,8 +348,9 @@ class NcmecFiler:
 
     async def _request(self, method: str, url: str, **kwargs: Any) -> tuple[int | None, bytes | None, str | None, str | None]:
         try:
+            headers = {"Authorization": self._authorization, **kwargs.pop("headers", {})}
             async with self._session.request(
-                method, url, auth=self._auth, timeout=aiohttp.ClientTimeout(total=self._config.timeout_s), **kwargs
+                method, url, headers=headers, timeout=aiohttp.ClientTimeout(total=self._config.timeout_s), **kwargs
             ) as response:
                 body = await response.read()
                 return response.status, body, response.headers.get("Request-ID"), None
@@ -357,7 +361,7 @@ class NcmecFiler:
 
     async def _call(
         self,
-        report: store.ReportRecord,
+        report: ReportRecord,
         name: str,
         *,
         xml: bytes | None = None,
@@ -415,7 +419,7 @@ class NcmecFiler:
 
     # ---------------------------------------------------------------- evidence
 
-    async def _fetch_evidence(self, report: store.ReportRecord, case: ReportCase, secret: str | None) -> _Evidence:
+    async def _fetch_evidence(self, report: ReportRecord, case: ReportCase, secret: str | None) -> _Evidence:
         """The file from the platform, checked against the scan's hashes, in a temporary file that is
         deleted when the report's calls are done; or why the report is hash-only."""
         refusal = evidence.fetch_refusal(case.content_url, self._config.evidence_hosts)

@@ -14,6 +14,7 @@ report is gone), ``auth`` (HTTP 401 with 2000).
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import itertools
 import threading
@@ -21,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import BasicAuth, web
+from aiohttp import web
 from lxml import etree
 
 from takedown.reports.ncmec import DocumentInvalid, own_schema, own_schema_bytes
@@ -110,11 +111,12 @@ class NcmecStandIn:
         raise asyncio.CancelledError
 
     def _authorised(self, request: web.Request) -> bool:
+        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
         try:
-            auth = BasicAuth.decode(request.headers.get("Authorization", ""))
-        except ValueError:
+            login, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
             return False
-        return auth.login == USERNAME and auth.password == PASSWORD
+        return scheme == "Basic" and login == USERNAME and password == PASSWORD
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         call = request.match_info["call"]
