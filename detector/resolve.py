@@ -311,7 +311,11 @@ class Resolver(Generic[TicketT]):
             # Shadow matches are evidence only: no ticket, no action, not in the verdict.
             ticket = (
                 await self._tickets.open_for_matches(
-                    conn, scan_id=p.scan_id, context=p.context, matches=live_matches, hashes=p.hashes
+                    conn,
+                    scan_id=p.scan_id,
+                    context=p.context,
+                    matches=live_matches,
+                    hashes={**p.hashes, **(p.context.file_digests or {})},
                 )
                 if live_matches
                 else None
