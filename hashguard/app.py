@@ -50,7 +50,6 @@ from takedown import jobs as takedown_jobs
 from takedown.config import TakedownConfig
 from takedown.matching import MatchTicket, open_for_matches
 from takedown.reports import job as report_job
-from takedown.reports.case import Reporter
 from takedown.webhooks import webhook_settings_problem
 from takedown.workflow import Source
 
@@ -339,37 +338,6 @@ async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
     await session.close()
 
 
-def ncmec_settings(settings: Settings) -> report_job.NcmecConfig:
-    """The CyberTipline filing job's configuration from the settings (also the CLI's)."""
-    reporter = (
-        Reporter(
-            email=settings.reporter_email,
-            first_name=settings.reporter_first_name,
-            last_name=settings.reporter_last_name,
-            phone=settings.reporter_phone,
-            company_template=settings.reporter_company,
-            terms_of_service=settings.reporter_tos_url,
-            legal_url=settings.reporter_legal_url,
-        )
-        if settings.reporter_email
-        else None
-    )
-    return report_job.NcmecConfig(
-        url=settings.ncmec_url,
-        username=settings.ncmec_username,
-        password=settings.ncmec_password,
-        reporter=reporter,
-        evidence_hosts=settings.evidence_hosts,
-        mou_signed=settings.ncmec_mou_signed,
-        webhook_secret=settings.webhook_secret,
-        timeout_s=settings.ncmec_timeout_s,
-        max_attempts=settings.ncmec_max_attempts,
-        backoff_base_s=settings.ncmec_backoff_s,
-        lease_s=settings.report_lease_s,
-        max_file_bytes=settings.max_upload_bytes,
-    )
-
-
 def report_metrics(metrics: Metrics) -> report_job.ReportMetrics:
     return report_job.ReportMetrics(
         submissions=metrics.report_submissions,
@@ -381,7 +349,7 @@ def report_metrics(metrics: Metrics) -> report_job.ReportMetrics:
 
 async def _report_filer(app: web.Application) -> AsyncIterator[None]:
     """The CyberTipline filing job (when configured); its gauges are kept either way."""
-    config = ncmec_settings(app[SETTINGS])
+    config = report_job.config_from_settings(app[SETTINGS])
     session = aiohttp.ClientSession()
     filer = report_job.NcmecFiler(
         pool=app[POOL],
@@ -445,7 +413,7 @@ def create_app(settings: Settings) -> web.Application:
     # -- reports (issue 12: NCMEC, NCA, hotline exports)
     # hashguard files CyberTipline reports itself (takedown.reports): the filing job runs beside the
     # outbox; the report endpoint answers 409 until HASHGUARD_NCMEC_* and HASHGUARD_REPORTER_EMAIL are set.
-    ncmec_config = ncmec_settings(settings)
+    ncmec_config = report_job.config_from_settings(settings)
     app[takedown_http.REPORTING] = takedown_http.Reporting(ncmec_problem=ncmec_config.problem(), waker=takedown_jobs.Waker())
     app.cleanup_ctx.append(_report_filer)
     # -- end reports

@@ -182,7 +182,9 @@ class Metrics:
             ["hotline", "outcome"],
             registry=r,
         )
-        self.reports_open = Gauge("hashguard_reports_open", "Hotline reports queued or being filed, by hotline.", ["hotline"], registry=r)
+        self.reports_open = Gauge(
+            "hashguard_reports_open", "Hotline reports queued or being filed, by hotline.", ["hotline"], registry=r
+        )
         self.report_oldest_unfinished = Gauge(
             "hashguard_report_oldest_unfinished_timestamp_seconds",
             "When the oldest unfinished hotline report was requested (Unix time; 0 when none): alert when it is old.",

@@ -377,12 +377,17 @@ class Settings:
         False,
         "This company signed NCMEC's industry hash-sharing MOU: only then do reports carry industryClassification (A1-B2).",
     )
-    ncmec_timeout_s: float = _setting("HASHGUARD_NCMEC_TIMEOUT_S", _float(0.1), 60.0, "Seconds to wait for one CyberTipline call.")
+    ncmec_timeout_s: float = _setting(
+        "HASHGUARD_NCMEC_TIMEOUT_S", _float(0.1), 60.0, "Seconds to wait for one CyberTipline call."
+    )
     ncmec_max_attempts: int = _setting(
         "HASHGUARD_NCMEC_MAX_ATTEMPTS", _int(1), 12, "Runs of a report's filing before a retryable failure becomes terminal."
     )
     ncmec_backoff_s: float = _setting(
-        "HASHGUARD_NCMEC_BACKOFF_S", _float(0.0), 30.0, "First retry delay of a report's filing (doubling, jittered, capped at 15 min)."
+        "HASHGUARD_NCMEC_BACKOFF_S",
+        _float(0.0),
+        30.0,
+        "First retry delay of a report's filing (doubling, jittered, capped at 15 min).",
     )
     report_lease_s: float = _setting(
         "HASHGUARD_REPORT_LEASE_S",
@@ -393,8 +398,12 @@ class Settings:
     reporter_email: str | None = _setting(
         "HASHGUARD_REPORTER_EMAIL", _optional_str, None, "The reporting person's email, required to file a hotline report."
     )
-    reporter_first_name: str | None = _setting("HASHGUARD_REPORTER_FIRST_NAME", _optional_str, None, "The reporting person's first name.")
-    reporter_last_name: str | None = _setting("HASHGUARD_REPORTER_LAST_NAME", _optional_str, None, "The reporting person's last name.")
+    reporter_first_name: str | None = _setting(
+        "HASHGUARD_REPORTER_FIRST_NAME", _optional_str, None, "The reporting person's first name."
+    )
+    reporter_last_name: str | None = _setting(
+        "HASHGUARD_REPORTER_LAST_NAME", _optional_str, None, "The reporting person's last name."
+    )
     reporter_phone: str | None = _setting("HASHGUARD_REPORTER_PHONE", _optional_str, None, "The reporting person's phone number.")
     reporter_company: str | None = _setting(
         "HASHGUARD_REPORTER_COMPANY", _optional_str, None, "The companyTemplate name NCMEC agreed with the company, if any."

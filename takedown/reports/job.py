@@ -38,6 +38,7 @@ import aiohttp
 import asyncpg
 from prometheus_client import Counter, Gauge
 
+from kernel.settings import Settings
 from takedown import webhooks
 from takedown.jobs import Waker
 from takedown.reports import evidence, ncmec, store
@@ -80,6 +81,37 @@ class NcmecConfig:
         if self.reporter is None:
             return "HASHGUARD_REPORTER_EMAIL is not set: NCMEC requires the reporting person's email"
         return None
+
+
+def config_from_settings(settings: Settings) -> NcmecConfig:
+    """The filing job's configuration (the service's and the command line's)."""
+    reporter = (
+        Reporter(
+            email=settings.reporter_email,
+            first_name=settings.reporter_first_name,
+            last_name=settings.reporter_last_name,
+            phone=settings.reporter_phone,
+            company_template=settings.reporter_company,
+            terms_of_service=settings.reporter_tos_url,
+            legal_url=settings.reporter_legal_url,
+        )
+        if settings.reporter_email
+        else None
+    )
+    return NcmecConfig(
+        url=settings.ncmec_url,
+        username=settings.ncmec_username,
+        password=settings.ncmec_password,
+        reporter=reporter,
+        evidence_hosts=settings.evidence_hosts,
+        mou_signed=settings.ncmec_mou_signed,
+        webhook_secret=settings.webhook_secret,
+        timeout_s=settings.ncmec_timeout_s,
+        max_attempts=settings.ncmec_max_attempts,
+        backoff_base_s=settings.ncmec_backoff_s,
+        lease_s=settings.report_lease_s,
+        max_file_bytes=settings.max_upload_bytes,
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -304,9 +336,7 @@ class NcmecFiler:
                 raise _Stop(Outcome.RETRY, "the report's lease was lost")
             return await store.get_report(conn, report.id)
 
-    async def _save(
-        self, report: ReportRecord, token: uuid.UUID, reference: str, file_ids: list[str], note: str | None
-    ) -> None:
+    async def _save(self, report: ReportRecord, token: uuid.UUID, reference: str, file_ids: list[str], note: str | None) -> None:
         async with self._pool.acquire() as conn:
             kept = await store.save_progress(
                 conn, report, token, reference=reference, file_ids=file_ids, lease_s=self._config.lease_s, evidence=note

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from importlib import resources
+from typing import Any
 
 from lxml import etree
 
@@ -57,8 +58,13 @@ class Schema:
         except etree.XMLSyntaxError as exc:
             raise DocumentInvalid(f"not well-formed XML: {exc}") from None
         if not self._schema.validate(tree):
-            errors = "; ".join(f"line {e.line}: {e.message}" for e in list(self._schema.error_log)[:5])
+            errors = "; ".join(f"line {e.line}: {e.message}" for e in _first(self._schema.error_log, 5))
             raise DocumentInvalid(errors)
+
+
+def _first(log: Any, n: int) -> list[Any]:
+    """The first ``n`` entries of an lxml error log (the stubs do not declare it iterable)."""
+    return [entry for _, entry in zip(range(n), log, strict=False)]
 
 
 # No entities, no DTDs, no network: answers and schemas come from elsewhere.

@@ -66,7 +66,9 @@ def confirmed(service: Service, cli: Cli, platform: PlatformStandIn, **flags: An
     platform.files["p13.png"] = body
     url = platform.url("p13.png")
     scanned = _ok(
-        service.request("POST", f"/v1/scan?content_id=upload-13&content_url={quote(url, safe='')}", body, key, Content_Type="image/png")
+        service.request(
+            "POST", f"/v1/scan?content_id=upload-13&content_url={quote(url, safe='')}", body, key, Content_Type="image/png"
+        )
     )
     assert scanned["verdict"] == "match"
     notice = {

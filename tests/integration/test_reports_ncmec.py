@@ -219,7 +219,10 @@ async def test_evidence_is_fetched_signed_checked_and_streamed_and_only_hashes_k
 ) -> None:
     who = await reviewer(conn)
     ticket_id = await confirmed(conn, who, content_url=platform.url("item.png"), review=Review(file_viewed=True))
-    await conn.execute("INSERT INTO ticket_uploaders (ticket_id, account_id, upload_ip, upload_port) VALUES ($1, 'acct-9', '198.51.100.4', 4431)", ticket_id)
+    await conn.execute(
+        "INSERT INTO ticket_uploaders (ticket_id, account_id, upload_ip, upload_port) VALUES ($1, 'acct-9', '198.51.100.4', 4431)",
+        ticket_id,
+    )
     record = await drain(filer(pool, session, hotline, evidence=True), conn, (await requested(conn, ticket_id, who)).id)
     assert_filed_once(hotline, record, files=1)
     assert platform.fetches == [("item.png", True)]
@@ -347,7 +350,9 @@ async def test_an_authentication_failure_stops_with_an_alert_and_retracts_what_i
     hotline.fail("upload", "auth")
     m, registry = metrics()
     with caplog.at_level(logging.ERROR, logger="takedown.reports.job"):
-        record = await drain(filer(pool, session, hotline, evidence=True, report_metrics=m), conn, (await requested(conn, ticket_id, who)).id)
+        record = await drain(
+            filer(pool, session, hotline, evidence=True, report_metrics=m), conn, (await requested(conn, ticket_id, who)).id
+        )
     assert record.status is Status.RETRACTED and record.last_code == 2000
     assert hotline.by_status() == {"retracted": 1}
     assert any("ALERT" in r.getMessage() for r in caplog.records)
@@ -380,12 +385,12 @@ async def test_the_report_reads_the_uploader_the_platform_sent_and_never_claims_
     ticket_id = await confirmed(conn, who)
     from takedown.reports import evidence_store
 
-    await evidence_store.record_uploader(conn, ticket_id, Uploader(account_id="acct-1", screen_name="someone", ip="2001:db8::7", port=443))
+    await evidence_store.record_uploader(
+        conn, ticket_id, Uploader(account_id="acct-1", screen_name="someone", ip="2001:db8::7", port=443)
+    )
     case = await store.load_case(conn, ticket_id)
     assert case.review.file_viewed is False
-    details = etree.fromstring(
-        ncmec.build_file_details(case, report_id="1", file_id="f", now=case.detected_at, mou_signed=False)
-    )
+    details = etree.fromstring(ncmec.build_file_details(case, report_id="1", file_id="f", now=case.detected_at, mou_signed=False))
     assert details.findtext("fileViewedByEsp") == "false" and details.findtext("exifViewedByEsp") == "false"
     assert details.findtext("ipCaptureEvent/ipAddress") == "2001:db8::7"
     # The outbox action of the decision is independent of the report.

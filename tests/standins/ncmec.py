@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from lxml import etree
 
 from takedown.reports.ncmec import DocumentInvalid, own_schema, own_schema_bytes
@@ -80,7 +80,9 @@ class NcmecStandIn:
 
     # ---------------------------------------------------------------- answers
 
-    def _answer(self, code: int, description: str, *, status: int = 200, root: str = "reportResponse", **fields: Any) -> web.Response:
+    def _answer(
+        self, code: int, description: str, *, status: int = 200, root: str = "reportResponse", **fields: Any
+    ) -> web.Response:
         rid = str(uuid.uuid4())
         doc = etree.Element(root)
         etree.SubElement(doc, "responseCode").text = str(code)
@@ -186,10 +188,12 @@ class NcmecStandIn:
         report_id: str | None = None
         digest, size = hashlib.md5(), 0
         async for part in reader:
+            if not isinstance(part, BodyPartReader):
+                continue
             if part.name == "id":
-                report_id = (await part.read()).decode()  # type: ignore[union-attr]
+                report_id = (await part.read()).decode()
             elif part.name == "file":
-                while chunk := await part.read_chunk(65536):  # type: ignore[union-attr]
+                while chunk := await part.read_chunk(65536):
                     digest.update(chunk)
                     size += len(chunk)
         report = self._report(report_id)
