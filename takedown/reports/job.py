@@ -209,6 +209,11 @@ class NcmecFiler:
             oldest = found.oldest.timestamp() if found and found.oldest else 0
             self._metrics.oldest_unfinished.labels(hotline=hotline).set(oldest)
 
+    def _count_error(self, code: int | None, status: int | None) -> None:
+        if self._metrics is not None:
+            label = str(code) if code is not None else (f"http_{status}" if status else "network")
+            self._metrics.errors.labels(hotline=HOTLINE, code=label).inc()
+
     def _count(self, outcome: str) -> None:
         if self._metrics is not None:
             self._metrics.submissions.labels(hotline=HOTLINE, outcome=outcome).inc()
@@ -367,8 +372,22 @@ class NcmecFiler:
         status, body, request_id, error = await self._request("GET", self._config.url.rstrip("/") + "/xsd")
         log.info("ncmec xsd (report %s): HTTP %s, Request-ID %s", report.id, status, request_id)
         if status != 200 or body is None:
-            outcome = Outcome.RETRY if status is None else ncmec.classify(status, None)
-            raise _Stop(outcome if outcome is not Outcome.OK else Outcome.RETRY, error or f"GET /xsd answered HTTP {status}")
+            answer = ncmec.parse_answer(body) if body is not None else Answer(code=None, description=error)
+            outcome = ncmec.classify(status, answer.code)
+            what = f"GET /xsd: {answer.description or error or 'no schema'} (HTTP {status}, code {answer.code}, Request-ID {request_id})"
+            async with self._pool.acquire() as conn:
+                await store.log_call(
+                    conn,
+                    report.id,
+                    "xsd",
+                    reference=None,
+                    http_status=status,
+                    code=answer.code,
+                    request_id=request_id,
+                    error=what,
+                )
+            self._count_error(answer.code, status)
+            raise _Stop(outcome if outcome is not Outcome.OK else Outcome.RETRY, what, answer.code)
         try:
             schema = Schema(body)
         except DocumentInvalid as exc:
@@ -440,9 +459,7 @@ class NcmecFiler:
                 error=None if ok else (answer.description or error or f"HTTP {status}"),
             )
         if not ok:
-            if self._metrics is not None:
-                label = str(answer.code) if answer.code is not None else (f"http_{status}" if status else "network")
-                self._metrics.errors.labels(hotline=HOTLINE, code=label).inc()
+            self._count_error(answer.code, status)
             what = answer.description or error or f"HTTP {status}"
             raise _Stop(outcome, f"/{name}: {what} (HTTP {status}, code {answer.code}, Request-ID {request_id})", answer.code)
         return _Called(answer=answer, outcome=outcome)

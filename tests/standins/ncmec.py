@@ -8,7 +8,8 @@ answer. Incoming documents are validated against hashguard's own XSD (the one ``
 here), answering 4100 as NCMEC does. Faults are injected per call, consumed one request at a time:
 ``http500``, ``code1000``, ``drop`` (the connection closes before any answer, nothing applied),
 ``apply_drop`` (applied, then the connection closes: the answer is lost), ``expired`` (5001: the
-report is gone), ``auth`` (HTTP 401 with 2000).
+report is gone), ``auth`` (HTTP 401 with 2000), ``hang`` (no answer until ``release()``, nothing applied:
+the caller dies waiting, as a killed process would). ``arrived`` lists every call as it comes in.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class NcmecStandIn:
         self.reports: dict[int, StoredReport] = {}
         self.calls: list[tuple[str, int | None, str]] = []  # (call, code answered, request id)
         self.faults: dict[str, list[str]] = {}
+        self.arrived: list[str] = []
+        self._release: asyncio.Event | None = None
         self._ids = itertools.count(1000)
         self._file_ids = itertools.count(1)
         self._schema = own_schema()
@@ -122,7 +125,13 @@ class NcmecStandIn:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         call = request.match_info["call"]
+        with self._lock:
+            self.arrived.append(call)
         fault = self._fault(call)
+        if fault == "hang":
+            assert self._release is not None
+            await self._release.wait()
+            return await self._drop(request)
         if fault == "drop":
             return await self._drop(request)
         if fault == "http500":
@@ -240,8 +249,14 @@ class NcmecStandIn:
 
     # ---------------------------------------------------------------- the thread
 
+    def release(self) -> None:
+        """Let every hanging call end (without an answer)."""
+        assert self._release is not None
+        self._loop.call_soon_threadsafe(self._release.set)
+
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
+        self._release = asyncio.Event()
         app = web.Application()
         app.router.add_route("*", "/ispws/{call}", self._handle)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5, handler_cancellation=True)
@@ -251,6 +266,7 @@ class NcmecStandIn:
         self._loop.run_forever()
 
     def close(self) -> None:
+        self.release()
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
