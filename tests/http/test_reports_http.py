@@ -119,6 +119,9 @@ def test_hashguard_files_the_confirmed_item_once_with_the_evidence_streamed(
     assert details.findtext("uploadedToEspTimestamp") == "2026-11-01T10:00:00Z"
     # The ticket is reported; the report's reference is the CyberTipline's.
     assert _ok(service.request("GET", f"/v1/tickets/{ticket_id}", key=reviewer))["state"] == "reported"
+    # The NCMEC password is in the settings the audit log records only as set.
+    audit = service.request("GET", "/v1/audit?limit=500", key=cli.new_key("auditor")).body.decode()
+    assert "HASHGUARD_NCMEC_PASSWORD" in audit and PASSWORD not in audit
     metrics = service.request("GET", "/metrics").body.decode()
     assert 'hashguard_report_submissions_total{hotline="ncmec",outcome="finished"} 1.0' in metrics
 

@@ -249,3 +249,14 @@ def test_iccam_and_iwf_records_validate_with_their_scheme() -> None:
     bad = {**iwf, "classification": {"scheme": "iwf", "category": "D"}}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, recipients.schema("iwf"))
+
+
+def test_the_documented_example_validates() -> None:
+    """docs/reports.md shows a generated <report> and <fileDetails>: they must stay valid."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "reports.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```xml\n")[1:]]
+    assert len(blocks) == 2
+    for block in blocks:
+        SCHEMA.check(block.encode())
