@@ -323,4 +323,6 @@ async def load_case(
         uploader=uploader,
         review=review,
         automated_detection=ticket["automated_detection"],
+        # The platform is the tenant (the default tenant of a single-platform install names none).
+        platform=ticket["tenant"] if ticket["tenant"] not in (None, "default") else None,
     )

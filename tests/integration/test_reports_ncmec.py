@@ -395,3 +395,35 @@ async def test_the_report_reads_the_uploader_the_platform_sent_and_never_claims_
     assert details.findtext("ipCaptureEvent/ipAddress") == "2001:db8::7"
     # The outbox action of the decision is independent of the report.
     assert (await outbox_store.outbox_counts(conn)).pending == 1
+
+
+async def test_the_one_window_left_an_unanswered_submit_is_never_finished(
+    pool: asyncpg.Pool, conn: asyncpg.Connection, session: aiohttp.ClientSession, hotline: NcmecStandIn
+) -> None:
+    """/submit lands but its answer is lost: hashguard never learns that report's id, so it stays
+    unfinished at the hotline (which deletes unfinished reports); the item is still filed exactly once."""
+    who = await reviewer(conn)
+    ticket_id = await confirmed(conn, who)
+    hotline.fail("submit", "apply_drop")
+    record = await drain(filer(pool, session, hotline), conn, (await requested(conn, ticket_id, who)).id)
+    assert record.status is Status.FINISHED
+    assert hotline.by_status() == {"finished": 1, "open": 1}
+
+
+async def test_a_viral_item_is_filed_in_the_batched_form(
+    pool: asyncpg.Pool,
+    conn: asyncpg.Connection,
+    session: aiohttp.ClientSession,
+    hotline: NcmecStandIn,
+    platform: PlatformStandIn,
+) -> None:
+    who = await reviewer(conn)
+    ticket_id = await confirmed(conn, who, content_url=platform.url("item.png"), review=Review(viral=True, file_viewed=True))
+    await conn.execute("INSERT INTO ticket_uploaders (ticket_id, account_id) VALUES ($1, 'acct-viral')", ticket_id)
+    record = await drain(filer(pool, session, hotline, evidence=True), conn, (await requested(conn, ticket_id, who)).id)
+    assert_filed_once(hotline, record, files=1)
+    report = etree.fromstring(hotline.finished()[0].document)
+    assert report.find("batchedReport") is not None and report.find("internetDetails") is None
+    assert [str(c.tag) for c in report.find("personOrUserReported")] == ["espIdentifier"]  # type: ignore[union-attr]
+    details = etree.fromstring(hotline.finished()[0].fileinfos[0])
+    assert details.find("originalFileHash") is None and details.find("fileAnnotations/viral") is not None
