@@ -46,6 +46,9 @@ class ScanContext:
     # MD5 and SHA-256 of the uploaded bytes, taken when a scan matched: what a hotline report names and
     # an evidence file fetched later is checked against (takedown.reports). Not a list's values.
     file_digests: Mapping[str, bytes] | None = None
+    # What the platform sent of the upload's account (detector.http.uploader_fields): account_id,
+    # screen_name, ip, port, upload_time; kept by takedown with the ticket's evidence.
+    uploader: Mapping[str, object] | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -50,6 +50,7 @@ from takedown import jobs as takedown_jobs
 from takedown.config import TakedownConfig
 from takedown.matching import MatchTicket, open_for_matches
 from takedown.reports import job as report_job
+from takedown.reports.case import Uploader
 from takedown.webhooks import webhook_settings_problem
 from takedown.workflow import Source
 
@@ -124,6 +125,20 @@ def _probe_guard(settings: Settings, tools: ToolRegistry) -> ProbeGuard | None:
     return ProbeGuard(rules=rules, window_s=settings.probe_window_s, thresholds={t.name: t.threshold() for t in tools})
 
 
+def _uploader(sent: Mapping[str, object] | None) -> Uploader | None:
+    """The detector's checked ``uploader_*`` scan fields as takedown's value."""
+    if not sent:
+        return None
+    port, when = sent.get("port"), sent.get("upload_time")
+    return Uploader(
+        account_id=str(sent["account_id"]) if "account_id" in sent else None,
+        screen_name=str(sent["screen_name"]) if "screen_name" in sent else None,
+        ip=str(sent["ip"]) if "ip" in sent else None,
+        port=port if isinstance(port, int) else None,
+        upload_time=when if isinstance(when, datetime) else None,
+    )
+
+
 class _TicketDesk:
     """The takedown side of a match (``detector.resolve.TicketDesk``): the root's adapter over takedown."""
 
@@ -151,6 +166,7 @@ class _TicketDesk:
             config=self._app[takedown_http.CONFIG],
             on_decision=self._app[takedown_http.DECISION_HOOKS],
             upload_hashes=hashes,
+            uploader=_uploader(context.uploader),
         )
 
     def committed(self, ticket: MatchTicket) -> None:

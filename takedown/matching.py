@@ -19,6 +19,7 @@ from takedown import policy_store, rules
 from takedown.config import TakedownConfig
 from takedown.decision_store import DecisionHook, apply_decision
 from takedown.reports import evidence_store as report_store
+from takedown.reports.case import Uploader
 from takedown.ticket_store import attach_evidence, audit_subject, db_now, get_ticket, live_ticket
 from takedown.tickets import SYSTEM
 from takedown.workflow import PRIORITY, Action, Source, due_at
@@ -48,6 +49,7 @@ async def open_for_matches(
     config: TakedownConfig,
     on_decision: Sequence[DecisionHook] = (),
     upload_hashes: Mapping[str, bytes] | None = None,
+    uploader: Uploader | None = None,
 ) -> MatchTicket:
     """Open (or attach to) the content's ticket for a scan's or lookup's matches, keeping them as evidence.
 
@@ -81,6 +83,8 @@ async def open_for_matches(
         )
         if upload_hashes:
             await report_store.record_upload_hashes(conn, ticket_id, scan_id, upload_hashes)
+        if uploader is not None and uploader.any():
+            await report_store.record_uploader(conn, ticket_id, uploader)
         ticket = await get_ticket(conn, ticket_id)
         matched = [
             {"hashset": m.hashset, "hashset_version": m.hashset_version, "entry_id": m.entry_id, "tool": m.tool} for m in matches

@@ -110,8 +110,14 @@ SELECT content_type FROM ticket_notices WHERE ticket_id = $1 AND content_type IS
 SELECT DISTINCT ON (tool) tool, value FROM ticket_upload_hashes WHERE ticket_id = $1 ORDER BY tool, observed_at DESC;
 
 -- name: case_uploader
-SELECT account_id, screen_name, host(upload_ip) AS upload_ip, upload_port, upload_time
-FROM ticket_uploaders WHERE ticket_id = $1 ORDER BY id DESC LIMIT 1;
+-- What the platform sent, with scans and notices: the latest value of each detail.
+SELECT (array_agg(account_id ORDER BY id DESC) FILTER (WHERE account_id IS NOT NULL))[1] AS account_id,
+       (array_agg(screen_name ORDER BY id DESC) FILTER (WHERE screen_name IS NOT NULL))[1] AS screen_name,
+       (array_agg(host(upload_ip) ORDER BY id DESC) FILTER (WHERE upload_ip IS NOT NULL))[1] AS upload_ip,
+       (array_agg(upload_port ORDER BY id DESC) FILTER (WHERE upload_port IS NOT NULL))[1] AS upload_port,
+       (array_agg(upload_time ORDER BY id DESC) FILTER (WHERE upload_time IS NOT NULL))[1] AS upload_time
+FROM ticket_uploaders WHERE ticket_id = $1
+HAVING count(*) > 0;
 
 -- name: insert_upload_hash
 INSERT INTO ticket_upload_hashes (ticket_id, scan_id, tool, value) VALUES ($1, $2, $3, $4)

@@ -67,7 +67,11 @@ def confirmed(service: Service, cli: Cli, platform: PlatformStandIn, **flags: An
     url = platform.url("p13.png")
     scanned = _ok(
         service.request(
-            "POST", f"/v1/scan?content_id=upload-13&content_url={quote(url, safe='')}", body, key, Content_Type="image/png"
+            "POST",
+            f"/v1/scan?content_id=upload-13&content_url={quote(url, safe='')}&uploader_screen_name=sam_u&uploader_port=443",
+            body,
+            key,
+            Content_Type="image/png",
         )
     )
     assert scanned["verdict"] == "match"
@@ -112,7 +116,8 @@ def test_hashguard_files_the_confirmed_item_once_with_the_evidence_streamed(
     assert platform.fetches == [("p13.png", True)]
     doc = etree.fromstring(filed.document)
     assert doc.findtext("incidentSummary/escalateToHighPriority") == "ongoing abuse suspected"
-    assert doc.findtext("personOrUserReported/espIdentifier") == "acct-77"
+    assert doc.findtext("personOrUserReported/espIdentifier") == "acct-77"  # from the notice
+    assert doc.findtext("personOrUserReported/screenName") == "sam_u"  # from the scan
     details = etree.fromstring(filed.fileinfos[0])
     assert details.findtext("fileViewedByEsp") == "true"
     assert details.findtext("industryClassification") == "A1"
@@ -146,6 +151,11 @@ def test_filing_needs_the_settings_and_the_flags_are_checked(
     # With a reference it keeps today's meaning: recorded, filed elsewhere.
     recorded = _ok(service.post_json(f"/v1/tickets/{ticket_id}/report", {"hotline": "NCMEC", "reference": "123"}, reviewer))
     assert recorded["state"] == "reported"
+    # The scan may carry the uploader too (query parameters or form fields), checked at the edge.
+    scan_bad = service.request("POST", "/v1/scan?content_id=u-2&uploader_ip=999.1.1.1", body, key, Content_Type="image/png")
+    assert scan_bad.status == 400 and "uploader_ip" in scan_bad.json()["error"]["message"]
+    scan_port = service.request("POST", "/v1/scan?content_id=u-2&uploader_port=70000", body, key, Content_Type="image/png")
+    assert scan_port.status == 400
     bad_ip = service.post_json(
         "/v1/notices",
         {"source": "user_report", "content_id": str(uuid.uuid4()), "explanation": "x", "uploader": {"ip": "not-an-ip"}},
