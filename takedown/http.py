@@ -37,7 +37,7 @@ from takedown.errors import InvalidInput, TenantNotFound, TicketNotFound
 from takedown.jobs import Waker
 from takedown.reports import api as report_api
 from takedown.reports import store as report_store
-from takedown.reports.errors import ReportingNotConfigured, UnknownHotline
+from takedown.reports.errors import UnknownHotline
 from takedown.requests import (
     AppealBody,
     AssignBody,
@@ -323,9 +323,6 @@ async def _file_report(request: web.Request, principal: Principal, hotline: str)
         raise UnknownHotline()
     reporting = request.app.get(REPORTING)
     problem = "hotline reporting is not set up" if reporting is None else reporting.ncmec_problem
-    if problem is not None:
-        raise ReportingNotConfigured(problem)
-    assert reporting is not None
     async with request.app[POOL].acquire() as conn:
         record, created = await report_store.request_report(
             conn,
@@ -335,8 +332,9 @@ async def _file_report(request: web.Request, principal: Principal, hotline: str)
             request.app[CONFIG],
             request.app[DECISION_HOOKS],
             override=principal.role is Role.LEAD,
+            problem=problem,
         )
-    if created:
+    if created and reporting is not None:
         request.app[METRICS].ticket_decisions.labels(state=State.REPORTED.value, automated="false").inc()
         reporting.waker.wake()
     return web.json_response(report_api.report_json(record), status=202)

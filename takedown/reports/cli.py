@@ -71,12 +71,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], run: Run,
 def _file(run: Run, args: argparse.Namespace, categories: store.EntryCategories) -> int:
     settings = Settings.from_env()
     config = job.config_from_settings(settings)
-    if (problem := config.problem()) is not None:
-        raise ReportingNotConfigured(problem)
+    problem = config.problem()
     takedown = TakedownConfig(retention_days=settings.retention_days, lease_s=settings.lease_s)
 
     async def queue(conn: asyncpg.Connection) -> tuple[Any, bool]:
-        return await store.request_report(conn, args.ticket, cli_actor(), args.hotline, takedown, override=True)
+        return await store.request_report(conn, args.ticket, cli_actor(), args.hotline, takedown, override=True, problem=problem)
 
     record, created = run(queue)
     print(("queued" if created else "already filed or queued") + f": report {record.id} ({record.status.value})")

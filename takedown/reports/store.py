@@ -20,7 +20,7 @@ from takedown.config import TakedownConfig
 from takedown.decision_store import DecisionHook, apply_decision
 from takedown.errors import TicketNotFound
 from takedown.reports.case import Detection, ReportCase, Review, Uploader
-from takedown.reports.errors import ReportNotFound, ReportNotRetryable
+from takedown.reports.errors import ReportingNotConfigured, ReportNotFound, ReportNotRetryable
 from takedown.reports.evidence_store import purge_case_evidence, record_review, record_upload_hashes, record_uploader
 from takedown.reports.records import ReportRecord, Status
 from takedown.ticket_store import audit_subject, db_now, locked_ticket
@@ -68,8 +68,12 @@ async def request_report(
     on_decision: Sequence[DecisionHook] = (),
     *,
     override: bool = False,
+    problem: str | None = None,
 ) -> tuple[ReportRecord, bool]:
     """Ask hashguard to file the ticket's confirmed item with ``hotline``; (the record, whether it is new).
+
+    ``problem``: why hashguard cannot file with the hotline now (unset settings), refused with 409
+    after the ticket's own checks (visibility, state, lease) and before anything is written.
 
     The ticket is locked, so two requests at once are served one after the other: the first moves
     the ticket to ``reported`` and queues the report in the same transaction; the second (and any
@@ -80,6 +84,8 @@ async def request_report(
         if existing is not None:
             return _record(existing), False
         rules.check_report(ticket, actor, await db_now(conn), override=override)
+        if problem is not None:  # after the ticket's own checks: an unknown ticket is a 404 either way
+            raise ReportingNotConfigured(problem)
         await apply_decision(
             conn,
             ticket,
