@@ -22,7 +22,7 @@ from takedown import webhooks
 EVENT = "evidence.fetch"
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     try:
         return ip_address(host).is_loopback
     except ValueError:
@@ -39,7 +39,7 @@ def fetch_refusal(url: str | None, hosts: Collection[str]) -> str | None:
         return "the content URL's host is not in HASHGUARD_EVIDENCE_HOSTS"
     if parts.scheme == "https":
         return None
-    if parts.scheme == "http" and _loopback(host):
+    if parts.scheme == "http" and is_loopback(host):
         return None
     return "evidence is fetched over https only (plain http only from a loopback host)"
 

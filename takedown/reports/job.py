@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -80,6 +81,9 @@ class NcmecConfig:
             return "HASHGUARD_NCMEC_USERNAME and HASHGUARD_NCMEC_PASSWORD must be set"
         if self.reporter is None:
             return "HASHGUARD_REPORTER_EMAIL is not set: NCMEC requires the reporting person's email"
+        parts = urlsplit(self.url)
+        if parts.scheme != "https" and not (parts.scheme == "http" and evidence.is_loopback(parts.hostname or "")):
+            return "HASHGUARD_NCMEC_URL must use https (plain http only to a loopback stand-in): reports carry evidence and credentials"
         return None
 
 
@@ -300,7 +304,8 @@ class NcmecFiler:
                 file_ids.append(file_id)
                 await self._save(report, token, reference, file_ids, None)
                 if uploaded.answer.md5 != found.md5:
-                    raise _Stop(Outcome.RETRY, f"the hotline received other bytes (MD5 {uploaded.answer.md5}, sent {found.md5})")
+                    # (No digest in the message: an upload's MD5 can equal an exact-match list's entry.)
+                    raise _Stop(Outcome.RETRY, "the MD5 the hotline computed differs from the file sent: the upload was damaged")
                 await self._step("upload", report)
                 for file_id in file_ids:
                     details = ncmec.build_file_details(

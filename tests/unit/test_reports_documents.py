@@ -260,3 +260,15 @@ def test_the_documented_example_validates() -> None:
     assert len(blocks) == 2
     for block in blocks:
         SCHEMA.check(block.encode())
+
+
+def test_the_hotline_is_reached_over_https_or_a_loopback_stand_in_only() -> None:
+    from takedown.reports.job import NcmecConfig
+
+    def problem(url: str) -> str | None:
+        return NcmecConfig(url=url, username="u", password="p", reporter=REPORTER).problem()
+
+    assert problem("https://exttest.cybertip.org/ispws") is None
+    assert problem("http://127.0.0.1:8080/ispws") is None
+    assert "https" in (problem("http://exttest.cybertip.org/ispws") or "")
+    assert "REPORTER_EMAIL" in (NcmecConfig(url="https://x.test", username="u", password="p", reporter=None).problem() or "")
