@@ -27,6 +27,15 @@ class ScanQuery(Struct):
         Annotated[OptionalText, Meta(description="The platform's id of the item. Required, here or as a form field.")] | None
     ) = None
     content_url: OptionalText | None = None
+    # The upload's account, when the platform knows it: case evidence for a hotline report (takedown.reports).
+    uploader_account_id: OptionalText | None = None
+    uploader_screen_name: OptionalText | None = None
+    uploader_ip: Annotated[str, Meta(max_length=64, description="The upload's IPv4 or IPv6 address.")] | None = None
+    uploader_port: Annotated[int, Meta(ge=1, le=65535, description="The upload's source port.")] | None = None
+    upload_time: Annotated[str, Meta(max_length=64, description="When it was uploaded (ISO 8601 with offset).")] | None = None
+
+
+UPLOADER_FIELDS = ("uploader_account_id", "uploader_screen_name", "uploader_ip", "uploader_port", "upload_time")
 
 
 class Match(Struct, forbid_unknown_fields=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from ipaddress import ip_address
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -13,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from detector.api import (
     MAX_LOOKUP_ITEMS,
+    UPLOADER_FIELDS,
     BatchVerdict,
     Health,
     LookupBatch,
@@ -25,7 +27,7 @@ from detector.api import (
 from detector.appkeys import HOLDER, SCANNER, TOOLS
 from detector.scan import Outcome, ScanContext
 from detector.tools.policy import activation_record
-from kernel.api import MAX_TEXT
+from kernel.api import MAX_TEXT, parse_moment
 from kernel.appkeys import DB_HEALTH, METRICS, SETTINGS
 from kernel.errors import BadRequest, MissingField, PayloadTooLarge, ServiceError, UnsupportedMedia
 from kernel.keys import DEFAULT_TENANT_ID, Principal, Role
@@ -73,7 +75,7 @@ async def read_upload(request: web.Request) -> tuple[bytes, dict[str, str]]:
                         if data is not None:
                             raise BadRequest("the multipart body holds more than one 'media' part")
                         data = await read_limited(part.read_chunk, limit, "the upload")
-                    elif part.name in ("content_id", "content_url"):
+                    elif part.name in ("content_id", "content_url", *UPLOADER_FIELDS):
                         raw = await read_limited(part.read_chunk, max_field, f"the field {part.name!r}")
                         fields[part.name] = utf8_text(part.name, raw)
                     else:
@@ -119,6 +121,34 @@ def outcome_json(outcome: Outcome, *, distances: bool = False) -> dict[str, Any]
     }
 
 
+def uploader_fields(fields: dict[str, str]) -> dict[str, object] | None:
+    """The upload's account details a scan may carry (``uploader_*``, ``upload_time``), checked; None when absent."""
+    found: dict[str, object] = {}
+    for name in UPLOADER_FIELDS:
+        value = text_field(name, fields.get(name), required=False)
+        if value is None:
+            continue
+        key = name.removeprefix("uploader_")
+        if name == "uploader_ip":
+            try:
+                value = str(ip_address(value))
+            except ValueError:
+                raise BadRequest("'uploader_ip' must be an IPv4 or IPv6 address") from None
+        elif name == "uploader_port":
+            if not value.isdigit() or not 1 <= int(value) <= 65535:
+                raise BadRequest("'uploader_port' must be a port number, 1-65535")
+            found[key] = int(value)
+            continue
+        elif name == "upload_time":
+            try:
+                found[key] = parse_moment("'upload_time'", value)
+            except ValueError as exc:
+                raise BadRequest(str(exc)) from None
+            continue
+        found[key] = value
+    return found or None
+
+
 def _tenant(principal: Principal) -> int:
     """The tenant a scan's records belong to: the platform key's own. Only platform keys reach the
     scan routes; a staff key, were one ever admitted, would record into the default tenant."""
@@ -134,6 +164,7 @@ async def scan(request: web.Request) -> web.Response:
         content_url=text_field("content_url", fields.get("content_url"), required=False),
         api_key_id=principal.key_id,
         tenant_id=_tenant(principal),
+        uploader=uploader_fields(fields),
     )
     outcome = await request.app[SCANNER].scan(data, context)
     metrics = request.app[METRICS]
@@ -248,6 +279,10 @@ _UPLOAD_BODY: dict[str, Any] = {
                     "media": {"type": "string", "format": "binary"},
                     "content_id": {"type": "string", "maxLength": MAX_TEXT},
                     "content_url": {"type": "string", "maxLength": MAX_TEXT},
+                    **{
+                        name: {"type": "string", "maxLength": 64 if name != "uploader_account_id" else MAX_TEXT}
+                        for name in UPLOADER_FIELDS
+                    },
                 },
             }
         },

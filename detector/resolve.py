@@ -83,9 +83,18 @@ class TicketDesk(Protocol[TicketT]):
     """The takedown side of a match: open (or join) the content's ticket for the answered matches."""
 
     async def open_for_matches(
-        self, conn: asyncpg.Connection, *, scan_id: uuid.UUID, context: ScanContext, matches: Sequence[Match]
+        self,
+        conn: asyncpg.Connection,
+        *,
+        scan_id: uuid.UUID,
+        context: ScanContext,
+        matches: Sequence[Match],
+        hashes: Mapping[str, bytes] | None = None,
     ) -> TicketT:
-        """Runs in the evidence's transaction: the ticket and the evidence commit or roll back together."""
+        """Runs in the evidence's transaction: the ticket and the evidence commit or roll back together.
+
+        ``hashes``: the upload's own hashes (tool -> value), which a hotline report names and an
+        evidence file is checked against; never a list entry's."""
         ...
 
     def committed(self, ticket: TicketT) -> None:
@@ -301,7 +310,13 @@ class Resolver(Generic[TicketT]):
             live_matches = [m for m in matches if not m.shadow]
             # Shadow matches are evidence only: no ticket, no action, not in the verdict.
             ticket = (
-                await self._tickets.open_for_matches(conn, scan_id=p.scan_id, context=p.context, matches=live_matches)
+                await self._tickets.open_for_matches(
+                    conn,
+                    scan_id=p.scan_id,
+                    context=p.context,
+                    matches=live_matches,
+                    hashes={**p.hashes, **(p.context.file_digests or {})},
+                )
                 if live_matches
                 else None
             )

@@ -5,6 +5,8 @@ resolve hits into matches. Storage is reached only through the injected ``resolv
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import logging
 import time
 import uuid
@@ -41,6 +43,12 @@ class ScanContext:
     content_url: str | None
     api_key_id: int | None
     tenant_id: int
+    # MD5 and SHA-256 of the uploaded bytes, taken when a scan matched: what a hotline report names and
+    # an evidence file fetched later is checked against (takedown.reports). Not a list's values.
+    file_digests: Mapping[str, bytes] | None = None
+    # What the platform sent of the upload's account (detector.http.uploader_fields): account_id,
+    # screen_name, ip, port, upload_time; kept by takedown with the ticket's evidence.
+    uploader: Mapping[str, object] | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,6 +83,10 @@ class Pending:
 Resolve = Callable[[Sequence[Pending]], Awaitable[list[Resolution]]]
 # Keeps an upload's hashes for look-back (HASHGUARD_LOOKBACK_DAYS); None when that is off.
 Remember = Callable[[uuid.UUID, ScanContext, Mapping[str, bytes]], Awaitable[None]]
+
+
+def _file_digests(data: bytes) -> dict[str, bytes]:
+    return {"md5": hashlib.md5(data).digest(), "sha256": hashlib.sha256(data).digest()}
 
 
 class SnapshotHolder:
@@ -321,6 +333,8 @@ class ScanService:
             # With threads, hash and match in one job: the upload takes one slot, not two, and never
             # queues again behind other uploads' hashing between the two steps.
             hashes, hits = await self._pool.run(self._hash_and_match, job, snapshot, memory=cost)
+        if hits:
+            context = dataclasses.replace(context, file_digests=await asyncio.to_thread(_file_digests, data))
         [outcome] = await self._outcomes(started, [(context, hits, hashes)])
         return outcome
 

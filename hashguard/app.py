@@ -8,7 +8,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -34,6 +34,7 @@ from detector.snapshots import SnapshotLoader
 from detector.tools.registry import ToolRegistry
 from hashguard import flows, openapi
 from hashsets import uploads
+from hashsets.entries import entry_classifications
 from hashsets.serving import MatchCatalogue, SnapshotSource
 from kernel import auditlog, keys_http
 from kernel.appkeys import DB_HEALTH, DB_URL, KEY_CACHE, KEY_GUARD, METRICS, POOL, SETTINGS
@@ -48,6 +49,8 @@ from takedown import http as takedown_http
 from takedown import jobs as takedown_jobs
 from takedown.config import TakedownConfig
 from takedown.matching import MatchTicket, open_for_matches
+from takedown.reports import job as report_job
+from takedown.reports.case import Uploader
 from takedown.webhooks import webhook_settings_problem
 from takedown.workflow import Source
 
@@ -122,6 +125,20 @@ def _probe_guard(settings: Settings, tools: ToolRegistry) -> ProbeGuard | None:
     return ProbeGuard(rules=rules, window_s=settings.probe_window_s, thresholds={t.name: t.threshold() for t in tools})
 
 
+def _uploader(sent: Mapping[str, object] | None) -> Uploader | None:
+    """The detector's checked ``uploader_*`` scan fields as takedown's value."""
+    if not sent:
+        return None
+    port, when = sent.get("port"), sent.get("upload_time")
+    return Uploader(
+        account_id=str(sent["account_id"]) if "account_id" in sent else None,
+        screen_name=str(sent["screen_name"]) if "screen_name" in sent else None,
+        ip=str(sent["ip"]) if "ip" in sent else None,
+        port=port if isinstance(port, int) else None,
+        upload_time=when if isinstance(when, datetime) else None,
+    )
+
+
 class _TicketDesk:
     """The takedown side of a match (``detector.resolve.TicketDesk``): the root's adapter over takedown."""
 
@@ -129,7 +146,13 @@ class _TicketDesk:
         self._app = app
 
     async def open_for_matches(
-        self, conn: asyncpg.Connection, *, scan_id: uuid.UUID, context: ScanContext, matches: Sequence[Match]
+        self,
+        conn: asyncpg.Connection,
+        *,
+        scan_id: uuid.UUID,
+        context: ScanContext,
+        matches: Sequence[Match],
+        hashes: Mapping[str, bytes] | None = None,
     ) -> MatchTicket:
         """Open a takedown ticket (or join the content's live one) in the evidence's transaction."""
         return await open_for_matches(
@@ -142,6 +165,8 @@ class _TicketDesk:
             matches=matches,
             config=self._app[takedown_http.CONFIG],
             on_decision=self._app[takedown_http.DECISION_HOOKS],
+            upload_hashes=hashes,
+            uploader=_uploader(context.uploader),
         )
 
     def committed(self, ticket: MatchTicket) -> None:
@@ -271,7 +296,7 @@ def _settings_for_audit(settings: Settings) -> dict[str, str]:
     shown: dict[str, str] = {}
     for f in dataclasses.fields(settings):
         env, value = f.metadata["env"], getattr(settings, f.name)
-        if env in secret:
+        if env in secret or env.endswith(("_PASSWORD", "_SECRET", "_TOKEN")):
             shown[env] = "(unset)" if value is None else "(set)"
         elif env == "HASHGUARD_WEBHOOK_URL" and value:
             # A URL may carry credentials (user:pass@, a token in the query): keep only where it points.
@@ -329,6 +354,37 @@ async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
     await session.close()
 
 
+def report_metrics(metrics: Metrics) -> report_job.ReportMetrics:
+    return report_job.ReportMetrics(
+        submissions=metrics.report_submissions,
+        open=metrics.reports_open,
+        oldest_unfinished=metrics.report_oldest_unfinished,
+        errors=metrics.hotline_errors,
+    )
+
+
+async def _report_filer(app: web.Application) -> AsyncIterator[None]:
+    """The CyberTipline filing job (when configured); its gauges are kept either way."""
+    config = report_job.config_from_settings(app[SETTINGS])
+    session = aiohttp.ClientSession()
+    filer = report_job.NcmecFiler(
+        pool=app[POOL],
+        session=session,
+        config=config,
+        metrics=report_metrics(app[METRICS]),
+        waker=app[takedown_http.REPORTING].waker,
+        categories=entry_classifications,
+    )
+    if config.problem() is not None and config.url:
+        log.warning("NCMEC reporting is not usable: %s", config.problem())
+    task = asyncio.create_task(filer.run(), name="hashguard-report-filer")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await session.close()
+
+
 # The root's own routes: the document that describes every context's.
 ROUTES: list[Route] = [openapi.ROUTE]
 
@@ -371,6 +427,11 @@ def create_app(settings: Settings) -> web.Application:
     app[takedown_http.WAKER] = takedown_jobs.Waker()
     app.cleanup_ctx.append(_takedown_jobs)
     # -- reports (issue 12: NCMEC, NCA, hotline exports)
+    # hashguard files CyberTipline reports itself (takedown.reports): the filing job runs beside the
+    # outbox; the report endpoint answers 409 until HASHGUARD_NCMEC_* and HASHGUARD_REPORTER_EMAIL are set.
+    ncmec_config = report_job.config_from_settings(settings)
+    app[takedown_http.REPORTING] = takedown_http.Reporting(ncmec_problem=ncmec_config.problem(), waker=takedown_jobs.Waker())
+    app.cleanup_ctx.append(_report_filer)
     # -- end reports
     # -- figures (issue 12: DSA database, transparency, monitoring)
     # -- end figures

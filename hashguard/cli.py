@@ -19,6 +19,7 @@ from detector.decode import HashingPath, Media
 from detector.tools.registry import ToolRegistry, ToolRegistryError
 from hashguard import flows
 from hashsets import cli as hashsets_cli
+from hashsets.entries import entry_classifications
 from hashsets.errors import HashsetError
 from kernel import auditlog, keycontrols, keystore
 from kernel.commandline import run_with_connection
@@ -28,6 +29,7 @@ from kernel.keys import DEFAULT_TENANT, TENANT_NAME, Role, new_key
 from kernel.settings import Settings, SettingsError
 from takedown import cli as takedown_cli
 from takedown import outbox_store, webhooks
+from takedown.reports import cli as reports_cli
 
 
 class CommandError(Exception):
@@ -380,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="create or update the database schema").set_defaults(func=cmd_migrate)
     register_tools(sub)
     takedown_cli.register(sub, run_with_connection, flows.DETECTOR_SCANS)
+    # Hotline reports: the lists' context tells the reports how a matched entry is classified.
+    reports_cli.register(sub, run_with_connection, entry_classifications)
     return parser
 
 

@@ -6,7 +6,7 @@ Hash values leave this module only through ``stream_entries`` (to the index) and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -87,3 +87,12 @@ async def enable_entry(conn: asyncpg.Connection, name: str, entry_id: str, reaso
 async def list_disabled(conn: asyncpg.Connection, name: str) -> list[tuple[str, str, str, datetime]]:
     hashset = await hashset_row(conn, name)
     return [(r["entry_id"], r["reason"], r["actor"], r["disabled_at"]) for r in await conn.fetch(Q.list_disables, hashset["id"])]
+
+
+async def entry_classifications(
+    conn: asyncpg.Connection, entry_rows: Sequence[int]
+) -> Mapping[int, tuple[str | None, str | None, str | None]]:
+    """(category, scheme, issuer) of these entry rows, for hotline reports (the root hands this to
+    takedown): how the list classified what matched, and who issued it. Never a hash value."""
+    rows = await conn.fetch(Q.entry_classifications, list(entry_rows))
+    return {r["id"]: (r["category"], r["scheme"], r["issuer"]) for r in rows}

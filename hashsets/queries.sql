@@ -232,3 +232,10 @@ WHERE e.version_id = ANY($1::integer[])
       SELECT 1 FROM hash_entries o
       WHERE o.version_id = ANY($2::integer[]) AND o.hash = e.hash
         AND NOT EXISTS (SELECT 1 FROM hash_retractions r2 WHERE r2.entry_row = o.id AND r2.version_id = ANY($2::integer[])));
+
+-- name: entry_classifications
+-- For hotline reports: each matched entry's category, its scheme and its version's issuer; never the hash.
+SELECT e.id, e.category, e.scheme::text AS scheme, nullif(v.issuer, '') AS issuer
+FROM hash_entries e
+JOIN hashset_versions v ON v.id = e.version_id
+WHERE e.id = ANY($1::bigint[]);

@@ -48,6 +48,10 @@ class Metrics:
     rate_limited: Counter = field(init=False)
     key_suspensions: Counter = field(init=False)
     # -- reports (issue 12: NCMEC, NCA, hotline exports)
+    report_submissions: Counter = field(init=False)
+    reports_open: Gauge = field(init=False)
+    report_oldest_unfinished: Gauge = field(init=False)
+    hotline_errors: Counter = field(init=False)
     # -- end reports
     # -- figures (issue 12: DSA database, transparency, monitoring)
     # -- end figures
@@ -172,6 +176,27 @@ class Metrics:
             registry=r,
         )
         # -- reports (issue 12: NCMEC, NCA, hotline exports)
+        self.report_submissions = Counter(
+            "hashguard_report_submissions",
+            "Hotline report filing runs by hotline and outcome (finished, retry, failed, retracted).",
+            ["hotline", "outcome"],
+            registry=r,
+        )
+        self.reports_open = Gauge(
+            "hashguard_reports_open", "Hotline reports queued or being filed, by hotline.", ["hotline"], registry=r
+        )
+        self.report_oldest_unfinished = Gauge(
+            "hashguard_report_oldest_unfinished_timestamp_seconds",
+            "When the oldest unfinished hotline report was requested (Unix time; 0 when none): alert when it is old.",
+            ["hotline"],
+            registry=r,
+        )
+        self.hotline_errors = Counter(
+            "hashguard_hotline_errors",
+            "Failed hotline calls by hotline and response code (or http_<status>, network).",
+            ["hotline", "code"],
+            registry=r,
+        )
         # -- end reports
         # -- figures (issue 12: DSA database, transparency, monitoring)
         # -- end figures
@@ -216,6 +241,10 @@ METRIC_NAMES: tuple[str, ...] = (
     "hashguard_rate_limited_total",
     "hashguard_key_suspensions_total",
     # -- reports (issue 12: NCMEC, NCA, hotline exports)
+    "hashguard_report_submissions_total",
+    "hashguard_reports_open",
+    "hashguard_report_oldest_unfinished_timestamp_seconds",
+    "hashguard_hotline_errors_total",
     # -- end reports
     # -- figures (issue 12: DSA database, transparency, monitoring)
     # -- end figures

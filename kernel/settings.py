@@ -361,6 +361,72 @@ class Settings:
     )
 
     # -- reports (issue 12: NCMEC, NCA, hotline exports)
+    ncmec_url: str | None = _setting(
+        "HASHGUARD_NCMEC_URL",
+        _optional_str,
+        None,
+        "CyberTipline Reporting API base URL (NCMEC's test service is https://exttest.cybertip.org/ispws). Unset: hashguard files no NCMEC reports.",
+    )
+    ncmec_username: str | None = _setting("HASHGUARD_NCMEC_USERNAME", _optional_str, None, "The NCMEC-issued reporting username.")
+    ncmec_password: str | None = _setting(
+        "HASHGUARD_NCMEC_PASSWORD", _optional_str, None, "The NCMEC-issued reporting password (never logged or audited)."
+    )
+    ncmec_mou_signed: bool = _setting(
+        "HASHGUARD_NCMEC_MOU_SIGNED",
+        lambda raw: raw.lower() in ("1", "true", "yes", "on"),
+        False,
+        "This company signed NCMEC's industry hash-sharing MOU: only then do reports carry industryClassification (A1-B2).",
+    )
+    ncmec_timeout_s: float = _setting(
+        "HASHGUARD_NCMEC_TIMEOUT_S", _float(0.1), 60.0, "Seconds to wait for one CyberTipline call."
+    )
+    ncmec_max_attempts: int = _setting(
+        "HASHGUARD_NCMEC_MAX_ATTEMPTS", _int(1), 12, "Runs of a report's filing before a retryable failure becomes terminal."
+    )
+    ncmec_backoff_s: float = _setting(
+        "HASHGUARD_NCMEC_BACKOFF_S",
+        _float(0.0),
+        30.0,
+        "First retry delay of a report's filing (doubling, jittered, capped at 15 min).",
+    )
+    report_lease_s: float = _setting(
+        "HASHGUARD_REPORT_LEASE_S",
+        _float(1.0),
+        600.0,
+        "How long a replica holds a report it is filing; a report whose holder died is taken up (retract first) after this.",
+    )
+    reporter_email: str | None = _setting(
+        "HASHGUARD_REPORTER_EMAIL", _optional_str, None, "The reporting person's email, required to file a hotline report."
+    )
+    reporter_first_name: str | None = _setting(
+        "HASHGUARD_REPORTER_FIRST_NAME", _optional_str, None, "The reporting person's first name."
+    )
+    reporter_last_name: str | None = _setting(
+        "HASHGUARD_REPORTER_LAST_NAME", _optional_str, None, "The reporting person's last name."
+    )
+    reporter_phone: str | None = _setting("HASHGUARD_REPORTER_PHONE", _optional_str, None, "The reporting person's phone number.")
+    reporter_company: str | None = _setting(
+        "HASHGUARD_REPORTER_COMPANY", _optional_str, None, "The companyTemplate name NCMEC agreed with the company, if any."
+    )
+    reporter_tos_url: str | None = _setting(
+        "HASHGUARD_REPORTER_TOS_URL", _optional_str, None, "The platform's terms of service (sent as termsOfService)."
+    )
+    reporter_legal_url: str | None = _setting(
+        "HASHGUARD_REPORTER_LEGAL_URL", _optional_str, None, "Where law enforcement sends legal process (sent as legalURL)."
+    )
+    evidence_hosts: tuple[str, ...] = _setting(
+        "HASHGUARD_EVIDENCE_HOSTS",
+        _names,
+        (),
+        "Comma-separated platform host names a report's file is fetched from (signed, checked against the scan's hash, streamed to"
+        " the hotline, not kept); port not matched; https only, plain http only for loopback. Others: hash-only reports.",
+    )
+    nca_uk_provider: bool = _setting(
+        "HASHGUARD_NCA_UK_PROVIDER",
+        lambda raw: raw.lower() in ("1", "true", "yes", "on"),
+        False,
+        "This provider is a UK provider (OSA s.66): NCA reports for all detected content; otherwise only for UK-linked content.",
+    )
     # -- end reports
     # -- figures (issue 12: DSA database, transparency, monitoring)
     # -- end figures

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from msgspec import Meta, Struct, field
 
+from takedown.reports.api import HotlineReport
 from takedown.workflow import RESTRICTIONS, Action, Source, State
 
 RESTRICTION_NAMES = sorted(a.value for a in RESTRICTIONS)
@@ -94,6 +95,7 @@ class TicketDetail(Ticket, forbid_unknown_fields=True):
     notice_records: list[dict[str, Any]]
     decisions: list[DecisionRecord]
     deliveries: Annotated[list[dict[str, Any]], Meta(description="The platform actions queued and their delivery.")]
+    reports: Annotated[list[HotlineReport], Meta(description="The hotline reports hashguard files for this ticket.")]
 
 
 class Claimed(Struct, forbid_unknown_fields=True):

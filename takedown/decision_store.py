@@ -18,6 +18,8 @@ from kernel.auditlog import append_audit
 from kernel.db import Queries
 from takedown import outbox_store, rules, statement_store, webhooks
 from takedown.config import TakedownConfig
+from takedown.reports import evidence_store
+from takedown.reports.case import Review
 from takedown.ticket_store import audit_subject, db_now, get_ticket, locked_ticket
 from takedown.tickets import Actor, DecisionInput, Ticket
 from takedown.workflow import RESTRICTIONS, State, due_at
@@ -41,14 +43,21 @@ async def decide(
     *,
     override: bool,
     on_decision: Sequence[DecisionHook] = (),
+    review: Review | None = None,
 ) -> Ticket:
-    """A person's decision on a claimed ticket (or, with ``override``, a lead's on any ticket awaiting one)."""
+    """A person's decision on a claimed ticket (or, with ``override``, a lead's on any ticket awaiting one).
+
+    ``review``: what the hotline report is to say of the review (what a person viewed, escalation,
+    viral/meme marks, priorities), recorded on the decision row."""
     async with conn.transaction():
         ticket = await locked_ticket(conn, ticket_id, actor.tenants)
         rules.check_decision(ticket, decision.to, actor, await db_now(conn), override=override)
-        return await apply_decision(
+        after = await apply_decision(
             conn, ticket, decision, actor, config, automated_decision=False, override=override, on_decision=on_decision
         )
+        if review is not None:
+            await evidence_store.record_review(conn, ticket_id, review)
+        return after
 
 
 async def report(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -34,6 +35,9 @@ from takedown import (
 from takedown.config import TakedownConfig
 from takedown.errors import InvalidInput, TenantNotFound, TicketNotFound
 from takedown.jobs import Waker
+from takedown.reports import api as report_api
+from takedown.reports import store as report_store
+from takedown.reports.errors import UnknownHotline
 from takedown.requests import (
     AppealBody,
     AssignBody,
@@ -52,6 +56,8 @@ from takedown.requests import (
     parse_notice,
     parse_policy,
     parse_report,
+    parse_review,
+    parse_uploader,
 )
 from takedown.rules import Policy
 from takedown.tickets import Actor, Decision, Evidence, Ticket
@@ -60,6 +66,17 @@ from takedown.workflow import Source, State
 T = TypeVar("T")
 
 CONFIG = web.AppKey("takedown_config", TakedownConfig)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Reporting:
+    """Whether hashguard can file NCMEC reports itself (None: it can; else why not), and the filing job's waker."""
+
+    ncmec_problem: str | None
+    waker: Waker
+
+
+REPORTING = web.AppKey("takedown_reporting", Reporting)
 WAKER = web.AppKey("takedown_waker", Waker)
 # What other contexts do when a ticket is decided; the composition root fills it (hashguard/app.py passes hashguard.flows.wrong_match_feedback).
 DECISION_HOOKS: web.AppKey[Sequence[decision_store.DecisionHook]] = web.AppKey("takedown_decision_hooks")
@@ -173,9 +190,10 @@ def _count_decision(request: web.Request, ticket: Ticket, automated: bool = Fals
 
 async def post_notice(request: web.Request) -> web.Response:
     principal = caller(request)
-    notice = parse_notice(await _body(request, NoticeBody))
+    body = await _body(request, NoticeBody)
+    notice, uploader = parse_notice(body), parse_uploader(body.uploader)
     async with request.app[POOL].acquire() as conn:
-        ticket, notice_id, opened = await ticket_store.file_notice(conn, notice, _actor(principal), request.app[CONFIG])
+        ticket, notice_id, opened = await report_store.file_notice(conn, notice, _actor(principal), request.app[CONFIG], uploader)
     if opened:
         request.app[METRICS].tickets_opened.labels(source=notice.source.value).inc()
     return web.json_response(
@@ -210,6 +228,7 @@ async def list_tickets(request: web.Request) -> web.Response:
 async def get_ticket(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         detail = await ticket_store.ticket_detail(conn, _ticket_id(request), caller(request).tenants)
+        reports = await report_store.ticket_reports(conn, detail.ticket.id)
     return web.json_response(
         {
             **ticket_json(detail.ticket),
@@ -217,6 +236,7 @@ async def get_ticket(request: web.Request) -> web.Response:
             "notice_records": [_plain(n) for n in detail.notices],
             "decisions": [_decision_json(d) for d in detail.decisions],
             "deliveries": [_plain(d) for d in detail.deliveries],
+            "reports": [report_api.report_json(r) for r in reports],
         }
     )
 
@@ -259,7 +279,8 @@ async def assign(request: web.Request) -> web.Response:
 
 async def decide(request: web.Request) -> web.Response:
     principal = caller(request)
-    decision = parse_decision(await _body(request, DecisionBody))
+    body = await _body(request, DecisionBody)
+    decision, review = parse_decision(body), parse_review(body)
     async with request.app[POOL].acquire() as conn:
         ticket = await decision_store.decide(
             conn,
@@ -269,6 +290,7 @@ async def decide(request: web.Request) -> web.Response:
             request.app[CONFIG],
             override=principal.role is Role.LEAD,
             on_decision=request.app[DECISION_HOOKS],
+            review=review,
         )
     _count_decision(request, ticket)
     request.app[WAKER].wake()
@@ -278,6 +300,8 @@ async def decide(request: web.Request) -> web.Response:
 async def report(request: web.Request) -> web.Response:
     principal = caller(request)
     hotline, reference = parse_report(await _body(request, ReportBody))
+    if reference is None:
+        return await _file_report(request, principal, hotline)
     async with request.app[POOL].acquire() as conn:
         ticket = await decision_store.report(
             conn,
@@ -291,6 +315,29 @@ async def report(request: web.Request) -> web.Response:
         )
     _count_decision(request, ticket)
     return web.json_response(ticket_json(ticket))
+
+
+async def _file_report(request: web.Request, principal: Principal, hotline: str) -> web.Response:
+    """No reference: hashguard files the report itself (NCMEC), once per ticket; 202 with the report's record."""
+    if hotline.lower() != "ncmec":
+        raise UnknownHotline()
+    reporting = request.app.get(REPORTING)
+    problem = "hotline reporting is not set up" if reporting is None else reporting.ncmec_problem
+    async with request.app[POOL].acquire() as conn:
+        record, created = await report_store.request_report(
+            conn,
+            _ticket_id(request),
+            _actor(principal),
+            "ncmec",
+            request.app[CONFIG],
+            request.app[DECISION_HOOKS],
+            override=principal.role is Role.LEAD,
+            problem=problem,
+        )
+    if created and reporting is not None:
+        request.app[METRICS].ticket_decisions.labels(state=State.REPORTED.value, automated="false").inc()
+        reporting.waker.wake()
+    return web.json_response(report_api.report_json(record), status=202)
 
 
 async def close(request: web.Request) -> web.Response:
@@ -496,9 +543,16 @@ ROUTES: list[Route] = [
         path_params=TICKET_ID,
         handler=report,
         roles=STAFF,
-        summary="Record that the content was reported to a hotline or authority",
+        summary="File the item with NCMEC (no reference), or record that it was reported elsewhere (with its reference)",
+        description='With {"hotline": "ncmec"} and no reference hashguard files the CyberTipline report itself, once per '
+        "ticket: 202 with the report's record (a second request answers the same record); the ticket is reported at once "
+        "and the report's progress is in GET /v1/tickets/{id}. With a reference: recorded, filed elsewhere (200, the ticket). "
+        "409 reporting_not_configured when HASHGUARD_NCMEC_URL, the credentials or HASHGUARD_REPORTER_EMAIL are unset.",
         body=ReportBody,
-        responses={200: ("The ticket, now reported; evidence is preserved HASHGUARD_RETENTION_DAYS from now.", api.Ticket)},
+        responses={
+            200: ("The ticket, now reported; evidence is preserved HASHGUARD_RETENTION_DAYS from now.", api.Ticket),
+            202: ("The hotline report hashguard files (or already filed) for this ticket.", report_api.HotlineReport),
+        },
         errors=frozenset({404, 409}),
     ),
     Route(

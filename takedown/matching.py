@@ -9,7 +9,7 @@ detector type it imports) and decides everything else here and in ``takedown.rul
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,8 @@ from kernel.auditlog import append_audit
 from takedown import policy_store, rules
 from takedown.config import TakedownConfig
 from takedown.decision_store import DecisionHook, apply_decision
+from takedown.reports import evidence_store as report_store
+from takedown.reports.case import Uploader
 from takedown.ticket_store import attach_evidence, audit_subject, db_now, get_ticket, live_ticket
 from takedown.tickets import SYSTEM
 from takedown.workflow import PRIORITY, Action, Source, due_at
@@ -46,6 +48,8 @@ async def open_for_matches(
     matches: Sequence[Match],
     config: TakedownConfig,
     on_decision: Sequence[DecisionHook] = (),
+    upload_hashes: Mapping[str, bytes] | None = None,
+    uploader: Uploader | None = None,
 ) -> MatchTicket:
     """Open (or attach to) the content's ticket for a scan's or lookup's matches, keeping them as evidence.
 
@@ -54,6 +58,8 @@ async def open_for_matches(
     Runs in the caller's transaction, the one that records the scan's match evidence. A list with
     an ``auto_action`` policy gets its restriction decided here, automatically, in the same commit.
     Shadow matches open no ticket: the caller passes only the matches the verdict answers.
+    ``upload_hashes`` (the upload's own hashes, tool -> value) are kept with the evidence for the
+    hotline report (``takedown.reports``) and purged with it.
     """
     if not matches:
         raise ValueError("a ticket is opened for at least one match")
@@ -75,6 +81,10 @@ async def open_for_matches(
         await attach_evidence(
             conn, ticket_id, scan_id=scan_id, api_key_id=api_key_id, matches=matches, priority=PRIORITY[source], due=due
         )
+        if upload_hashes:
+            await report_store.record_upload_hashes(conn, ticket_id, scan_id, upload_hashes)
+        if uploader is not None and uploader.any():
+            await report_store.record_uploader(conn, ticket_id, uploader)
         ticket = await get_ticket(conn, ticket_id)
         matched = [
             {"hashset": m.hashset, "hashset_version": m.hashset_version, "entry_id": m.entry_id, "tool": m.tool} for m in matches

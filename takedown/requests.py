@@ -13,6 +13,7 @@ from msgspec import Meta, Struct, field
 
 from kernel.api import MOMENT_RULE, checked_moment, moment, optional_text, text, trimmed
 from takedown.errors import InvalidInput
+from takedown.reports.case import Review, Uploader
 from takedown.tickets import DecisionInput, Notice
 from takedown.workflow import RESTRICTIONS, Action, Source, State
 
@@ -70,6 +71,20 @@ class Authority(Struct):
         self.deadline = checked_moment("deadline", self.deadline)
 
 
+class UploaderBody(Struct):
+    """What the platform knows of the upload's account: case evidence for a hotline report
+    (personOrUserReported, ipCaptureEvent), purged with the ticket's evidence."""
+
+    account_id: Annotated[OptionalShort, Meta(description="The platform's id of the uploading account.")] | None = None
+    screen_name: OptionalShort | None = None
+    ip: Annotated[str, optional_text(64), Meta(description="The upload's IPv4 or IPv6 address.")] | None = None
+    port: Annotated[int, Meta(ge=1, le=65535, description="The upload's source port.")] | None = None
+    upload_time: Annotated[Moment | None, Meta(description="When the file was uploaded to the platform.")] = None
+
+    def __post_init__(self) -> None:
+        self.upload_time = checked_moment("uploader.upload_time", self.upload_time)
+
+
 class NoticeBody(Struct):
     source: Annotated[
         Source,
@@ -87,6 +102,19 @@ class NoticeBody(Struct):
     notifier: Notifier | None = None
     authority: Authority | None = None
     bona_fide: Annotated[bool, Meta(description="The notifier confirms the notice is accurate and complete.")] = False
+    uploader: Annotated[UploaderBody | None, Meta(description="The upload's account, when the platform knows it.")] = None
+
+
+class IwfCategory(StrEnum):
+    A = "A"
+    B = "B"
+    C = "C"
+
+
+class IccamVerdict(StrEnum):
+    BASELINE = "baseline"
+    NATIONAL = "national"
+    NOT_ILLEGAL = "not_illegal"
 
 
 class DecisionBody(Struct):
@@ -104,11 +132,31 @@ class DecisionBody(Struct):
     ] = None
     ground: Ground | None = None
     legal_ground: Annotated[str, optional_text(500)] | None = None
+    # What the hotline report says of the review (actioned or upheld only).
+    file_viewed: Annotated[bool, Meta(description="A person viewed the entire file (fileViewedByEsp).")] = False
+    exif_viewed: Annotated[bool, Meta(description="A person viewed its EXIF data; only with file_viewed.")] = False
+    escalate: Annotated[OptionalShort, Meta(description="Why the hotline report is urgent (escalateToHighPriority).")] | None = (
+        None
+    )
+    viral: Annotated[bool, Meta(description="The item is viral: the NCMEC report uses the batched viral form.")] = False
+    potential_meme: Annotated[bool, Meta(description="The item is a potential meme (batched form).")] = False
+    uk_priority: (
+        Annotated[
+            int, Meta(ge=1, le=3, description="NCA priority: 1 immediately, 2 as soon as practicable, 3 without undue delay.")
+        ]
+        | None
+    ) = None
+    iwf_category: Annotated[IwfCategory | None, Meta(description="The reviewer's IWF category.")] = None
+    iccam_verdict: Annotated[IccamVerdict | None, Meta(description="INTERPOL baseline, nationally illegal or not illegal.")] = (
+        None
+    )
 
 
 class ReportBody(Struct):
-    hotline: Annotated[Short, Meta(description="e.g. NCMEC.")]
-    reference: Annotated[OptionalShort, Meta(description="The report's id at the hotline.")] | None = None
+    hotline: Annotated[Short, Meta(description="e.g. ncmec. Without 'reference' hashguard files the report itself (ncmec only).")]
+    reference: (
+        Annotated[OptionalShort, Meta(description="The report's id at the hotline, when it was filed elsewhere.")] | None
+    ) = None
 
 
 class AppealBody(Struct):
@@ -218,6 +266,51 @@ def parse_decision(body: DecisionBody) -> DecisionInput:
         ground=body.ground.value if body.ground else None,
         legal_ground=trimmed(body.legal_ground),
         explanation=body.explanation.strip(),
+    )
+
+
+def parse_uploader(body: UploaderBody | None) -> Uploader | None:
+    if body is None:
+        return None
+    try:
+        return Uploader(
+            account_id=trimmed(body.account_id),
+            screen_name=trimmed(body.screen_name),
+            ip=trimmed(body.ip),
+            port=body.port,
+            upload_time=body.upload_time,
+        )
+    except ValueError:
+        raise InvalidInput("'uploader.ip' must be an IPv4 or IPv6 address") from None
+
+
+def parse_review(body: DecisionBody) -> Review | None:
+    """The report flags of a decision; only an actioned or upheld decision (a confirmed item) takes them."""
+    given = (
+        body.file_viewed
+        or body.exif_viewed
+        or body.viral
+        or body.potential_meme
+        or trimmed(body.escalate) is not None
+        or body.uk_priority is not None
+        or body.iwf_category is not None
+        or body.iccam_verdict is not None
+    )
+    if not given:
+        return None
+    if body.decision not in (State.ACTIONED, State.UPHELD):
+        raise InvalidInput("the report flags (file_viewed, escalate, viral, ...) go with an 'actioned' or 'upheld' decision")
+    if body.exif_viewed and not body.file_viewed:
+        raise InvalidInput("'exif_viewed' requires 'file_viewed': EXIF data is viewed with the file")
+    return Review(
+        file_viewed=body.file_viewed,
+        exif_viewed=body.exif_viewed,
+        escalate=trimmed(body.escalate),
+        viral=body.viral,
+        potential_meme=body.potential_meme,
+        uk_priority=body.uk_priority,
+        iwf_category=body.iwf_category.value if body.iwf_category else None,
+        iccam_verdict=body.iccam_verdict.value if body.iccam_verdict else None,
     )
 
 

@@ -15,6 +15,7 @@ import asyncpg
 
 from kernel.auditlog import append_audit
 from kernel.db import Queries
+from takedown.reports import evidence_store as report_store
 from takedown.ticket_store import audit_subject
 from takedown.tickets import SYSTEM
 
@@ -60,6 +61,7 @@ async def purge_expired_evidence(conn: asyncpg.Connection, scans: ScanMatches, b
                 if scan_ids:
                     await scans.forget(conn, scan_ids, None)
                 await conn.execute(Q.purge_evidence, ticket_id)
+                await report_store.purge_case_evidence(conn, ticket_id)
                 await conn.execute(Q.purge_notices, ticket_id)
                 await conn.execute(Q.purge_outbox, ticket_id)
                 await conn.execute(Q.mark_purged, ticket_id)

@@ -104,7 +104,7 @@ def _error(result: HttpResult, ticket_id: str) -> tuple[int, str, str]:
 TICKET_BODIES: dict[str, Any] = {
     "release": {},
     "decision": {"decision": "actioned", "explanation": "x"},
-    "report": {"hotline": "NCMEC"},
+    "report": {"hotline": "NCMEC", "reference": "CT-1"},
     "close": {},
     "appeal": {"explanation": "x"},
     "legal-hold": {"hold": False},
@@ -314,9 +314,12 @@ def test_close_and_report_need_the_ticket_s_lease(cli: Cli, start_service: Calla
         assert result.status == 409 and result.json()["error"]["code"] == "not_lease_holder", result.body
 
     actioned = ticket("c-actioned", "actioned")
-    refused(service.post_json(f"/v1/tickets/{actioned}/report", {"hotline": "NCMEC"}, bob))
+    refused(service.post_json(f"/v1/tickets/{actioned}/report", {"hotline": "NCMEC", "reference": "CT-1"}, bob))
     assert _ok(service.request("GET", f"/v1/tickets/{actioned}", key=bob))["decisions"][-1]["to"] == "actioned"  # unchanged
-    assert _ok(service.post_json(f"/v1/tickets/{actioned}/report", {"hotline": "NCMEC"}, alice))["state"] == "reported"
+    assert (
+        _ok(service.post_json(f"/v1/tickets/{actioned}/report", {"hotline": "NCMEC", "reference": "CT-1"}, alice))["state"]
+        == "reported"
+    )
 
     dismissed = ticket("c-dismissed", "dismissed")
     refused(service.post_json(f"/v1/tickets/{dismissed}/close", {}, bob))
@@ -326,8 +329,11 @@ def test_close_and_report_need_the_ticket_s_lease(cli: Cli, start_service: Calla
     # A lead may act on any ticket, as with decisions; or hand a decided one to another reviewer.
     other = ticket("c-other", "actioned")
     _ok(service.post_json(f"/v1/tickets/{other}/assign", {"key_prefix": bob[:11]}, lead))
-    refused(service.post_json(f"/v1/tickets/{other}/report", {"hotline": "NCMEC"}, alice))  # no longer hers
-    assert _ok(service.post_json(f"/v1/tickets/{other}/report", {"hotline": "NCMEC"}, bob))["state"] == "reported"
+    refused(service.post_json(f"/v1/tickets/{other}/report", {"hotline": "NCMEC", "reference": "CT-1"}, alice))  # no longer hers
+    assert (
+        _ok(service.post_json(f"/v1/tickets/{other}/report", {"hotline": "NCMEC", "reference": "CT-1"}, bob))["state"]
+        == "reported"
+    )
     third = ticket("c-third", "dismissed")
     assert _ok(service.post_json(f"/v1/tickets/{third}/close", {}, lead))["state"] == "closed"
     assert "Traceback" not in service.log()

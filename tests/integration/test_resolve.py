@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -38,7 +38,13 @@ class RecordingDesk:
         self.committed_tickets: list[Opened] = []
 
     async def open_for_matches(
-        self, conn: asyncpg.Connection, *, scan_id: uuid.UUID, context: ScanContext, matches: Sequence[Match]
+        self,
+        conn: asyncpg.Connection,
+        *,
+        scan_id: uuid.UUID,
+        context: ScanContext,
+        matches: Sequence[Match],
+        hashes: Mapping[str, bytes] | None = None,
     ) -> Opened:
         self.opened.append(matches)
         return Opened(ticket_id=uuid.uuid4())
