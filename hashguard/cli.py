@@ -17,7 +17,7 @@ from aiohttp import web
 from detector.approvals.cli import register as register_tools
 from detector.decode import HashingPath, Media
 from detector.tools.registry import ToolRegistry, ToolRegistryError
-from hashguard import flows
+from hashguard import figures, flows
 from hashsets import cli as hashsets_cli
 from hashsets.errors import HashsetError
 from kernel import auditlog, keycontrols, keystore
@@ -380,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="create or update the database schema").set_defaults(func=cmd_migrate)
     register_tools(sub)
     takedown_cli.register(sub, run_with_connection, flows.DETECTOR_SCANS)
+    figures.register_cli(sub, run_with_connection)
     return parser
 
 

@@ -3,19 +3,23 @@ legal-basis switch for voluntary detection. ``hashguard.app.create_app`` calls `
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
+import asyncpg
 from aiohttp import web
 
-from detector.tools.policy import eu_detection_halt
+from detector.tools.policy import EU_JURISDICTIONS, eu_detection_halt
+from hashsets import lists as hashset_lists
 from kernel.appkeys import METRICS, POOL, SETTINGS
 from kernel.settings import Settings, SettingsError
-from takedown import dsa_jobs
+from takedown import dsa_jobs, figures_cli, transparency
 from takedown import http as takedown_http
 from takedown.dsa_db import dsa_settings_problem
 
@@ -76,4 +80,32 @@ def install(app: web.Application, settings: Settings) -> None:
     app[METRICS].eu_detection_halted.set(1 if halt else 0)
     if halt:
         log.error("ALERT: %s", halt)
+    app[takedown_http.FIGURES_CONTEXT] = figures_context(settings)
+    app[takedown_http.LISTS_IN_FORCE] = lists_in_force
     app.cleanup_ctx.append(_dsa_submitter)
+
+
+async def lists_in_force(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    """The list versions in force now, for the transparency figures (names, versions, sizes: never entries)."""
+    return [
+        {"hashset": v.name, "tool": v.tool, "version": v.version, "entries": v.entry_count, "status": v.status}
+        for v in await hashset_lists.active_versions(conn)
+    ]
+
+
+def figures_context(settings: Settings) -> transparency.Context:
+    serves_eu = bool({j.upper() for j in settings.jurisdictions} & EU_JURISDICTIONS)
+    return transparency.Context(
+        eu=transparency.EuBasis(
+            serves_eu=serves_eu,
+            basis=settings.eu_voluntary_detection_basis,
+            halted=eu_detection_halt(settings.jurisdictions, settings.eu_voluntary_detection_basis),
+        ),
+        retention_days=settings.retention_days,
+        appeal_window_days=settings.appeal_window_days,
+    )
+
+
+def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser], run: Any) -> None:
+    """``hashguard transparency`` and ``hashguard dsa``, with the root's collaborators."""
+    figures_cli.register(sub, run, context=lambda: figures_context(Settings.from_env()), lists_in_force=lists_in_force)

@@ -29,6 +29,7 @@ from takedown import (
     queue_store,
     statement_store,
     ticket_store,
+    transparency,
     transparency_store,
 )
 from takedown.config import TakedownConfig
@@ -63,6 +64,10 @@ CONFIG = web.AppKey("takedown_config", TakedownConfig)
 WAKER = web.AppKey("takedown_waker", Waker)
 # What other contexts do when a ticket is decided; the composition root fills it (hashguard/app.py passes hashguard.flows.wrong_match_feedback).
 DECISION_HOOKS: web.AppKey[Sequence[decision_store.DecisionHook]] = web.AppKey("takedown_decision_hooks")
+# What the transparency figures say about the deployment, and the list versions in force (from the
+# lists' context); the composition root fills them (hashguard/figures.py). Absent: left out.
+FIGURES_CONTEXT = web.AppKey("takedown_figures_context", transparency.Context)
+LISTS_IN_FORCE: web.AppKey[transparency_store.ListsInForce] = web.AppKey("takedown_lists_in_force")
 
 MAX_BODY = 256 * 1024
 
@@ -403,7 +408,9 @@ async def get_transparency(request: web.Request) -> web.Response:
             if name not in found or (scope is not None and found[name] not in scope):
                 raise TenantNotFound(f"no tenant is named {name!r}")
             tenants = frozenset({found[name]})
-        body = await transparency_store.transparency_report(conn, start, end, tenants)
+        body = await transparency_store.transparency_report(
+            conn, start, end, tenants, context=request.app.get(FIGURES_CONTEXT), lists_in_force=request.app.get(LISTS_IN_FORCE)
+        )
     # "tenant": the one tenant the figures are for, or null: every tenant the key may see.
     return web.json_response({**body, "tenant": name})
 
