@@ -80,6 +80,8 @@ def test_a_restriction_reaches_the_dsa_database_and_the_figures(
         ]
         == "1"
     )
+    audit = ok(service.request("GET", "/v1/audit?subject=settings", key=auditor))
+    assert audit["entries"][0]["after"]["HASHGUARD_DSA_DB_TOKEN"] == "(set)" and TOKEN not in json.dumps(audit)
     listed = [json.loads(line) for line in cli("dsa", "list").stdout.splitlines()]
     assert [(r["state"], r["db_uuid"]) for r in listed] == [("submitted", held["uuid"])]
 

@@ -208,6 +208,12 @@ async def test_a_statement_our_schema_refuses_is_never_sent(
         )
     assert row["state"] == "failed" and row["last_status"] is None
     assert "decision_facts" in json.dumps(json.loads(row["errors"]))
+    # Corrected (here by hand) and queued again, it goes.
+    async with pool.acquire() as conn:
+        await conn.execute('UPDATE dsa_submissions SET body = body || \'{"decision_facts": "corrected"}\' WHERE puid = $1', bad)
+        assert await dsa_store.retry_failed(conn) == 1
+    await drain(sub, pool)
+    assert standin.held[bad]["decision_facts"] == "corrected" and (await states(pool)) == {"submitted": 2}
 
 
 async def test_every_issued_statement_validates_against_the_schema_we_ship(pool: asyncpg.Pool) -> None:
