@@ -24,6 +24,7 @@ from kernel.routes import Route, caller, read_body, read_query
 from takedown import (
     api,
     decision_store,
+    figures_formats,
     outbox_store,
     policy_store,
     queue_store,
@@ -46,6 +47,7 @@ from takedown.requests import (
     PolicyBody,
     ReportBody,
     TicketQuery,
+    TransparencyExportQuery,
     TransparencyQuery,
     enum_list,
     parse_decision,
@@ -392,8 +394,7 @@ def _period_param(raw: str | None, name: str, default: datetime) -> datetime:
         raise InvalidInput(str(exc)) from None
 
 
-async def get_transparency(request: web.Request) -> web.Response:
-    q = read_query(request, TransparencyQuery, bad=InvalidInput)
+async def _figures(request: web.Request, q: TransparencyQuery) -> dict[str, Any]:
     now = datetime.now(UTC)
     end = _period_param(q.to, "to", now)
     start = _period_param(q.from_, "from", end.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0))
@@ -412,7 +413,22 @@ async def get_transparency(request: web.Request) -> web.Response:
             conn, start, end, tenants, context=request.app.get(FIGURES_CONTEXT), lists_in_force=request.app.get(LISTS_IN_FORCE)
         )
     # "tenant": the one tenant the figures are for, or null: every tenant the key may see.
-    return web.json_response({**body, "tenant": name})
+    return {**body, "tenant": name}
+
+
+async def get_transparency(request: web.Request) -> web.Response:
+    return web.json_response(await _figures(request, read_query(request, TransparencyQuery, bad=InvalidInput)))
+
+
+async def get_transparency_export(request: web.Request) -> web.Response:
+    q = read_query(request, TransparencyExportQuery, bad=InvalidInput)
+    text = figures_formats.render(await _figures(request, q), q.format)
+    return web.Response(
+        text=text,
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="hashguard-{q.format}.csv"'},
+    )
 
 
 TICKET_ID: Mapping[str, Any] = {"ticket_id": uuid.UUID}
@@ -588,6 +604,18 @@ ROUTES: list[Route] = [
         "or, with ?tenant=NAME, one tenant's.",
         query=TransparencyQuery,
         responses={200: ("The figures.", api.Transparency)},
+        errors=frozenset({404}),
+    ),
+    Route(
+        method="GET",
+        path="/v1/transparency/export",
+        handler=get_transparency_export,
+        roles=TRANSPARENCY_READERS,
+        summary="Transparency figures for a period as CSV: flat, DSA Reg. 2024/2835 template, or Reg. 2021/1232 report",
+        description="The same figures as /v1/transparency. Quantities hashguard does not record are empty, with a note.",
+        query=TransparencyExportQuery,
+        responses={200: ("The figures as CSV.", None)},
+        media={200: "text/csv"},
         errors=frozenset({404}),
     ),
 ]

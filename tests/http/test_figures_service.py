@@ -102,3 +102,8 @@ def test_serving_the_eu_without_a_legal_basis_stops_detection_and_the_figures_sa
     assert eu["serves_eu"] is True and eu["detection_halted"] is True and "2021/1232" in eu["detail"]
     report = Cli({**service_env, "HASHGUARD_JURISDICTIONS": "EU,GB"})("transparency", "--format", "eu-2021-1232").stdout
     assert "legal_basis,detection_halted_for_eu,,True" in report
+    served = service.request("GET", "/v1/transparency/export?format=eu-2021-1232", key=auditor)
+    assert served.status == 200 and served.headers["Content-Type"].startswith("text/csv")
+    assert "legal_basis,detection_halted_for_eu,,True" in served.body.decode()
+    refused = service.request("GET", "/v1/transparency/export?format=xlsx", key=auditor)
+    assert refused.status == 400 and refused.json()["error"]["code"]
