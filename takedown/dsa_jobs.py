@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -172,19 +173,22 @@ class DsaSubmitter:
         puids = [s.puid for s in batch]
         status, body, retry_after = await self._request("POST", dsa_db.STATEMENTS_PATH, {"statements": [s.body for s in batch]})
         verdict = dsa_db.batch_verdict(puids, status, body, retry_after)
+        done = (dsa_db.Outcome.SUBMITTED, dsa_db.Outcome.ALREADY_PRESENT)
         async with self._pool.acquire() as conn:
+            await dsa_store.mark_submitted_many(
+                conn, [(s.id, verdict.db_uuid.get(s.puid)) for s in batch if verdict.outcome[s.puid] in done], status or 0
+            )
             for sub in batch:
                 outcome = verdict.outcome[sub.puid]
-                if outcome is dsa_db.Outcome.SUBMITTED or outcome is dsa_db.Outcome.ALREADY_PRESENT:
-                    await dsa_store.mark_submitted(conn, sub.id, status or 0, verdict.db_uuid.get(sub.puid))
-                elif outcome is dsa_db.Outcome.REJECTED:
+                if outcome is dsa_db.Outcome.REJECTED:
                     errors = verdict.errors.get(sub.puid, {})
                     await dsa_store.mark_rejected(conn, sub.id, status, "the Transparency Database rejected it", errors)
                     log.error("DSA statement %s rejected by the Transparency Database: %s", sub.puid, errors)
-                else:
+                elif outcome is dsa_db.Outcome.RETRY:
                     delay = self._delay(sub.attempts, verdict.retry_after_s) if verdict.backoff else 0.0
                     await dsa_store.mark_retry(conn, sub.id, status, verdict.error, delay, counts=verdict.backoff)
-                self._count(outcome)
+        for outcome, n in Tally(verdict.outcome[s.puid] for s in batch).items():
+            self._count(outcome, n)
         if verdict.error and verdict.backoff:
             log.warning("DSA Transparency Database: %d statements to retry: %s", len(batch), verdict.error)
 

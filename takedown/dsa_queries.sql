@@ -25,6 +25,13 @@ UPDATE dsa_submissions
 SET state = 'submitted', submitted_at = now(), last_status = $2, db_uuid = $3, last_error = NULL, errors = NULL
 WHERE id = $1 AND state = 'pending';
 
+-- name: mark_dsa_submitted_many
+-- One statement for a whole accepted batch: ids $1 with the database's uuids $3 (NULL where none came back).
+UPDATE dsa_submissions s
+SET state = 'submitted', submitted_at = now(), last_status = $2, db_uuid = u.db_uuid, last_error = NULL, errors = NULL
+FROM unnest($1::bigint[], $3::text[]) AS u (id, db_uuid)
+WHERE s.id = u.id AND s.state = 'pending';
+
 -- name: mark_dsa_rejected
 UPDATE dsa_submissions SET state = 'failed', last_status = $2, last_error = $3, errors = $4::jsonb
 WHERE id = $1 AND state = 'pending';

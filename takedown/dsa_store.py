@@ -50,6 +50,12 @@ async def mark_submitted(conn: asyncpg.Connection, submission_id: int, status: i
     await conn.execute(Q.mark_dsa_submitted, submission_id, status, db_uuid)
 
 
+async def mark_submitted_many(conn: asyncpg.Connection, accepted: Sequence[tuple[int, str | None]], status: int) -> None:
+    """Mark a batch accepted in one statement: (row id, the database's uuid or None) each."""
+    if accepted:
+        await conn.execute(Q.mark_dsa_submitted_many, [a[0] for a in accepted], status, [a[1] for a in accepted])
+
+
 async def mark_rejected(
     conn: asyncpg.Connection, submission_id: int, status: int | None, error: str, errors: Mapping[str, Any]
 ) -> None:
