@@ -24,6 +24,7 @@ from takedown.config import TakedownConfig
 from takedown.rules import Policy
 from takedown.tickets import SYSTEM, Actor, DecisionInput, Notice
 from takedown.workflow import Action, Source, State
+from tests.waiting import eventually
 
 CONFIG = TakedownConfig()
 DUE_AT_ONCE = TakedownConfig(due_hours={**CONFIG.due_hours, Source.HASH_MATCH: 0.000001})
@@ -103,6 +104,11 @@ async def seed(conn: asyncpg.Connection) -> dict[str, Any]:
     await review(conn, alice, t["flagger"], remove(Action.RESTRICT, "incompatible_content"))
     t["overdue"] = await match(conn, "late", "other-list", "pdq", config=DUE_AT_ONCE)  # open, past due
     t["tenant_b"] = await match(conn, "b1", "verified", "pdq", tenant=other.id)  # another tenant's
+
+    async def past_due() -> bool:
+        return bool(await conn.fetchval("SELECT due_at < now() FROM tickets WHERE id = $1", t["overdue"]))
+
+    await eventually(past_due, 10, what="the late ticket passing its due time")
     return {"tickets": t, "other": other.id}
 
 
