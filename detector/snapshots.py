@@ -91,12 +91,14 @@ class SnapshotLoader(Generic[V]):
         tools: ToolRegistry,
         jurisdictions: Sequence[str],
         metrics: Metrics,
+        halt: str | None = None,
     ) -> None:
         self._pool = pool
         self._lists = lists
         self._policy_inputs = policy_inputs
         self._tools = tools
         self._jurisdictions = jurisdictions
+        self._halt = halt  # detector.tools.policy.eu_detection_halt: no tool scans while set
         self._metrics = metrics
 
     async def _decide_tools(self, conn: asyncpg.Connection) -> tuple[dict[str, Activation], datetime | None]:
@@ -109,6 +111,7 @@ class SnapshotLoader(Generic[V]):
             allowances=allowances,
             jurisdictions=self._jurisdictions,
             now=now,
+            halt=self._halt,
         )
         return decisions, next_change(approvals, now)
 

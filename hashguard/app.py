@@ -31,8 +31,9 @@ from detector.remember import Remember
 from detector.resolve import ProbeGuard, Resolver
 from detector.scan import HashPool, ScanContext, ScanService, SnapshotHolder
 from detector.snapshots import SnapshotLoader
+from detector.tools.policy import eu_detection_halt
 from detector.tools.registry import ToolRegistry
-from hashguard import flows, openapi
+from hashguard import figures, flows, openapi
 from hashsets import uploads
 from hashsets.entries import entry_classifications
 from hashsets.serving import MatchCatalogue, SnapshotSource
@@ -235,6 +236,7 @@ async def _index(app: web.Application) -> AsyncIterator[None]:
         tools=app[TOOLS],
         jurisdictions=settings.jurisdictions,
         metrics=app[METRICS],
+        halt=eu_detection_halt(settings.jurisdictions, settings.eu_voluntary_detection_basis),
     )
 
     def confirmed() -> None:
@@ -292,7 +294,7 @@ def _job_metrics(metrics: Metrics) -> takedown_jobs.JobMetrics:
 
 def _settings_for_audit(settings: Settings) -> dict[str, str]:
     """The settings in effect, for the audit log: secrets and database credentials only as set or unset."""
-    secret = {"HASHGUARD_WEBHOOK_SECRET", "HASHGUARD_DATABASE_URL"}
+    secret = {"HASHGUARD_WEBHOOK_SECRET", "HASHGUARD_DATABASE_URL", "HASHGUARD_DSA_DB_TOKEN"}
     shown: dict[str, str] = {}
     for f in dataclasses.fields(settings):
         env, value = f.metadata["env"], getattr(settings, f.name)
@@ -434,6 +436,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_report_filer)
     # -- end reports
     # -- figures (issue 12: DSA database, transparency, monitoring)
+    figures.install(app, settings)
     # -- end figures
     # -- console (issue 13)
     # -- end console

@@ -17,7 +17,7 @@ from aiohttp import web
 from detector.approvals.cli import register as register_tools
 from detector.decode import HashingPath, Media
 from detector.tools.registry import ToolRegistry, ToolRegistryError
-from hashguard import flows
+from hashguard import figures, flows
 from hashsets import cli as hashsets_cli
 from hashsets.entries import entry_classifications
 from hashsets.errors import HashsetError
@@ -384,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     takedown_cli.register(sub, run_with_connection, flows.DETECTOR_SCANS)
     # Hotline reports: the lists' context tells the reports how a matched entry is classified.
     reports_cli.register(sub, run_with_connection, entry_classifications)
+    figures.register_cli(sub, run_with_connection)
     return parser
 
 

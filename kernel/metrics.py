@@ -54,6 +54,11 @@ class Metrics:
     hotline_errors: Counter = field(init=False)
     # -- end reports
     # -- figures (issue 12: DSA database, transparency, monitoring)
+    dsa_submissions: Counter = field(init=False)
+    dsa_pending: Gauge = field(init=False)
+    dsa_failed: Gauge = field(init=False)
+    dsa_oldest_pending: Gauge = field(init=False)
+    eu_detection_halted: Gauge = field(init=False)
     # -- end figures
     # -- console (issue 13)
     # -- end console
@@ -199,6 +204,31 @@ class Metrics:
         )
         # -- end reports
         # -- figures (issue 12: DSA database, transparency, monitoring)
+        self.dsa_submissions = Counter(
+            "hashguard_dsa_statements_submitted",
+            "Statements of reasons sent to the DSA Transparency Database, by outcome (submitted, already_present,"
+            " rejected, retry).",
+            ["outcome"],
+            registry=r,
+        )
+        self.dsa_pending = Gauge(
+            "hashguard_dsa_statements_pending", "Statements of reasons not yet accepted by the Transparency Database.", registry=r
+        )
+        self.dsa_failed = Gauge(
+            "hashguard_dsa_statements_failed",
+            "Statements of reasons the Transparency Database (or our schema) rejected; they need a person.",
+            registry=r,
+        )
+        self.dsa_oldest_pending = Gauge(
+            "hashguard_dsa_oldest_pending_timestamp_seconds",
+            "When the oldest statement of reasons still waiting for the Transparency Database was issued (Unix time; 0 when none).",
+            registry=r,
+        )
+        self.eu_detection_halted = Gauge(
+            "hashguard_eu_detection_halted",
+            "1 when the deployment serves the EU and no EU legal basis for voluntary detection is recorded: no tool scans.",
+            registry=r,
+        )
         # -- end figures
         # -- console (issue 13)
         # -- end console
@@ -247,6 +277,11 @@ METRIC_NAMES: tuple[str, ...] = (
     "hashguard_hotline_errors_total",
     # -- end reports
     # -- figures (issue 12: DSA database, transparency, monitoring)
+    "hashguard_dsa_statements_submitted_total",
+    "hashguard_dsa_statements_pending",
+    "hashguard_dsa_statements_failed",
+    "hashguard_dsa_oldest_pending_timestamp_seconds",
+    "hashguard_eu_detection_halted",
     # -- end figures
     # -- console (issue 13)
     # -- end console

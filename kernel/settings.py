@@ -429,6 +429,92 @@ class Settings:
     )
     # -- end reports
     # -- figures (issue 12: DSA database, transparency, monitoring)
+    dsa_db_url: str | None = _setting(
+        "HASHGUARD_DSA_DB_URL",
+        _optional_str,
+        None,
+        "Base URL of the DSA Transparency Database (sandbox first, then production; Art 24(5)). Unset: statements of"
+        " reasons are queued for it but not sent.",
+    )
+    dsa_db_token: str | None = _setting(
+        "HASHGUARD_DSA_DB_TOKEN",
+        _optional_str,
+        None,
+        "The Transparency Database API token (Bearer); required with HASHGUARD_DSA_DB_URL. Regenerating it there"
+        " invalidates the old one.",
+    )
+    dsa_db_timeout_s: float = _setting(
+        "HASHGUARD_DSA_DB_TIMEOUT_S", _float(0.1), 30.0, "How long one call to the Transparency Database may take."
+    )
+    dsa_db_rate_per_s: float = _setting(
+        "HASHGUARD_DSA_DB_RATE_PER_S",
+        _float(0.1),
+        200.0,
+        "Calls per second this process makes to the Transparency Database (its limit: 200/s per user; share it"
+        " between replicas).",
+    )
+    dsa_db_rate_per_min: float = _setting(
+        "HASHGUARD_DSA_DB_RATE_PER_MIN",
+        _float(1.0),
+        12000.0,
+        "Calls per minute this process makes to the Transparency Database (its limit: 12,000/min per user).",
+    )
+    dsa_db_backoff_s: float = _setting(
+        "HASHGUARD_DSA_DB_BACKOFF_S", _float(0.01), 2.0, "First retry delay after a failed submission (doubles each time)."
+    )
+    dsa_db_backoff_max_s: float = _setting(
+        "HASHGUARD_DSA_DB_BACKOFF_MAX_S", _float(0.01), 900.0, "Longest delay between submission retries."
+    )
+    dsa_db_poll_s: float = _setting(
+        "HASHGUARD_DSA_DB_POLL_S", _float(0.01), 5.0, "How often the submitter looks for statements to send."
+    )
+    dsa_territorial_scope: tuple[str, ...] = _setting(
+        "HASHGUARD_DSA_TERRITORIAL_SCOPE",
+        lambda raw: tuple(sorted({part.strip().upper() for part in raw.split(",") if part.strip()})),
+        tuple(
+            [
+                "AT",
+                "BE",
+                "BG",
+                "CY",
+                "CZ",
+                "DE",
+                "DK",
+                "EE",
+                "ES",
+                "FI",
+                "FR",
+                "GR",
+                "HR",
+                "HU",
+                "IE",
+                "IS",
+                "IT",
+                "LI",
+                "LT",
+                "LU",
+                "LV",
+                "MT",
+                "NL",
+                "NO",
+                "PL",
+                "PT",
+                "RO",
+                "SE",
+                "SI",
+                "SK",
+            ]
+        ),
+        "EU/EEA countries a restriction applies in, as sent to the Transparency Database (default: all 30).",
+    )
+    eu_voluntary_detection_basis: str | None = _setting(
+        "HASHGUARD_EU_VOLUNTARY_DETECTION_BASIS",
+        _optional_str,
+        None,
+        "The EU legal basis for voluntary detection this deployment relies on (Reg. 2021/1232 lapsed on 3 April 2026)."
+        " Unset while HASHGUARD_JURISDICTIONS names the EU or a member state: no tool scans (fail closed), and the"
+        " figures say so.",
+    )
     # -- end figures
     # -- console (issue 13)
     # -- end console

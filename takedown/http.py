@@ -25,11 +25,13 @@ from kernel.routes import Route, caller, read_body, read_query
 from takedown import (
     api,
     decision_store,
+    figures_formats,
     outbox_store,
     policy_store,
     queue_store,
     statement_store,
     ticket_store,
+    transparency,
     transparency_store,
 )
 from takedown.config import TakedownConfig
@@ -49,6 +51,7 @@ from takedown.requests import (
     PolicyBody,
     ReportBody,
     TicketQuery,
+    TransparencyExportQuery,
     TransparencyQuery,
     enum_list,
     parse_decision,
@@ -80,6 +83,10 @@ REPORTING = web.AppKey("takedown_reporting", Reporting)
 WAKER = web.AppKey("takedown_waker", Waker)
 # What other contexts do when a ticket is decided; the composition root fills it (hashguard/app.py passes hashguard.flows.wrong_match_feedback).
 DECISION_HOOKS: web.AppKey[Sequence[decision_store.DecisionHook]] = web.AppKey("takedown_decision_hooks")
+# What the transparency figures say about the deployment, and the list versions in force (from the
+# lists' context); the composition root fills them (hashguard/figures.py). Absent: left out.
+FIGURES_CONTEXT = web.AppKey("takedown_figures_context", transparency.Context)
+LISTS_IN_FORCE: web.AppKey[transparency_store.ListsInForce] = web.AppKey("takedown_lists_in_force")
 
 MAX_BODY = 256 * 1024
 
@@ -434,8 +441,7 @@ def _period_param(raw: str | None, name: str, default: datetime) -> datetime:
         raise InvalidInput(str(exc)) from None
 
 
-async def get_transparency(request: web.Request) -> web.Response:
-    q = read_query(request, TransparencyQuery, bad=InvalidInput)
+async def _figures(request: web.Request, q: TransparencyQuery) -> dict[str, Any]:
     now = datetime.now(UTC)
     end = _period_param(q.to, "to", now)
     start = _period_param(q.from_, "from", end.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0))
@@ -450,9 +456,26 @@ async def get_transparency(request: web.Request) -> web.Response:
             if name not in found or (scope is not None and found[name] not in scope):
                 raise TenantNotFound(f"no tenant is named {name!r}")
             tenants = frozenset({found[name]})
-        body = await transparency_store.transparency_report(conn, start, end, tenants)
+        body = await transparency_store.transparency_report(
+            conn, start, end, tenants, context=request.app.get(FIGURES_CONTEXT), lists_in_force=request.app.get(LISTS_IN_FORCE)
+        )
     # "tenant": the one tenant the figures are for, or null: every tenant the key may see.
-    return web.json_response({**body, "tenant": name})
+    return {**body, "tenant": name}
+
+
+async def get_transparency(request: web.Request) -> web.Response:
+    return web.json_response(await _figures(request, read_query(request, TransparencyQuery, bad=InvalidInput)))
+
+
+async def get_transparency_export(request: web.Request) -> web.Response:
+    q = read_query(request, TransparencyExportQuery, bad=InvalidInput)
+    text = figures_formats.render(await _figures(request, q), q.format)
+    return web.Response(
+        text=text,
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="hashguard-{q.format}.csv"'},
+    )
 
 
 TICKET_ID: Mapping[str, Any] = {"ticket_id": uuid.UUID}
@@ -635,6 +658,18 @@ ROUTES: list[Route] = [
         "or, with ?tenant=NAME, one tenant's.",
         query=TransparencyQuery,
         responses={200: ("The figures.", api.Transparency)},
+        errors=frozenset({404}),
+    ),
+    Route(
+        method="GET",
+        path="/v1/transparency/export",
+        handler=get_transparency_export,
+        roles=TRANSPARENCY_READERS,
+        summary="Transparency figures for a period as CSV: flat, DSA Reg. 2024/2835 template, or Reg. 2021/1232 report",
+        description="The same figures as /v1/transparency. Quantities hashguard does not record are empty, with a note.",
+        query=TransparencyExportQuery,
+        responses={200: ("The figures as CSV.", None)},
+        media={200: "text/csv"},
         errors=frozenset({404}),
     ),
 ]

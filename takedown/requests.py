@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from msgspec import Meta, Struct, field
 
@@ -212,6 +212,16 @@ class TransparencyQuery(Struct):
     tenant: Annotated[OptionalShort, Meta(description="One tenant's figures (default: every tenant the key may see).")] | None = (
         None
     )
+
+
+class TransparencyExportQuery(TransparencyQuery, kw_only=True):
+    format: Annotated[
+        Literal["csv", "dsa-2024-2835", "eu-2021-1232"],
+        Meta(
+            description="csv: every figure as figure,value; dsa-2024-2835: the Implementing Regulation's template "
+            "sections 1.2-1.6; eu-2021-1232: the annual report on voluntary detection."
+        ),
+    ]
 
 
 def enum_list(raw: str | None, kind: type[E]) -> list[E] | None:

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from kernel.db import Queries
-from takedown import reasons
+from takedown import dsa_db, dsa_store, reasons
 from takedown.config import TakedownConfig
 from takedown.errors import StatementNotFound
 from takedown.ticket_store import get_ticket, ticket_content_type, ticket_evidence, ticket_sources
@@ -55,7 +55,10 @@ async def issue_statement(
             appeal_until=reasons.appeal_deadline(decided_at, config.appeal_window_days),
         )
     )
-    await conn.execute(Q.insert_statement, ticket.id, json.dumps(body))
+    statement_id = await conn.fetchval(Q.insert_statement, ticket.id, json.dumps(body))
+    # Every statement is also bound for the DSA Transparency Database (Art 24(5)), queued in the
+    # same transaction; it is sent when HASHGUARD_DSA_DB_URL is set (takedown.dsa_jobs).
+    await dsa_store.enqueue(conn, statement_id, ticket.id, dsa_db.to_wire(body, territorial_scope=config.dsa_territorial_scope))
 
 
 async def latest_statement(conn: asyncpg.Connection, ticket_id: uuid.UUID, scope: Scope = None) -> dict[str, Any]:

@@ -99,6 +99,15 @@ def backoff_s(attempt: int, base_s: float, cap_s: float, rng: random.Random | No
 MIN_SECRET_BYTES = 32
 
 
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url``'s host is this machine (plain http is allowed only there)."""
+    host = urlsplit(url).hostname or ""
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def webhook_settings_problem(url: str | None, secret: str | None) -> str | None:
     """Why HASHGUARD_WEBHOOK_URL / HASHGUARD_WEBHOOK_SECRET cannot be used, in one line; None when they can.
 

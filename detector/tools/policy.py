@@ -69,6 +69,33 @@ class Reason(StrEnum):
     VERSION_NOT_COVERED = "version_not_covered"
     NO_APPROVAL = "no_approval"
     UNREADABLE_APPROVAL = "unreadable_approval"
+    NO_LEGAL_BASIS = "no_legal_basis"  # the deployment serves the EU and no EU basis for voluntary detection is recorded
+
+
+# The EU and its member states: a deployment naming any of them serves EU users, whose voluntary
+# detection needs an EU legal basis (Reg. 2021/1232 was it until it lapsed on 3 April 2026).
+EU_JURISDICTIONS = frozenset(
+    {
+        "EU", "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR",
+        "HU", "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+    }
+)  # fmt: skip
+
+
+def eu_detection_halt(jurisdictions: Iterable[str], basis: str | None) -> str | None:
+    """Why no tool may scan for lack of an EU legal basis, or None.
+
+    Fail closed: a deployment that serves the EU (or a member state) with no recorded basis
+    (HASHGUARD_EU_VOLUNTARY_DETECTION_BASIS) stops every tool, local allowances included, since its
+    scans cannot tell EU users from others. A deployment serving no EU jurisdiction is unaffected.
+    """
+    eu = sorted({normalise_jurisdiction(j) for j in jurisdictions} & EU_JURISDICTIONS)
+    if not eu or (basis and basis.strip()):
+        return None
+    return (
+        f"the deployment serves {', '.join(eu)} and no EU legal basis for voluntary detection is recorded"
+        " (Reg. 2021/1232 lapsed on 3 April 2026; set HASHGUARD_EU_VOLUNTARY_DETECTION_BASIS to the basis relied on)"
+    )
 
 
 # The closed window an unreadable approval is given in place of its dates (never "now").
@@ -214,8 +241,13 @@ def decide(
     allowances: Iterable[LocalAllowance],
     jurisdictions: Iterable[str],
     now: datetime,
+    halt: str | None = None,
 ) -> Activation:
-    """Decide whether ``tool`` at ``version`` may scan now in a deployment serving ``jurisdictions``."""
+    """Decide whether ``tool`` at ``version`` may scan now in a deployment serving ``jurisdictions``.
+
+    ``halt``: why no tool may scan whatever the approvals say (``eu_detection_halt``), or None."""
+    if halt is not None:
+        return Activation(tool=tool, version=version, active=False, reason=Reason.NO_LEGAL_BASIS, detail=halt)
     places = {normalise_jurisdiction(j) for j in jurisdictions}
     mine = [a for a in approvals if a.tool == tool and normalise_jurisdiction(a.jurisdiction) in places]
     in_range = [a for a in mine if version_matches(a.versions, version)]
@@ -311,12 +343,19 @@ def decide_all(
     allowances: Iterable[LocalAllowance],
     jurisdictions: Iterable[str],
     now: datetime,
+    halt: str | None = None,
 ) -> dict[str, Activation]:
     """``decide`` for every installed tool (name -> version), in name order."""
     approvals, allowances, jurisdictions = list(approvals), list(allowances), list(jurisdictions)
     return {
         name: decide(
-            tool=name, version=tools[name], approvals=approvals, allowances=allowances, jurisdictions=jurisdictions, now=now
+            tool=name,
+            version=tools[name],
+            approvals=approvals,
+            allowances=allowances,
+            jurisdictions=jurisdictions,
+            now=now,
+            halt=halt,
         )
         for name in sorted(tools)
     }

@@ -53,6 +53,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str | None]] = {
     ("PUT", "/v1/policies"): frozenset({"admin"}),
     ("GET", "/v1/audit"): frozenset({"auditor", "admin"}),
     ("GET", "/v1/transparency"): frozenset({"lead", "admin", "auditor"}),
+    ("GET", "/v1/transparency/export"): frozenset({"lead", "admin", "auditor"}),
     # The tool registry (issue 7).
     ("GET", "/v1/tools"): frozenset({"admin", "auditor"}),
     ("GET", "/v1/tools/approvals"): frozenset({"admin", "auditor"}),

@@ -167,7 +167,9 @@ def test_an_expiring_approval_stops_the_tool_at_its_end_without_any_write(
     cli: Cli, start_service: Callable[..., Service]
 ) -> None:
     cli("tools", "allow-local", "md5", "--reason", "keeps the service ready")
-    service = start_service(allow_tools=False, HASHGUARD_JURISDICTIONS="EU")
+    service = start_service(
+        allow_tools=False, HASHGUARD_JURISDICTIONS="EU", HASHGUARD_EU_VOLUNTARY_DETECTION_BASIS="a recorded basis (test)"
+    )
     admin = cli.new_key("admin")
     until = datetime.now(UTC) + timedelta(seconds=3)
     body = {"tool": "pdq", "authority": "EU", "jurisdiction": "EU", "instrument": "test", "valid_until": until.isoformat()}
