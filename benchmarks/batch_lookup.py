@@ -5,9 +5,10 @@
 Lists 500 random balanced PDQ hashes (one list). Each "500 matches" batch holds the 500 listed
 hashes (distinct content ids, so each match opens its own ticket) and 500 hashes that match
 nothing; each "no matches" batch holds 1,000 hashes that match nothing. The two kinds alternate,
-after one warm-up batch of each. With ``--baseline REF`` the same measurement first runs against
-that commit's code (``git archive`` into a temporary folder, put first on ``PYTHONPATH``), so both
-sides share the run, the machine and its load. The table in ``--out`` is written by this script.
+after one warm-up batch of each. With ``--baseline REF`` a second service runs that commit's code
+(``git archive`` into a temporary folder, put first on ``PYTHONPATH``) beside this one, and the
+batches alternate between the two, so both sides share the run, the machine and its load.
+The table in ``--out`` is written by this script.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +64,9 @@ def baseline_tree(ref: str) -> Iterator[tuple[str, Path]]:
         yield full, Path(tmp)
 
 
-def measure(side: Side, batches: int, seed: int) -> None:
+@contextmanager
+def service(side: Side, seed: int) -> Iterator[tuple[str, str, list[str]]]:
+    """``hashguard serve`` of ``side`` with its own data folder and embedded PostgreSQL; yields (url, key, listed hashes)."""
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="hashguard-batch-") as tmp:
         env = {
@@ -98,35 +101,45 @@ def measure(side: Side, batches: int, seed: int) -> None:
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url, proc, 300, poll_s=0.2)
-            for b in range(-1, batches):  # batch -1 warms both kinds up and is not counted
-                for kind in ("none", "half"):
-                    items = [
-                        {"content_id": f"b{b}-n{i}", "hashes": {"pdq": balanced(rng)}}
-                        for i in range(1000 if kind == "none" else 500)
-                    ]
-                    if kind == "half":
-                        items += [{"content_id": f"b{b}-m{i}", "hashes": {"pdq": h}} for i, h in enumerate(listed)]
-                    rng.shuffle(items)
-                    request = urllib.request.Request(
-                        url + "/v1/lookup",
-                        data=json.dumps({"items": items}).encode(),
-                        method="POST",
-                        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-                    )
-                    started = time.perf_counter()
-                    with urllib.request.urlopen(request, timeout=600) as r:
-                        answer = json.loads(r.read())
-                    took = time.perf_counter() - started
-                    matched = sum(v["verdict"] == "match" for v in answer["items"])
-                    expected = 0 if kind == "none" else 500
-                    if matched != expected:
-                        raise RuntimeError(f"{side.label}: a batch answered {matched} matches, expected {expected}")
-                    if b >= 0:
-                        side.times[kind].append(took)
-                    print(f"{side.label} batch {b} ({kind}): {took:.3f} s, {matched} matches", flush=True)
+            yield url, key, listed
         finally:
             proc.terminate()
             proc.wait(timeout=60)
+
+
+def one_batch(side: Side, url: str, key: str, listed: list[str], rng: random.Random, b: int, kind: str) -> None:
+    items = [{"content_id": f"b{b}-n{i}", "hashes": {"pdq": balanced(rng)}} for i in range(1000 if kind == "none" else 500)]
+    if kind == "half":
+        items += [{"content_id": f"b{b}-m{i}", "hashes": {"pdq": h}} for i, h in enumerate(listed)]
+    rng.shuffle(items)
+    request = urllib.request.Request(
+        url + "/v1/lookup",
+        data=json.dumps({"items": items}).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=600) as r:
+        answer = json.loads(r.read())
+    took = time.perf_counter() - started
+    matched = sum(v["verdict"] == "match" for v in answer["items"])
+    expected = 0 if kind == "none" else 500
+    if matched != expected:
+        raise RuntimeError(f"{side.label}: a batch answered {matched} matches, expected {expected}")
+    if b >= 0:
+        side.times[kind].append(took)
+    print(f"{side.label} batch {b} ({kind}): {took:.3f} s, {matched} matches", flush=True)
+
+
+def measure(sides: list[Side], batches: int, seed: int) -> None:
+    """Every side's service runs at once; batches alternate between them, so they share the machine's load."""
+    with ExitStack() as stack:
+        running = [stack.enter_context(service(side, seed)) for side in sides]
+        rngs = [random.Random(seed + 1) for _ in sides]
+        for b in range(-1, batches):  # batch -1 warms each kind up and is not counted
+            for kind in ("none", "half"):
+                for side, (url, key, listed), rng in zip(sides, running, rngs, strict=True):
+                    one_batch(side, url, key, listed, rng, b, kind)
 
 
 def report(sides: list[Side], *, command: str, seed: int, machine: str, run_s: float) -> str:
@@ -137,7 +150,8 @@ def report(sides: list[Side], *, command: str, seed: int, machine: str, run_s: f
         f"Command: `{command}`. Seed {seed}; commit {commit()}.",
         f"Machine: {machine}.",
         "Service: `hashguard serve` as its own process on loopback, embedded PostgreSQL, PDQ only, a list of 500 random"
-        " balanced hashes; each side ran in its own data folder, one after the other, in this run"
+        " balanced hashes; each side's service ran in its own data folder with its own embedded PostgreSQL, all at once,"
+        " their batches alternating"
         f" (took {run_s:.0f} s; load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}).",
         "The machine is shared with other work: read the ratio between the sides, measured in the same run, before the absolute times.",
         "",
@@ -171,13 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks.batch_lookup " + " ".join(argv if argv is not None else sys.argv[1:])
     machine = describe()
     started = time.monotonic()
-    sides: list[Side] = []
-    if args.baseline:
-        with baseline_tree(args.baseline) as (full, folder):
-            sides.append(Side(label=f"{args.baseline} ({full[:7]}, before)", source=folder))
-            measure(sides[-1], args.batches, args.seed)
-    sides.append(Side(label="this commit (after)" if args.baseline else "this commit", source=_REPO))
-    measure(sides[-1], args.batches, args.seed)
+    with ExitStack() as stack:
+        sides: list[Side] = []
+        if args.baseline:
+            full, folder = stack.enter_context(baseline_tree(args.baseline))
+            sides.append(Side(label=f"{full[:7]} (before)", source=folder))
+        sides.append(Side(label="this commit (after)" if args.baseline else "this commit", source=_REPO))
+        measure(sides, args.batches, args.seed)
     text = report(sides, command=command.strip(), seed=args.seed, machine=machine, run_s=time.monotonic() - started)
     print(text)
     if args.out is not None:
