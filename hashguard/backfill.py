@@ -28,6 +28,7 @@ import json
 import multiprocessing
 import os
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -175,9 +176,18 @@ def _check_url(url: str, hosts: frozenset[str]) -> None:
         raise _Refused("host_not_allowed", f"{parts.hostname} is not an allowed host (--allow-host)")
 
 
+def _orphan_watch(parent: int) -> None:
+    """A worker whose backfill was killed (SIGKILL leaves it no time to stop its pool) exits too."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
 def _start_worker(
-    tools: Sequence[str], max_pixels: int, hashing: str, memory: int, max_bytes: int, hosts: frozenset[str]
+    parent: int, tools: Sequence[str], max_pixels: int, hashing: str, memory: int, max_bytes: int, hosts: frozenset[str]
 ) -> None:
+    # The backfill's pid comes from the backfill itself: it may be gone before this worker has started.
+    threading.Thread(target=_orphan_watch, args=(parent,), name="orphan-watch", daemon=True).start()
     prepare_worker()
     _worker.update(
         tools=tuple(ToolRegistry.load(tools)),
@@ -353,6 +363,7 @@ def run(
         mp_context=context,
         initializer=_start_worker,
         initargs=(
+            os.getpid(),
             tuple(tools),
             settings.max_pixels,
             settings.hashing,
