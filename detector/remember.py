@@ -7,7 +7,7 @@ entries), so the store is a function passed in by the composition root.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from detector.scan import ScanContext
@@ -15,8 +15,11 @@ from detector.scan import ScanContext
 if TYPE_CHECKING:  # the driver's types only: this module does no SQL itself
     import asyncpg
 
-# Stores one upload's hashes (tool name -> hash value) under its scan id and context.
-KeepHashes = Callable[["asyncpg.Connection", uuid.UUID, ScanContext, Mapping[str, bytes]], Awaitable[None]]
+# One call's uploads: each one's hashes (tool name -> hash value) under its scan id and context.
+Kept = Sequence[tuple[uuid.UUID, ScanContext, Mapping[str, bytes]]]
+
+# Stores many uploads' hashes in one statement (a 1,000-item lookup batch is one COPY, not 1,000).
+KeepHashes = Callable[["asyncpg.Connection", Kept], Awaitable[None]]
 
 
 class Remember:
@@ -24,6 +27,9 @@ class Remember:
         self._pool = pool
         self._keep = keep
 
-    async def __call__(self, scan_id: uuid.UUID, context: ScanContext, hashes: Mapping[str, bytes]) -> None:
+    async def __call__(self, uploads: Kept) -> None:
+        """Keep every upload of one call (a scan, or a lookup batch) on one connection, in one statement."""
+        if not uploads:
+            return
         async with self._pool.acquire() as conn:
-            await self._keep(conn, scan_id, context, hashes)
+            await self._keep(conn, uploads)

@@ -79,22 +79,27 @@ class OpenedTicket(Protocol):
 TicketT = TypeVar("TicketT", bound=OpenedTicket)
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Answered:
+    """One item's answered matches (shadow ones left out), for which the content's ticket is opened or joined."""
+
+    scan_id: uuid.UUID
+    context: ScanContext
+    matches: Sequence[Match]
+    # The upload's own hashes (tool -> value), which a hotline report names and an evidence file is
+    # checked against; never a list entry's.
+    hashes: Mapping[str, bytes] | None = None
+
+
 class TicketDesk(Protocol[TicketT]):
-    """The takedown side of a match: open (or join) the content's ticket for the answered matches."""
+    """The takedown side of a match: open (or join) each content's ticket for the answered matches."""
 
-    async def open_for_matches(
-        self,
-        conn: asyncpg.Connection,
-        *,
-        scan_id: uuid.UUID,
-        context: ScanContext,
-        matches: Sequence[Match],
-        hashes: Mapping[str, bytes] | None = None,
-    ) -> TicketT:
-        """Runs in the evidence's transaction: the ticket and the evidence commit or roll back together.
+    async def open_for_many(self, conn: asyncpg.Connection, items: Sequence[Answered]) -> list[TicketT]:
+        """One ticket per item, in order, for a whole call (a scan, or a batch of up to 1,000) at once.
 
-        ``hashes``: the upload's own hashes (tool -> value), which a hotline report names and an
-        evidence file is checked against; never a list entry's."""
+        Runs in the evidence's transaction: the tickets and the evidence commit or roll back together.
+        An implementation keeps this to a few statements whatever the batch holds (the batch's cost
+        should be its matching, not its database round trips)."""
         ...
 
     def committed(self, ticket: TicketT) -> None:
@@ -305,23 +310,19 @@ class Resolver(Generic[TicketT]):
                 self._metrics.quarantined_entries.set(await self._lists.count_quarantined(conn))
         items = [(p, [self._match(hit, described, quarantined) for hit in p.hits]) for p in pending]
         await evidence.record_many(conn, [(p.scan_id, p.context, matches) for p, matches in items])
-        answered: list[tuple[Pending, list[Match], TicketT | None]] = []
-        for p, matches in items:
-            live_matches = [m for m in matches if not m.shadow]
-            # Shadow matches are evidence only: no ticket, no action, not in the verdict.
-            ticket = (
-                await self._tickets.open_for_matches(
-                    conn,
-                    scan_id=p.scan_id,
-                    context=p.context,
-                    matches=live_matches,
-                    hashes={**p.hashes, **(p.context.file_digests or {})},
-                )
-                if live_matches
-                else None
+        # Shadow matches are evidence only: no ticket, no action, not in the verdict.
+        wanted = [
+            Answered(
+                scan_id=p.scan_id,
+                context=p.context,
+                matches=answered,
+                hashes={**p.hashes, **(p.context.file_digests or {})},
             )
-            answered.append((p, matches, ticket))
-        return answered
+            for p, matches in items
+            if (answered := [m for m in matches if not m.shadow])
+        ]
+        opened = iter(await self._tickets.open_for_many(conn, wanted)) if wanted else iter(())
+        return [(p, matches, next(opened) if any(not m.shadow for m in matches) else None) for p, matches in items]
 
     def _match(self, hit: Hit, described: Mapping[int, ListEntryRef], quarantined: Collection[int]) -> Match:
         entry = described.get(hit.row_id)

@@ -81,8 +81,8 @@ class Pending:
 
 # Resolves every item of one call that has hits, in one transaction, answering in the same order.
 Resolve = Callable[[Sequence[Pending]], Awaitable[list[Resolution]]]
-# Keeps an upload's hashes for look-back (HASHGUARD_LOOKBACK_DAYS); None when that is off.
-Remember = Callable[[uuid.UUID, ScanContext, Mapping[str, bytes]], Awaitable[None]]
+# Keeps one call's uploads' hashes for look-back (HASHGUARD_LOOKBACK_DAYS), in one statement; None when that is off.
+Remember = Callable[[Sequence[tuple[uuid.UUID, ScanContext, Mapping[str, bytes]]]], Awaitable[None]]
 
 
 def _file_digests(data: bytes) -> dict[str, bytes]:
@@ -374,14 +374,16 @@ class ScanService:
             if hits
         ]
         resolved = iter(await self._resolve(pending)) if pending else iter(())
+        if self._remember is not None:
+            try:  # one statement for the whole call
+                await self._remember(
+                    [(s, context, hashes) for s, (context, _, hashes) in zip(scan_ids, items, strict=True) if hashes]
+                )
+            except Exception:  # best effort: look-back is a later re-check, the verdict stands either way
+                log.exception("could not keep %d uploads' hashes for look-back", len(items))
         outcomes = []
-        for scan_id, (context, hits, hashes) in zip(scan_ids, items, strict=True):
+        for scan_id, (context, hits, _) in zip(scan_ids, items, strict=True):
             resolution = next(resolved) if hits else Resolution(matches=[])
-            if self._remember is not None and hashes:
-                try:
-                    await self._remember(scan_id, context, hashes)
-                except Exception:  # best effort: look-back is a later re-check, the verdict stands either way
-                    log.exception("could not keep the upload's hashes for look-back (scan %s)", scan_id)
             matches = resolution.matches
             outcomes.append(
                 Outcome(

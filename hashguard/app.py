@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -23,13 +22,12 @@ from detector.approvals import http as approvals_http
 from detector.approvals import pg as approvals_pg
 from detector.decode import HashingPath
 from detector.index_metrics import observe_snapshot
-from detector.match import Match
 from detector.matcher import MatchSnapshot
 from detector.probing import ProbeRules
 from detector.reload import Reloader
 from detector.remember import Remember
-from detector.resolve import ProbeGuard, Resolver
-from detector.scan import HashPool, ScanContext, ScanService, SnapshotHolder
+from detector.resolve import Answered, ProbeGuard, Resolver
+from detector.scan import HashPool, ScanService, SnapshotHolder
 from detector.snapshots import SnapshotLoader
 from detector.tools.policy import eu_detection_halt
 from detector.tools.registry import ToolRegistry
@@ -49,7 +47,7 @@ from kernel.web import AccessLogger, errors_middleware
 from takedown import http as takedown_http
 from takedown import jobs as takedown_jobs
 from takedown.config import TakedownConfig
-from takedown.matching import MatchTicket, open_for_matches
+from takedown.matching import MatchOpening, MatchTicket, open_for_many
 from takedown.reports import job as report_job
 from takedown.reports.case import Uploader
 from takedown.webhooks import webhook_settings_problem
@@ -111,7 +109,7 @@ async def _hash_pool(app: web.Application) -> AsyncIterator[None]:
             on_suspended=app[KEY_GUARD].controls.forget,
         ),
         # Look-back: the detector hands an upload's hashes to hashsets' store to re-check on later imports.
-        remember=Remember(pool=app[POOL], keep=uploads.remember_scan) if settings.lookback_days else None,
+        remember=Remember(pool=app[POOL], keep=uploads.remember_scans) if settings.lookback_days else None,
     )
     yield
     await asyncio.get_running_loop().run_in_executor(None, app[HASH_POOL].close)
@@ -146,28 +144,25 @@ class _TicketDesk:
     def __init__(self, app: web.Application) -> None:
         self._app = app
 
-    async def open_for_matches(
-        self,
-        conn: asyncpg.Connection,
-        *,
-        scan_id: uuid.UUID,
-        context: ScanContext,
-        matches: Sequence[Match],
-        hashes: Mapping[str, bytes] | None = None,
-    ) -> MatchTicket:
-        """Open a takedown ticket (or join the content's live one) in the evidence's transaction."""
-        return await open_for_matches(
+    async def open_for_many(self, conn: asyncpg.Connection, items: Sequence[Answered]) -> list[MatchTicket]:
+        """Open takedown tickets (or join the contents' live ones) in the evidence's transaction, set-based."""
+        return await open_for_many(
             conn,
-            scan_id=scan_id,
-            tenant_id=context.tenant_id,
-            content_id=context.content_id,
-            content_url=context.content_url,
-            api_key_id=context.api_key_id,
-            matches=matches,
+            [
+                MatchOpening(
+                    scan_id=item.scan_id,
+                    tenant_id=item.context.tenant_id,
+                    content_id=item.context.content_id,
+                    content_url=item.context.content_url,
+                    api_key_id=item.context.api_key_id,
+                    matches=item.matches,
+                    upload_hashes=item.hashes,
+                    uploader=_uploader(item.context.uploader),
+                )
+                for item in items
+            ],
             config=self._app[takedown_http.CONFIG],
             on_decision=self._app[takedown_http.DECISION_HOOKS],
-            upload_hashes=hashes,
-            uploader=_uploader(context.uploader),
         )
 
     def committed(self, ticket: MatchTicket) -> None:

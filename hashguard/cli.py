@@ -17,7 +17,7 @@ from aiohttp import web
 from detector.approvals.cli import register as register_tools
 from detector.decode import HashingPath, Media
 from detector.tools.registry import ToolRegistry, ToolRegistryError
-from hashguard import figures, flows
+from hashguard import backfill, figures, flows
 from hashsets import cli as hashsets_cli
 from hashsets.entries import entry_classifications
 from hashsets.errors import HashsetError
@@ -380,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     hashsets_cli.register(sub)
 
     sub.add_parser("migrate", help="create or update the database schema").set_defaults(func=cmd_migrate)
+    backfill.register(sub)
     register_tools(sub)
     takedown_cli.register(sub, run_with_connection, flows.DETECTOR_SCANS)
     # Hotline reports: the lists' context tells the reports how a matched entry is classified.
@@ -396,7 +397,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # pgserver narrates every initdb and pg_ctl call at INFO; only its problems matter here.
         logging.getLogger("pgserver").setLevel(max(logging.WARNING, logging.getLogger().level))
         return int(args.func(args))
-    except (CommandError, SettingsError, DatabaseError, HashsetError, ServiceError, ToolRegistryError) as exc:
+    except (
+        CommandError,
+        backfill.BackfillError,
+        SettingsError,
+        DatabaseError,
+        HashsetError,
+        ServiceError,
+        ToolRegistryError,
+    ) as exc:
         print(f"hashguard: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

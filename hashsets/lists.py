@@ -11,7 +11,8 @@ same trigger, which bumps ``hashset_generation`` and NOTIFYs the replicas.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice, repeat
@@ -33,6 +34,32 @@ Q = Queries("hashsets")
 BULK_TIMEOUT_S = 3600.0
 
 _STATUSES = ("active", "shadow", "disabled")
+
+# An import that adds or retracts at least this many rows refreshes the planner's statistics of the
+# tables it changed once it commits. Without them the next import plans its joins on the stale
+# figures of an empty table: the first 10,000-entry delta after a 10,000,000-entry COPY got a nested
+# loop over the whole list and ran for 11 minutes. ANALYZE samples a fixed number of rows, about a
+# second on a 10M-row table, so small deltas skip it: their rows change no estimate that matters.
+ANALYZE_AFTER_ROWS = 10_000
+
+
+@asynccontextmanager
+async def bulk_join_plan(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """Plan the joins between an import's new rows and a whole list without nested loops.
+
+    A nested loop is right only when its outer side is tiny, and the rows an import just wrote are the
+    one thing statistics never describe (they were COPY'd in this transaction, after the last
+    ANALYZE). There is no index on ``entry_id`` (it would double the cost of every COPY'd row, see
+    ``hashsets.duplicates``), so every nested loop here rescans the base version once per new row,
+    which is quadratic; a hash or merge join reads each side once whatever the estimates say.
+    Use it inside a transaction: the setting is transaction-local and restored on the way out.
+    """
+    previous = await conn.fetchval("SELECT current_setting('enable_nestloop')")
+    await conn.execute("SET LOCAL enable_nestloop = off")
+    yield
+    # Not in a ``finally``: after a failed statement the transaction accepts no more commands, and
+    # its rollback undoes the SET LOCAL anyway.
+    await conn.fetchval("SELECT set_config('enable_nestloop', $1, true)", previous)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -246,7 +273,8 @@ async def import_list(
         lineage = [*(base["lineage"] if base is not None else []), version_id]
         retracted = await _retract(conn, retractions, base_lineage=list(base["lineage"]) if base else [], version_id=version_id)
         if base is not None and added:
-            conflicts = await conn.fetch(Q.add_conflicts, version_id, list(base["lineage"]), lineage, timeout=BULK_TIMEOUT_S)
+            async with bulk_join_plan(conn):
+                conflicts = await conn.fetch(Q.add_conflicts, version_id, list(base["lineage"]), lineage, timeout=BULK_TIMEOUT_S)
             if conflicts:
                 held = ", ".join(repr(r["entry_id"]) for r in conflicts)
                 raise InvalidListFile(
@@ -275,6 +303,10 @@ async def import_list(
                 "file_sha256": (file_digest() if file_digest is not None else request.file_sha256).hex(),
             },
         )
+    if added >= ANALYZE_AFTER_ROWS:
+        await conn.execute("ANALYZE hash_entries", timeout=BULK_TIMEOUT_S)
+    if retracted >= ANALYZE_AFTER_ROWS:
+        await conn.execute("ANALYZE hash_retractions", timeout=BULK_TIMEOUT_S)
     return ImportResult(
         hashset=request.name,
         version=version,
@@ -295,10 +327,12 @@ async def _retract(
         return 0
     await conn.execute(Q.create_retraction_stage)
     await conn.copy_records_to_table("import_retractions", records=retractions, columns=["line", "entry_id", "hash"])
-    resolved = [
-        *await conn.fetch(Q.resolve_retractions_by_id, base_lineage, timeout=BULK_TIMEOUT_S),
-        *await conn.fetch(Q.resolve_retractions_by_hash, base_lineage, timeout=BULK_TIMEOUT_S),
-    ]
+    await conn.execute("ANALYZE import_retractions")  # a temporary table autovacuum never sees
+    async with bulk_join_plan(conn):
+        resolved = [
+            *await conn.fetch(Q.resolve_retractions_by_id, base_lineage, timeout=BULK_TIMEOUT_S),
+            *await conn.fetch(Q.resolve_retractions_by_hash, base_lineage, timeout=BULK_TIMEOUT_S),
+        ]
     problems = sorted(
         {
             (

@@ -6,7 +6,7 @@ against the entries a new list version adds. What the re-check finds is recorded
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import asyncpg
 
@@ -21,14 +21,15 @@ from kernel.db import Queries
 Q = Queries("hashsets")
 
 
-async def remember_scan(conn: asyncpg.Connection, scan_id: uuid.UUID, context: ScanContext, hashes: Mapping[str, bytes]) -> None:
-    """Keep an upload's hashes for look-back (only when HASHGUARD_LOOKBACK_DAYS > 0; purged by age).
+async def remember_scans(conn: asyncpg.Connection, uploads: Sequence[tuple[uuid.UUID, ScanContext, Mapping[str, bytes]]]) -> None:
+    """Keep uploads' hashes for look-back (only when HASHGUARD_LOOKBACK_DAYS > 0; purged by age), in one COPY.
 
     Satisfies ``detector.remember.KeepHashes``."""
     await conn.copy_records_to_table(
         "scan_hashes",
         records=[
             (scan_id, context.content_id, context.content_url, context.api_key_id, context.tenant_id, tool, value)
+            for scan_id, context, hashes in uploads
             for tool, value in hashes.items()
         ],
         columns=["scan_id", "content_id", "content_url", "api_key_id", "tenant_id", "tool", "hash"],

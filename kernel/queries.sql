@@ -44,6 +44,12 @@ SELECT clock_timestamp();
 -- name: insert_audit
 INSERT INTO audit_log (seq, at, actor, action, subject, entry, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
 
+-- name: insert_audit_many
+INSERT INTO audit_log (seq, at, actor, action, subject, entry, prev_hash, hash)
+SELECT e.seq, $1, e.actor, e.action, e.subject, e.entry, e.prev_hash, e.hash
+FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::bytea[])
+     AS e (seq, actor, action, subject, entry, prev_hash, hash);
+
 -- name: audit_all
 SELECT seq, at, actor, action, subject, entry, prev_hash, hash FROM audit_log ORDER BY seq;
 

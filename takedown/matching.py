@@ -11,16 +11,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from detector.match import Match
-from kernel.auditlog import append_audit
+from kernel.auditlog import Change, append_audit_many
 from takedown import policy_store, rules
 from takedown.config import TakedownConfig
 from takedown.decision_store import DecisionHook, apply_decision
 from takedown.reports import evidence_store as report_store
 from takedown.reports.case import Uploader
-from takedown.ticket_store import attach_evidence, audit_subject, db_now, get_ticket, live_ticket
+from takedown.ticket_store import Sighting, attach_evidence_many, audit_subject, db_now, get_tickets, live_tickets_many
 from takedown.tickets import SYSTEM
 from takedown.workflow import PRIORITY, Action, Source, due_at
 
@@ -37,6 +38,20 @@ class MatchTicket:
     auto_action: Action | None
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MatchOpening:
+    """One scan's (or lookup item's) answered matches about one tenant's content."""
+
+    scan_id: uuid.UUID
+    tenant_id: int
+    content_id: str
+    content_url: str | None
+    api_key_id: int | None
+    matches: Sequence[Match]
+    upload_hashes: Mapping[str, bytes] | None = None
+    uploader: Uploader | None = None
+
+
 async def open_for_matches(
     conn: asyncpg.Connection,
     *,
@@ -51,56 +66,143 @@ async def open_for_matches(
     upload_hashes: Mapping[str, bytes] | None = None,
     uploader: Uploader | None = None,
 ) -> MatchTicket:
-    """Open (or attach to) the content's ticket for a scan's or lookup's matches, keeping them as evidence.
+    """Open (or attach to) the content's ticket for a scan's or lookup's matches: ``open_for_many`` of one."""
+    opening = MatchOpening(
+        scan_id=scan_id,
+        tenant_id=tenant_id,
+        content_id=content_id,
+        content_url=content_url,
+        api_key_id=api_key_id,
+        matches=matches,
+        upload_hashes=upload_hashes,
+        uploader=uploader,
+    )
+    [ticket] = await open_for_many(conn, [opening], config=config, on_decision=on_decision)
+    return ticket
 
-    The ticket is the scanning key's tenant's: ``content_id`` is that platform's name for the upload.
 
-    Runs in the caller's transaction, the one that records the scan's match evidence. A list with
+async def open_for_many(
+    conn: asyncpg.Connection,
+    openings: Sequence[MatchOpening],
+    *,
+    config: TakedownConfig,
+    on_decision: Sequence[DecisionHook] = (),
+) -> list[MatchTicket]:
+    """Open (or attach to) each content's ticket for these matches, keeping them as evidence; one per opening, in order.
+
+    Each ticket is the scanning key's tenant's: ``content_id`` is that platform's name for the upload.
+
+    Runs in the caller's transaction, the one that records the scans' match evidence. A list with
     an ``auto_action`` policy gets its restriction decided here, automatically, in the same commit.
     Shadow matches open no ticket: the caller passes only the matches the verdict answers.
-    ``upload_hashes`` (the upload's own hashes, tool -> value) are kept with the evidence for the
-    hotline report (``takedown.reports``) and purged with it.
+
+    Set-based, for a 1,000-item lookup batch: the tickets are opened or locked in one statement,
+    the evidence inserted in one, the sightings counted in one, the audit entries appended in one,
+    and the auto-action policies read once, so the cost is a handful of round trips whatever the
+    batch holds. Only automated decisions (lists under an ``auto_action`` policy) are applied one
+    ticket at a time. A content named twice in one call is handled in rounds (its second
+    sighting joins the ticket the first opened, as two calls would), each round set-based.
+    Each opening's ``upload_hashes`` (the upload's own hashes, tool -> value) are kept with the
+    evidence for the hotline report (``takedown.reports``) and purged with it, in one statement.
     """
-    if not matches:
+    if any(not o.matches for o in openings):
         raise ValueError("a ticket is opened for at least one match")
+    if not openings:
+        return []
+    rounds: list[list[int]] = []
+    seen: dict[tuple[int, str], int] = {}
+    for i, o in enumerate(openings):
+        k = seen.get((o.tenant_id, o.content_id), 0)
+        seen[(o.tenant_id, o.content_id)] = k + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(i)
+    results: dict[int, MatchTicket] = {}
     async with conn.transaction():
         now = await db_now(conn)
         source = Source.HASH_MATCH
         due = due_at(now, config.due_hours[source])
-        ticket_id, opened = await live_ticket(
-            conn,
-            tenant_id=tenant_id,
-            content_id=content_id,
-            content_url=content_url,
-            source=source,
-            priority=PRIORITY[source],
-            due=due,
-            automated_detection=True,
+        for members in rounds:
+            batch = [openings[i] for i in members]
+            for i, ticket in zip(members, await _open_round(conn, batch, source, due, config, on_decision), strict=True):
+                results[i] = ticket
+    return [results[i] for i in range(len(openings))]
+
+
+async def _open_round(
+    conn: asyncpg.Connection,
+    batch: Sequence[MatchOpening],
+    source: Source,
+    due: datetime,
+    config: TakedownConfig,
+    on_decision: Sequence[DecisionHook],
+) -> list[MatchTicket]:
+    """``open_for_many`` for openings that name distinct contents."""
+    live = await live_tickets_many(
+        conn,
+        [(o.tenant_id, o.content_id, o.content_url) for o in batch],
+        source=source,
+        priority=PRIORITY[source],
+        due=due,
+        automated_detection=True,
+    )
+    ids = [ticket_id for ticket_id, _ in live]
+    joined = [ticket_id for ticket_id, opened in live if not opened]
+    before = await get_tickets(conn, joined)
+    await attach_evidence_many(
+        conn,
+        [
+            Sighting(ticket_id=t, scan_id=o.scan_id, api_key_id=o.api_key_id, matches=o.matches)
+            for o, t in zip(batch, ids, strict=True)
+        ],
+        priority=PRIORITY[source],
+        due=due,
+    )
+    await report_store.record_upload_hashes_many(
+        conn,
+        [
+            (t, o.scan_id, tool, value)
+            for o, t in zip(batch, ids, strict=True)
+            for tool, value in sorted((o.upload_hashes or {}).items())
+        ],
+    )
+    for o, t in zip(batch, ids, strict=True):
+        if o.uploader is not None and o.uploader.any():
+            await report_store.record_uploader(conn, t, o.uploader)
+    after = await get_tickets(conn, ids)
+    await append_audit_many(
+        conn,
+        [
+            Change(
+                actor=SYSTEM.name,
+                action="ticket.opened" if opened else "ticket.match_attached",
+                subject=audit_subject(ticket_id),
+                before=None if opened else before[ticket_id].audit_view(),
+                after={
+                    **after[ticket_id].audit_view(),
+                    "source": source.value,
+                    "matches": [
+                        {"hashset": m.hashset, "hashset_version": m.hashset_version, "entry_id": m.entry_id, "tool": m.tool}
+                        for m in o.matches
+                    ],
+                },
+            )
+            for o, (ticket_id, opened) in zip(batch, live, strict=True)
+        ],
+    )
+    may_act = [rules.may_act_automatically(after[t].state, o.matches) for o, t in zip(batch, ids, strict=True)]
+    policies = (
+        await policy_store.auto_action_policies(
+            conn, [m for o, act in zip(batch, may_act, strict=True) if act for m in o.matches]
         )
-        before = None if opened else (await get_ticket(conn, ticket_id)).audit_view()
-        await attach_evidence(
-            conn, ticket_id, scan_id=scan_id, api_key_id=api_key_id, matches=matches, priority=PRIORITY[source], due=due
-        )
-        if upload_hashes:
-            await report_store.record_upload_hashes(conn, ticket_id, scan_id, upload_hashes)
-        if uploader is not None and uploader.any():
-            await report_store.record_uploader(conn, ticket_id, uploader)
-        ticket = await get_ticket(conn, ticket_id)
-        matched = [
-            {"hashset": m.hashset, "hashset_version": m.hashset_version, "entry_id": m.entry_id, "tool": m.tool} for m in matches
-        ]
-        await append_audit(
-            conn,
-            actor=SYSTEM.name,
-            action="ticket.opened" if opened else "ticket.match_attached",
-            subject=audit_subject(ticket_id),
-            before=before,
-            after={**ticket.audit_view(), "source": source.value, "matches": matched},
-        )
-        policies = (
-            await policy_store.auto_action_policies(conn, matches) if rules.may_act_automatically(ticket.state, matches) else []
-        )
-        action = rules.auto_action(ticket.state, matches, policies)
+        if any(may_act)
+        else []
+    )
+    tickets = []
+    for o, (ticket_id, opened) in zip(batch, live, strict=True):
+        ticket = after[ticket_id]
+        # auto_action keeps only the policies that name one of this opening's lists and tools.
+        action = rules.auto_action(ticket.state, o.matches, policies)
         if action is not None:
             await apply_decision(
                 conn,
@@ -111,4 +213,5 @@ async def open_for_matches(
                 automated_decision=True,
                 on_decision=on_decision,
             )
-    return MatchTicket(ticket_id=ticket_id, opened=opened, auto_action=action)
+        tickets.append(MatchTicket(ticket_id=ticket_id, opened=opened, auto_action=action))
+    return tickets

@@ -5,6 +5,22 @@ VALUES ($1, $2, $3, $4::ticket_source, $5, $6, $7, $8)
 ON CONFLICT (tenant_id, content_id) WHERE state NOT IN ('dismissed', 'reinstated', 'closed') DO NOTHING
 RETURNING id;
 
+-- name: insert_tickets
+-- Many tenants' contents at once (one lookup batch), each as insert_ticket; the keys are distinct.
+INSERT INTO tickets (id, content_id, content_url, source, priority, due_at, automated_detection, tenant_id)
+SELECT w.id, w.content_id, w.content_url, $4::ticket_source, $5, $6, $7, w.tenant_id
+FROM unnest($1::uuid[], $2::text[], $3::text[], $8::bigint[]) AS w (id, content_id, content_url, tenant_id)
+ORDER BY w.tenant_id, w.content_id
+ON CONFLICT (tenant_id, content_id) WHERE state NOT IN ('dismissed', 'reinstated', 'closed') DO NOTHING
+RETURNING id, tenant_id, content_id;
+
+-- name: live_tickets_for_update
+SELECT t.id, t.tenant_id, t.content_id FROM tickets t
+JOIN unnest($1::text[], $2::bigint[]) AS w (content_id, tenant_id) ON t.tenant_id = w.tenant_id AND t.content_id = w.content_id
+WHERE t.state NOT IN ('dismissed', 'reinstated', 'closed')
+ORDER BY t.tenant_id, t.content_id
+FOR UPDATE OF t;
+
 -- name: live_ticket_for_update
 SELECT id FROM tickets WHERE tenant_id = $2 AND content_id = $1 AND state NOT IN ('dismissed', 'reinstated', 'closed') FOR UPDATE;
 
@@ -14,6 +30,13 @@ SELECT id, tenant_id, content_id, content_url, source::text AS source, state::te
        decided_key_id, first_action_at, sightings, notices, legal_hold, legal_hold_reason, preserve_until,
        evidence_purged_at, updated_at
 FROM tickets WHERE id = $1 AND ($2::bigint[] IS NULL OR tenant_id = ANY($2::bigint[]));
+
+-- name: get_tickets
+SELECT id, tenant_id, content_id, content_url, source::text AS source, state::text AS state, priority, received_at,
+       due_at, automated_detection, lease_key_id, lease_key_prefix, lease_expires_at, action::text AS action, decided_at,
+       decided_key_id, first_action_at, sightings, notices, legal_hold, legal_hold_reason, preserve_until,
+       evidence_purged_at, updated_at
+FROM tickets WHERE id = ANY($1::uuid[]);
 
 -- name: get_ticket_for_update
 SELECT id, tenant_id, content_id, content_url, source::text AS source, state::text AS state, priority, received_at,
@@ -48,6 +71,15 @@ SET sightings = sightings + 1,
     updated_at = now()
 WHERE id = $1;
 
+-- name: attach_sightings
+-- attach_sighting for many tickets at once (each listed once).
+UPDATE tickets
+SET sightings = sightings + 1,
+    priority = CASE WHEN state IN ('open', 'in_review') THEN least(priority, $2) ELSE priority END,
+    due_at = CASE WHEN state IN ('open', 'in_review') THEN least(due_at, $3) ELSE due_at END,
+    updated_at = now()
+WHERE id = ANY($1::uuid[]);
+
 -- name: attach_notice
 -- Likewise a notice (a decided ticket keeps its due time: a repeated hotline notice about removed
 -- content is counted, not re-queued).
@@ -65,6 +97,17 @@ SELECT $1, $2, e.entry_row, e.hashset, e.hashset_version, e.entry_id, e.tool, e.
        e.approval_reason
 FROM unnest($4::bigint[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[], $10::integer[], $11::bigint[], $12::text[])
      AS e (entry_row, hashset, hashset_version, entry_id, tool, tool_version, distance, approval_id, approval_reason);
+
+-- name: insert_evidence_many
+-- insert_evidence for many scans' matches at once: one row per match, with its ticket, scan and key.
+INSERT INTO ticket_evidence (ticket_id, scan_id, entry_row, hashset, hashset_version, entry_id, tool, tool_version, distance,
+                             api_key_id, approval_id, approval_reason)
+SELECT e.ticket_id, e.scan_id, e.entry_row, e.hashset, e.hashset_version, e.entry_id, e.tool, e.tool_version, e.distance,
+       e.api_key_id, e.approval_id, e.approval_reason
+FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[],
+            $10::integer[], $11::bigint[], $12::text[])
+     AS e (ticket_id, scan_id, api_key_id, entry_row, hashset, hashset_version, entry_id, tool, tool_version, distance,
+           approval_id, approval_reason);
 
 -- name: ticket_evidence
 SELECT scan_id, entry_row, hashset, hashset_version, entry_id, tool, tool_version, distance, api_key_id, observed_at,

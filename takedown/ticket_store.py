@@ -282,6 +282,92 @@ async def attach_evidence(
     await conn.execute(Q.attach_sighting, ticket_id, priority, due)
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Sighting:
+    """One scan's matches about one tenant's content: what ``attach_evidence_many`` stores per item."""
+
+    ticket_id: uuid.UUID
+    scan_id: uuid.UUID
+    api_key_id: int | None
+    matches: Sequence[Match]
+
+
+async def live_tickets_many(
+    conn: asyncpg.Connection,
+    contents: Sequence[tuple[int, str, str | None]],
+    *,
+    source: Source,
+    priority: int,
+    due: datetime,
+    automated_detection: bool,
+) -> list[tuple[uuid.UUID, bool]]:
+    """``live_ticket`` for many distinct (tenant, content id, content url) at once: one insert, one locking read.
+
+    Rows are inserted and locked in (tenant, content id) order, so two batches naming the same
+    contents wait for each other instead of deadlocking. Returns (ticket id, opened now) per content, in order.
+    """
+    keys = [(tenant, content_id) for tenant, content_id, _ in contents]
+    if len(set(keys)) != len(keys):
+        raise ValueError("each content once per call")
+    found: dict[tuple[int, str], tuple[uuid.UUID, bool]] = {}
+    for _ in range(5):
+        wanted = [c for c in contents if (c[0], c[1]) not in found]
+        if not wanted:
+            break
+        inserted = await conn.fetch(
+            Q.insert_tickets,
+            [uuid.uuid4() for _ in wanted],
+            [c[1] for c in wanted],
+            [c[2] for c in wanted],
+            source.value,
+            priority,
+            due,
+            automated_detection,
+            [c[0] for c in wanted],
+        )
+        found.update({(r["tenant_id"], r["content_id"]): (r["id"], True) for r in inserted})
+        rest = [c for c in wanted if (c[0], c[1]) not in found]
+        if rest:
+            existing = await conn.fetch(Q.live_tickets_for_update, [c[1] for c in rest], [c[0] for c in rest])
+            found.update({(r["tenant_id"], r["content_id"]): (r["id"], False) for r in existing})
+    missing = [k for k in keys if k not in found]
+    if missing:  # pragma: no cover - a ticket closed and reopened five times during one call
+        raise RuntimeError(f"could not open or find a live ticket for {len(missing)} contents")
+    return [found[k] for k in keys]
+
+
+async def get_tickets(conn: asyncpg.Connection, ticket_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Ticket]:
+    """These tickets by id (any tenant's: for the match path, which names only tickets it just opened or locked)."""
+    if not ticket_ids:
+        return {}
+    return {r["id"]: _ticket(r) for r in await conn.fetch(Q.get_tickets, list(ticket_ids))}
+
+
+async def attach_evidence_many(conn: asyncpg.Connection, sightings: Sequence[Sighting], *, priority: int, due: datetime) -> None:
+    """``attach_evidence`` for many tickets (each named once) in two statements."""
+    if len({s.ticket_id for s in sightings}) != len(sightings):
+        raise ValueError("each ticket once per call")
+    rows = [(s.ticket_id, s.scan_id, s.api_key_id, m) for s in sightings for m in s.matches]
+    if rows:
+        await conn.execute(
+            Q.insert_evidence_many,
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3].entry_row for r in rows],
+            [r[3].hashset for r in rows],
+            [r[3].hashset_version for r in rows],
+            [r[3].entry_id for r in rows],
+            [r[3].tool for r in rows],
+            [r[3].tool_version for r in rows],
+            [r[3].distance for r in rows],
+            [r[3].approval_id for r in rows],
+            [r[3].approval_reason for r in rows],
+        )
+    if sightings:
+        await conn.execute(Q.attach_sightings, [s.ticket_id for s in sightings], priority, due)
+
+
 async def file_notice(conn: asyncpg.Connection, notice: Notice, actor: Actor, config: TakedownConfig) -> tuple[Ticket, int, bool]:
     """Record a notice and open or attach to the content's live ticket: (ticket, notice id, opened).
 

@@ -6,7 +6,7 @@ Written in the transactions of the match, the notice and the decision; purged wi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import asyncpg
 
@@ -20,8 +20,19 @@ async def record_upload_hashes(
     conn: asyncpg.Connection, ticket_id: uuid.UUID, scan_id: uuid.UUID, hashes: Mapping[str, bytes]
 ) -> None:
     """The uploaded file's own hashes, in the match's transaction (``takedown.matching``)."""
-    for tool, value in sorted(hashes.items()):
-        await conn.execute(Q.insert_upload_hash, ticket_id, scan_id, tool, bytes(value))
+    await record_upload_hashes_many(conn, [(ticket_id, scan_id, tool, value) for tool, value in sorted(hashes.items())])
+
+
+async def record_upload_hashes_many(conn: asyncpg.Connection, rows: Sequence[tuple[uuid.UUID, uuid.UUID, str, bytes]]) -> None:
+    """(ticket, scan, tool, value) rows for a whole call's tickets in one statement (a 1,000-item batch)."""
+    if rows:
+        await conn.execute(
+            Q.insert_upload_hashes,
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [bytes(r[3]) for r in rows],
+        )
 
 
 async def record_uploader(conn: asyncpg.Connection, ticket_id: uuid.UUID, uploader: Uploader) -> None:

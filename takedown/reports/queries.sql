@@ -119,8 +119,9 @@ SELECT (array_agg(account_id ORDER BY id DESC) FILTER (WHERE account_id IS NOT N
 FROM ticket_uploaders WHERE ticket_id = $1
 HAVING count(*) > 0;
 
--- name: insert_upload_hash
-INSERT INTO ticket_upload_hashes (ticket_id, scan_id, tool, value) VALUES ($1, $2, $3, $4)
+-- name: insert_upload_hashes
+INSERT INTO ticket_upload_hashes (ticket_id, scan_id, tool, value)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[])
 ON CONFLICT (ticket_id, scan_id, tool) DO NOTHING;
 
 -- name: insert_uploader

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -13,7 +13,7 @@ import pytest
 from detector.errors import NotReady
 from detector.match import Match
 from detector.matcher import Hit
-from detector.resolve import Resolver
+from detector.resolve import Answered, Resolver
 from detector.scan import Pending, Resolution, ScanContext
 from detector.tools.registry import ToolRegistry
 from hashsets import lists
@@ -37,17 +37,9 @@ class RecordingDesk:
         self.opened: list[Sequence[Match]] = []
         self.committed_tickets: list[Opened] = []
 
-    async def open_for_matches(
-        self,
-        conn: asyncpg.Connection,
-        *,
-        scan_id: uuid.UUID,
-        context: ScanContext,
-        matches: Sequence[Match],
-        hashes: Mapping[str, bytes] | None = None,
-    ) -> Opened:
-        self.opened.append(matches)
-        return Opened(ticket_id=uuid.uuid4())
+    async def open_for_many(self, conn: asyncpg.Connection, items: Sequence[Answered]) -> list[Opened]:
+        self.opened.extend(item.matches for item in items)
+        return [Opened(ticket_id=uuid.uuid4()) for _ in items]
 
     def committed(self, ticket: Opened) -> None:
         self.committed_tickets.append(ticket)
