@@ -32,7 +32,7 @@ from detector.resolve import ProbeGuard, Resolver
 from detector.scan import HashPool, ScanContext, ScanService, SnapshotHolder
 from detector.snapshots import SnapshotLoader
 from detector.tools.registry import ToolRegistry
-from hashguard import flows, openapi
+from hashguard import console_admin, flows, openapi
 from hashsets import uploads
 from hashsets.serving import MatchCatalogue, SnapshotSource
 from kernel import auditlog, keys_http
@@ -47,6 +47,7 @@ from kernel.web import AccessLogger, errors_middleware
 from takedown import http as takedown_http
 from takedown import jobs as takedown_jobs
 from takedown.config import TakedownConfig
+from takedown.console import http as console_http
 from takedown.matching import MatchTicket, open_for_matches
 from takedown.webhooks import webhook_settings_problem
 from takedown.workflow import Source
@@ -335,7 +336,7 @@ ROUTES: list[Route] = [openapi.ROUTE]
 
 def service_routes() -> list[Route]:
     """Every endpoint the service serves: the one table the router, the document and the role tests read."""
-    return [*http.ROUTES, *approvals_http.ROUTES, *ROUTES, *takedown_http.ROUTES, *keys_http.ROUTES]
+    return [*http.ROUTES, *approvals_http.ROUTES, *ROUTES, *takedown_http.ROUTES, *keys_http.ROUTES, *console_http.ROUTES]
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
@@ -375,6 +376,8 @@ def create_app(settings: Settings) -> web.Application:
     # -- figures (issue 12: DSA database, transparency, monitoring)
     # -- end figures
     # -- console (issue 13)
+    # The console's pages (HTML, outside the API document) and the lists' side of its evidence panel.
+    console_admin.register(app, app[TOOLS])
     # -- end console
     # -- exchanges (issue 14)
     # -- end exchanges

@@ -20,7 +20,7 @@ from detector.tools.registry import ToolRegistry, ToolRegistryError
 from hashguard import flows
 from hashsets import cli as hashsets_cli
 from hashsets.errors import HashsetError
-from kernel import auditlog, keycontrols, keystore
+from kernel import auditlog, keycontrols, keystore, staff_cli
 from kernel.commandline import run_with_connection
 from kernel.db import DatabaseError
 from kernel.errors import ServiceError
@@ -380,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="create or update the database schema").set_defaults(func=cmd_migrate)
     register_tools(sub)
     takedown_cli.register(sub, run_with_connection, flows.DETECTOR_SCANS)
+    staff_cli.register(sub, run_with_connection)
     return parser
 
 

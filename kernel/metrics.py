@@ -52,6 +52,8 @@ class Metrics:
     # -- figures (issue 12: DSA database, transparency, monitoring)
     # -- end figures
     # -- console (issue 13)
+    console_sign_ins: Counter = field(init=False)
+    console_reveals: Counter = field(init=False)
     # -- end console
     # -- exchanges (issue 14)
     # -- end exchanges
@@ -176,6 +178,18 @@ class Metrics:
         # -- figures (issue 12: DSA database, transparency, monitoring)
         # -- end figures
         # -- console (issue 13)
+        self.console_sign_ins = Counter(
+            "hashguard_console_sign_ins",
+            "Console sign-in attempts, by outcome (ok, wrong_password, locked, disabled, unknown).",
+            ["outcome"],
+            registry=r,
+        )
+        self.console_reveals = Counter(
+            "hashguard_console_reveals",
+            "Preview reveal steps taken in the console, by outcome (shown, limit, off).",
+            ["outcome"],
+            registry=r,
+        )
         # -- end console
         # -- exchanges (issue 14)
         # -- end exchanges
@@ -220,6 +234,8 @@ METRIC_NAMES: tuple[str, ...] = (
     # -- figures (issue 12: DSA database, transparency, monitoring)
     # -- end figures
     # -- console (issue 13)
+    "hashguard_console_sign_ins_total",
+    "hashguard_console_reveals_total",
     # -- end console
     # -- exchanges (issue 14)
     # -- end exchanges
