@@ -176,5 +176,8 @@ def is_loopback_host(host: str | None) -> bool:
     """Whether the console is reached on this machine only: there the cookie may go without ``Secure``."""
     if not host:
         return False
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    return name.strip("[]") in {"localhost", "127.0.0.1", "::1"}
+    if host.startswith("["):  # [::1]:8080
+        name = host[1:].split("]", 1)[0]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return name in {"localhost", "127.0.0.1", "::1"}

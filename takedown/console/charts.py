@@ -89,10 +89,12 @@ def slug(key: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-")
 
 
-def bar_chart(section: Section, *, width: int = 560) -> str:
+def bar_chart(section: Section, *, width: int = 600) -> str:
     """A horizontal bar chart as inline SVG, described for screen readers by its table beside it."""
     rows = section.rows
-    bar_h, gap, label_w, top = 22, 8, 220, 8
+    bar_h, gap, top = 22, 8, 8
+    # Room for the longest label (about 7 px a character at 12 px), within reason; the table beside has them whole.
+    label_w = min(330, max(120, 16 + 7 * max((len(title(label)) for label, _ in rows), default=10)))
     values = [float(v) for _, v in rows if v is not None]
     top_value = max(values, default=0.0) or 1.0
     height = top + len(rows) * (bar_h + gap) + 4

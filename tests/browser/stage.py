@@ -111,6 +111,13 @@ def staged(env: dict[str, str], folder: Path, **settings: str) -> Iterator[Stage
     make_list(cli, folder / "near", tool="pdq")
     cli("hashsets", "import", str(folder / "near" / "list.csv"), "--name", "hotline-pdq", "--tool", "pdq",
         "--source", "Synthetic Hotline (test data)", "--allow-unsigned")  # fmt: skip
+    # A list whose matches are actioned without a reviewer (one entry of the same pictures).
+    (folder / "auto").mkdir()
+    rows = (folder / "exact" / "list.csv").read_text().splitlines()
+    (folder / "auto" / "list.csv").write_text("\n".join([rows[0], *[r for r in rows if r.startswith("entry-15,")]]) + "\n")
+    cli("hashsets", "import", str(folder / "auto" / "list.csv"), "--name", "hotline-auto", "--tool", "sha256",
+        "--source", "Synthetic Hotline (test data)", "--allow-unsigned")  # fmt: skip
+    cli("takedown", "policy", "hotline-auto", "--auto-action")
     keys = {role: cli.new_key(role) for role in ("platform", "reviewer", "lead", "auditor")}
     make_user(cli, ADMIN, "admin")
 
@@ -150,6 +157,8 @@ def staged(env: dict[str, str], folder: Path, **settings: str) -> Iterator[Stage
             )
             if decision == "actioned":
                 stage.api("POST", f"/v1/tickets/{ticket}/report", keys["reviewer"], {"hotline": "NCMEC", "reference": "SYN-0001"})
+        automated = ok(scan(stage.service, platform, encode(draw(15)), content_id="upload-15", ctype="image/png"))
+        assert automated["verdict"] == "match", automated
         # Exact known-hash matches (the pictures' own bytes) and a near one (resized, re-encoded).
         for seed in (11, 12, 13):
             result = ok(scan(stage.service, platform, encode(draw(seed)), content_id=f"upload-{seed}", ctype="image/png"))
