@@ -177,7 +177,6 @@ def is_loopback_host(host: str | None) -> bool:
     if not host:
         return False
     if host.startswith("["):  # [::1]:8080
-        name = host[1:].split("]", 1)[0]
-    else:
-        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        return host[1:].split("]", 1)[0] == "::1"
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     return name in {"localhost", "127.0.0.1", "::1"}
