@@ -8,11 +8,14 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from detector.synthetic import draw, encode
 from tests.console_client import PASSWORD, Person, make_user, notice
+from tests.harness import make_list, ok, scan
 from tests.http.inprocess import Cli, Service
 
 
@@ -224,3 +227,33 @@ def test_previews_are_revealed_step_by_step_recorded_and_limited(cli: Cli, start
     vera.post("/console/me", {"previews_off": "1"})
     assert "turned off" in vera.get(f"/console/tickets/{first}").text
     assert vera.post(f"/console/tickets/{first}/reveal", {"preview": str(preview), "step": "3"}).status == 403
+
+
+def test_bulk_action_takes_only_exact_known_hash_matches(cli: Cli, start_service: Callable[..., Service], tmp_path: Path) -> None:
+    service = start_service()
+    make_list(cli, tmp_path / "exact", tool="sha256")
+    cli("hashsets", "import", str(tmp_path / "exact" / "list.csv"), "--name", "exact", "--tool", "sha256", "--allow-unsigned")
+    platform, auditor = cli.new_key(), cli.new_key("auditor")
+    exact = [
+        str(ok(scan(service, platform, encode(draw(s)), content_id=f"u-{s}", ctype="image/png"))["ticket_id"]) for s in (11, 12)
+    ]
+    other = notice(service, platform, "n-1")
+    make_user(cli, "bulk@example.org", "reviewer")
+    person = Person(service.url)
+    person.sign_in("bulk@example.org")
+    queue = person.get("/console/queue").text
+    assert all(f'name="ticket" value="{t}"' in queue for t in exact) and f'name="ticket" value="{other}"' not in queue
+
+    mixed = person.post("/console/bulk", [("ticket", exact[0]), ("ticket", other), ("action", "block"), ("explanation", "exact")])
+    assert mixed.status == 400 and "not an undecided exact known-hash match" in mixed.text
+    assert {ok(service.request("GET", f"/v1/tickets/{t}", key=auditor))["state"] for t in [*exact, other]} == {"open"}
+
+    done = person.post(
+        "/console/bulk", [*[("ticket", t) for t in exact], ("action", "block"), ("reason", "Exact match; not viewed.")]
+    )
+    assert done.status == 303 and done.location == "/console/queue?done=bulk&n=2"
+    for ticket in exact:
+        detail = ok(service.request("GET", f"/v1/tickets/{ticket}", key=auditor))
+        assert detail["state"] == "actioned" and detail["action"] == "block"
+        assert detail["decisions"][-1]["explanation"] == "Exact match; not viewed."
+    assert ok(service.request("GET", f"/v1/tickets/{other}", key=auditor))["state"] == "open"
