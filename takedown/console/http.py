@@ -203,7 +203,7 @@ def error_page(request: web.Request, session: StaffSession | None, exc: ServiceE
         status=exc.status,
         code=exc.code,
         message=exc.message,
-        back=back if back.startswith(f"{request.scheme}://{request.host}/console") else "/console/queue",
+        back=back if back.startswith(f"{request.scheme}://{request.host}/console") else "/console/",
     )
 
 
@@ -219,7 +219,7 @@ def page(
             if session is None:
                 if post:
                     return error_page(request, None, CsrfRefused("your session has ended: sign in again"))
-                target = request.path_qs if request.path.startswith("/console/") else "/console/queue"
+                target = request.path_qs if request.path.startswith("/console/") else "/console/"
                 return see_other("/console/login?" + urlencode({"next": target}))
             fields: Fields = {}
             try:
@@ -283,7 +283,7 @@ def _next(raw: str | None) -> str:
     # Only a path inside the console: never an open redirect.
     if raw and raw.startswith("/console/") and not raw.startswith("//") and "\\" not in raw:
         return raw
-    return "/console/queue"
+    return "/console/"  # the home page for the person's role
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -341,6 +341,8 @@ async def home(request: web.Request) -> web.StreamResponse:
         return see_other("/console/login")
     if _can(session, "read"):
         return see_other("/console/queue")
+    if _can(session, "admin"):
+        return see_other("/console/admin")
     if _can(session, "figures"):
         return see_other("/console/figures")
     return see_other("/console/me")

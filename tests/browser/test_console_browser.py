@@ -13,7 +13,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import VIEWPORT
-from tests.browser.stage import AUDITOR, LEAD, REVIEWER, SECOND, Stage
+from tests.browser.stage import ADMIN, AUDITOR, LEAD, REVIEWER, SECOND, Stage
 from tests.console_client import PASSWORD
 
 pytestmark = pytest.mark.slow
@@ -184,3 +184,16 @@ def test_a_form_without_its_csrf_token_and_a_wrong_password_are_refused(page: Pa
     expect(page.locator("tr[data-ticket]")).to_have_count(0)  # nothing was claimed
     page.goto(f"{stage.url}/console/me")
     accessible(page)
+
+
+def test_the_admin_pages_are_accessible_and_a_reviewer_is_kept_out(page: Page, stage: Stage) -> None:
+    sign_in(page, stage, ADMIN, lands="/console/admin")  # admins have no queue (no ticket reading in the API)
+    for path, heading in (
+        ("/console/admin", "Users and keys"),
+        ("/console/admin/lists", "Hash lists"),
+        ("/console/admin/tools", "Tool approvals"),
+    ):
+        page.goto(stage.url + path)
+        expect(page.locator("h1")).to_have_text(heading)
+        accessible(page)
+    expect(page.locator("main")).to_contain_text("test fixture")  # the tools' local allowances, with their reason

@@ -48,7 +48,8 @@ def test_sign_in_session_cookie_csrf_sign_out_and_timeouts(cli: Cli, start_servi
     assert _audit(url, "user.sign_in_failed")[-1]["after"]["why"] == "unknown"
 
     signed = rita.sign_in("RITA@example.org ")
-    assert signed.status == 303 and signed.location == "/console/queue"
+    assert signed.status == 303 and signed.location == "/console/"
+    assert rita.get("/console/").location == "/console/queue"  # a reviewer's home
     cookie = next(c for c in signed.cookies() if c.startswith("hg_console="))
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console" in cookie
     assert "Secure" not in cookie  # loopback: no TLS to require
@@ -257,3 +258,60 @@ def test_bulk_action_takes_only_exact_known_hash_matches(cli: Cli, start_service
         assert detail["state"] == "actioned" and detail["action"] == "block"
         assert detail["decisions"][-1]["explanation"] == "Exact match; not viewed."
     assert ok(service.request("GET", f"/v1/tickets/{other}", key=auditor))["state"] == "open"
+
+
+def test_leads_reassign_hold_and_take_escalations_and_admins_change_lists(
+    cli: Cli, start_service: Callable[..., Service], tmp_path: Path
+) -> None:
+    service = start_service()
+    url = service.env["HASHGUARD_DATABASE_URL"]
+    platform, auditor = cli.new_key(), cli.new_key("auditor")
+    ticket = notice(service, platform, "item-lead", source="trusted_flagger")
+    for email, role in (
+        ("r1@example.org", "reviewer"),
+        ("r2@example.org", "reviewer"),
+        ("boss@example.org", "lead"),
+        ("root@example.org", "admin"),
+    ):
+        make_user(cli, email, role)
+    r1, boss, root = Person(service.url), Person(service.url), Person(service.url)
+    r1.sign_in("r1@example.org")
+    boss.sign_in("boss@example.org")
+    root.sign_in("root@example.org")
+
+    # A reviewer escalates the ticket: it goes back to the queue, flagged, with the reason on record.
+    r1.get(f"/console/tickets/{ticket}")
+    assert r1.post(f"/console/tickets/{ticket}/claim", {}).status == 303
+    assert r1.post(f"/console/tickets/{ticket}/escalate", {"explanation": "unclear: needs a lead"}).status == 303
+    flagged = boss.get("/console/queue?escalated=1").text
+    assert ticket[:8] in flagged and "escalated" in flagged
+    assert _audit(url, "ticket.escalated")[0]["after"]["reason"] == "unclear: needs a lead"
+    assert ok(service.request("GET", f"/v1/tickets/{ticket}", key=auditor))["lease"] is None
+
+    # The lead hands it to the second reviewer and places a legal hold.
+    page = boss.get(f"/console/tickets/{ticket}").text
+    r2_prefix = _sql(
+        url, "SELECT k.key_prefix FROM staff_users u JOIN api_keys k ON k.id = u.key_id WHERE u.email = 'r2@example.org'"
+    )[0][0]
+    assert f'value="{r2_prefix}"' in page
+    assert boss.post(f"/console/tickets/{ticket}/assign", {"key_prefix": r2_prefix}).status == 303
+    assert boss.post(f"/console/tickets/{ticket}/hold", {"hold": "1"}).status == 400  # a hold needs its reason
+    assert boss.post(f"/console/tickets/{ticket}/hold", {"hold": "1", "reason": "police request"}).status == 303
+    detail = ok(service.request("GET", f"/v1/tickets/{ticket}", key=auditor))
+    assert detail["lease"]["holder"] == r2_prefix and detail["legal_hold"] is True
+    assert "r2@example.org" in boss.get("/console/queue").text  # who holds it, by name
+
+    # An admin sets a list's status (the lists' own audited change, under the admin's name).
+    make_list(cli, tmp_path / "l", tool="sha256")
+    cli("hashsets", "import", str(tmp_path / "l" / "list.csv"), "--name", "some-list", "--tool", "sha256", "--allow-unsigned")
+    assert "some-list" in root.get("/console/admin/lists").text
+    assert root.post("/console/admin/lists", {"list": "some-list", "status": "shadow", "reason": "trial"}).status == 303
+    changed = _audit(url, "hashset.status")[-1]
+    assert changed["actor"] == "root@example.org" and changed["after"]["to"] == "shadow"
+    assert r1.post("/console/admin/lists", {"list": "some-list", "status": "active", "reason": "x"}).status == 403
+
+    # The break reminder after a stretch of continuous review; a pause of ten minutes starts a new one.
+    _sql(url, "UPDATE staff_sessions SET stretch_started_at = now() - interval '51 minutes'")
+    assert "Consider a short break" in r1.get("/console/queue").text
+    _sql(url, "UPDATE staff_sessions SET last_seen_at = now() - interval '11 minutes'")
+    assert "Consider a short break" not in r1.get("/console/queue").text
