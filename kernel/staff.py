@@ -10,6 +10,7 @@ parameter set). Session tokens are 256 random bits; only their SHA-256 is stored
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -32,8 +33,12 @@ STRETCH_PAUSE_MIN = 10.0
 
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
 _hasher = PasswordHasher()
-# Verified against when the e-mail is unknown, so an unknown account takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the e-mail is unknown, so an unknown account takes as long as a wrong password."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class StaffError(ServiceError):
@@ -147,7 +152,7 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
     if len(password) > MAX_PASSWORD:
         return False
     try:
-        _hasher.verify(stored_hash or _DUMMY_HASH, password)
+        _hasher.verify(stored_hash or _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return False
     return stored_hash is not None
