@@ -315,3 +315,46 @@ def test_leads_reassign_hold_and_take_escalations_and_admins_change_lists(
     assert "Consider a short break" in r1.get("/console/queue").text
     _sql(url, "UPDATE staff_sessions SET last_seen_at = now() - interval '11 minutes'")
     assert "Consider a short break" not in r1.get("/console/queue").text
+
+
+def test_an_appeal_is_decided_by_another_reviewer_in_the_console(cli: Cli, start_service: Callable[..., Service]) -> None:
+    service = start_service()
+    platform, auditor = cli.new_key(), cli.new_key("auditor")
+    ticket = notice(service, platform, "item-appeal", source="trusted_flagger")
+    make_user(cli, "first@example.org", "reviewer")
+    make_user(cli, "other@example.org", "reviewer")
+    first, other = Person(service.url), Person(service.url)
+    first.sign_in("first@example.org")
+    other.sign_in("other@example.org")
+    first.get(f"/console/tickets/{ticket}")
+    first.post(f"/console/tickets/{ticket}/claim", {})
+    page = first.get(f"/console/tickets/{ticket}").text
+    assert 'data-open="dlg-actioned"' in page and 'data-open="dlg-dismissed"' in page
+    assert (
+        first.post(
+            f"/console/tickets/{ticket}/decide", {"decision": "actioned", "action": "restrict", "explanation": "flagged"}
+        ).status
+        == 303
+    )
+    # The one who actioned it holds it for the hotline report, recorded with its reference.
+    first.get(f"/console/tickets/{ticket}")
+    assert first.post(f"/console/tickets/{ticket}/report", {"hotline": "NCMEC", "reference": "SYN-42"}).status == 303
+    assert (
+        ok(service.post_json(f"/v1/tickets/{ticket}/appeal", {"explanation": "it is my own photo"}, platform))["state"]
+        == "appealed"
+    )
+
+    # Not the reviewer who made the decision: refused. Another reviewer claims it and upholds it.
+    first.get(f"/console/tickets/{ticket}")
+    assert first.post(f"/console/tickets/{ticket}/claim", {}).status == 409
+    other.get(f"/console/tickets/{ticket}")
+    assert other.post(f"/console/tickets/{ticket}/claim", {}).status == 303
+    assert 'data-open="dlg-appeal"' in other.get(f"/console/tickets/{ticket}").text
+    assert (
+        other.post(f"/console/tickets/{ticket}/decide", {"decision": "upheld", "reason": "The appeal gives no reason."}).status
+        == 303
+    )
+    detail = ok(service.request("GET", f"/v1/tickets/{ticket}", key=auditor))
+    assert detail["state"] == "upheld" and detail["action"] == "restrict"
+    assert [d["to"] for d in detail["decisions"]] == ["actioned", "reported", "appealed", "upheld"]
+    assert detail["decisions"][1]["report_reference"] == "SYN-42"
