@@ -427,7 +427,7 @@ async def claim_next(request: web.Request, session: StaffSession, fields: Fields
 # ---------------------------------------------------------------- a ticket
 
 
-def _reasons(ticket: Ticket, evidence: Sequence[Evidence], facts: Mapping[int, EntryFacts]) -> dict[str, list[str]]:
+def _reasons(ticket: Ticket, evidence: Sequence[Evidence], *, viewed: bool) -> dict[str, list[str]]:
     """The standard explanations each dialog offers (chosen with a digit key); a person may write their own."""
     exact = bool(evidence) and all(e.match.distance == 0 for e in evidence)
     lists = ", ".join(sorted({f"{e.match.hashset} v{e.match.hashset_version}" for e in evidence})) or "no list"
@@ -441,7 +441,8 @@ def _reasons(ticket: Ticket, evidence: Sequence[Evidence], facts: Mapping[int, E
             f"Near match to a verified known-CSAM entry ({lists}, {tools}, distance {worst} within threshold); decided on the evidence."
         )
     action.append("The notice and the evidence together show apparent CSAM; decided without viewing.")
-    action.append("Viewed the preview and confirmed apparent CSAM.")
+    if viewed:  # offered only where a preview was in fact revealed
+        action.append("Viewed the preview and confirmed apparent CSAM.")
     return {
         "actioned": action,
         "dismissed": [
@@ -509,7 +510,7 @@ async def ticket_page(request: web.Request, session: StaffSession, fields: Field
         may_claim=_can(session, "claim") and ticket.state in NEEDS_REVIEW and not holds and not held_by_other,
         may_report=_can(session, "report") and ticket.state in (State.ACTIONED, State.UPHELD) and (holds or lead),
         decisions=decisions,
-        reasons=_reasons(ticket, detail.evidence, facts),
+        reasons=_reasons(ticket, detail.evidence, viewed=viewed),
         restrictions=sorted(a.value for a in RESTRICTIONS),
         previews_off=session.previews_off,
     )

@@ -54,6 +54,10 @@ def test_sign_in_session_cookie_csrf_sign_out_and_timeouts(cli: Cli, start_servi
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console" in cookie
     assert "Secure" not in cookie  # loopback: no TLS to require
     assert [e["actor"] for e in _audit(url, "user.signed_in")] == ["rita@example.org"]
+    metrics = service.request("GET", "/metrics").body.decode()
+    assert 'hashguard_console_sign_ins_total{outcome="wrong_password"} 1.0' in metrics
+    assert 'hashguard_console_sign_ins_total{outcome="unknown"} 1.0' in metrics
+    assert 'hashguard_console_sign_ins_total{outcome="ok"} 1.0' in metrics
     queue = rita.get("/console/queue")
     assert queue.status == 200 and "Claim next" in queue.text
     assert queue.headers["Content-Security-Policy"].startswith("default-src 'self'")
