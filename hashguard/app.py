@@ -31,7 +31,7 @@ from detector.scan import HashPool, ScanService, SnapshotHolder
 from detector.snapshots import SnapshotLoader
 from detector.tools.policy import eu_detection_halt
 from detector.tools.registry import ToolRegistry
-from hashguard import figures, flows, openapi
+from hashguard import console_admin, figures, flows, openapi
 from hashsets import uploads
 from hashsets.entries import entry_classifications
 from hashsets.serving import MatchCatalogue, SnapshotSource
@@ -47,6 +47,7 @@ from kernel.web import AccessLogger, errors_middleware
 from takedown import http as takedown_http
 from takedown import jobs as takedown_jobs
 from takedown.config import TakedownConfig
+from takedown.console import http as console_http
 from takedown.matching import MatchOpening, MatchTicket, open_for_many
 from takedown.reports import job as report_job
 from takedown.reports.case import Uploader
@@ -388,7 +389,7 @@ ROUTES: list[Route] = [openapi.ROUTE]
 
 def service_routes() -> list[Route]:
     """Every endpoint the service serves: the one table the router, the document and the role tests read."""
-    return [*http.ROUTES, *approvals_http.ROUTES, *ROUTES, *takedown_http.ROUTES, *keys_http.ROUTES]
+    return [*http.ROUTES, *approvals_http.ROUTES, *ROUTES, *takedown_http.ROUTES, *keys_http.ROUTES, *console_http.ROUTES]
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
@@ -434,6 +435,8 @@ def create_app(settings: Settings) -> web.Application:
     figures.install(app, settings)
     # -- end figures
     # -- console (issue 13)
+    # The console's pages (HTML, outside the API document) and the lists' side of its evidence panel.
+    console_admin.register(app, app[TOOLS])
     # -- end console
     # -- exchanges (issue 14)
     # -- end exchanges

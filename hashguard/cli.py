@@ -21,7 +21,7 @@ from hashguard import backfill, figures, flows
 from hashsets import cli as hashsets_cli
 from hashsets.entries import entry_classifications
 from hashsets.errors import HashsetError
-from kernel import auditlog, keycontrols, keystore
+from kernel import auditlog, keycontrols, keystore, staff_cli
 from kernel.commandline import run_with_connection
 from kernel.db import DatabaseError
 from kernel.errors import ServiceError
@@ -386,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Hotline reports: the lists' context tells the reports how a matched entry is classified.
     reports_cli.register(sub, run_with_connection, entry_classifications)
     figures.register_cli(sub, run_with_connection)
+    staff_cli.register(sub, run_with_connection)
     return parser
 
 

@@ -61,6 +61,8 @@ class Metrics:
     eu_detection_halted: Gauge = field(init=False)
     # -- end figures
     # -- console (issue 13)
+    console_sign_ins: Counter = field(init=False)
+    console_reveals: Counter = field(init=False)
     # -- end console
     # -- exchanges (issue 14)
     # -- end exchanges
@@ -231,6 +233,18 @@ class Metrics:
         )
         # -- end figures
         # -- console (issue 13)
+        self.console_sign_ins = Counter(
+            "hashguard_console_sign_ins",
+            "Console sign-in attempts, by outcome (ok, wrong_password, locked, disabled, unknown).",
+            ["outcome"],
+            registry=r,
+        )
+        self.console_reveals = Counter(
+            "hashguard_console_reveals",
+            "Preview reveal steps taken in the console, by outcome (shown, limit, off).",
+            ["outcome"],
+            registry=r,
+        )
         # -- end console
         # -- exchanges (issue 14)
         # -- end exchanges
@@ -284,6 +298,8 @@ METRIC_NAMES: tuple[str, ...] = (
     "hashguard_eu_detection_halted",
     # -- end figures
     # -- console (issue 13)
+    "hashguard_console_sign_ins_total",
+    "hashguard_console_reveals_total",
     # -- end console
     # -- exchanges (issue 14)
     # -- end exchanges

@@ -517,6 +517,39 @@ class Settings:
     )
     # -- end figures
     # -- console (issue 13)
+    console_idle_min: float = _setting(
+        "HASHGUARD_CONSOLE_IDLE_MIN",
+        _float(1.0),
+        30.0,
+        "Minutes without a request after which a console session ends (the person signs in again).",
+    )
+    console_session_h: float = _setting(
+        "HASHGUARD_CONSOLE_SESSION_H",
+        _float(0.1),
+        10.0,
+        "Hours after sign-in after which a console session ends however active it is.",
+    )
+    console_lockout_failures: int = _setting(
+        "HASHGUARD_CONSOLE_LOCKOUT_FAILURES",
+        _int(1),
+        5,
+        "Wrong passwords in a row after which a console account is locked for HASHGUARD_CONSOLE_LOCKOUT_MIN.",
+    )
+    console_lockout_min: float = _setting(
+        "HASHGUARD_CONSOLE_LOCKOUT_MIN", _float(0.1), 15.0, "Minutes a console account stays locked after too many failures."
+    )
+    exposure_limit: int = _setting(
+        "HASHGUARD_EXPOSURE_LIMIT",
+        _int(0),
+        10,
+        "Previews one person may reveal in the console per day (UTC); a lead may grant more, recorded. 0: none.",
+    )
+    console_break_min: float = _setting(
+        "HASHGUARD_CONSOLE_BREAK_MIN",
+        _float(1.0),
+        50.0,
+        "Minutes of continuous review after which the console suggests a break.",
+    )
     # -- end console
     # -- exchanges (issue 14)
     # -- end exchanges

@@ -8,6 +8,7 @@ record or none of it is. Whether a decision is allowed, and what it sets in moti
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -18,6 +19,7 @@ from kernel.auditlog import append_audit
 from kernel.db import Queries
 from takedown import outbox_store, rules, statement_store, webhooks
 from takedown.config import TakedownConfig
+from takedown.console import store as console_store
 from takedown.reports import evidence_store
 from takedown.reports.case import Review
 from takedown.ticket_store import audit_subject, db_now, get_ticket, locked_ticket
@@ -55,6 +57,10 @@ async def decide(
         after = await apply_decision(
             conn, ticket, decision, actor, config, automated_decision=False, override=override, on_decision=on_decision
         )
+        # A preview a person was shown in the console is a viewed file whatever the caller sent: the
+        # hotline report's fileViewedByEsp must never say no one looked when someone did.
+        if (review is None or not review.file_viewed) and await console_store.was_revealed(conn, ticket_id):
+            review = dataclasses.replace(review or Review(), file_viewed=True)
         if review is not None:
             await evidence_store.record_review(conn, ticket_id, review)
         return after

@@ -66,6 +66,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str | None]] = {
     ("GET", "/v1/tools/events"): frozenset({"admin", "auditor"}),
     # Lifting a probing suspension (issue 11).
     ("POST", "/v1/keys/{key_prefix}/release"): frozenset({"lead", "admin"}),
+    # Previews for the console (issue 13).
+    ("POST", "/v1/tickets/{ticket_id}/previews"): frozenset({"platform"}),
 }
 
 

@@ -109,6 +109,7 @@ TICKET_BODIES: dict[str, Any] = {
     "appeal": {"explanation": "x"},
     "legal-hold": {"hold": False},
     "retry-actions": {},
+    "previews": {"url": "https://cdn.example.org/preview.jpg"},
 }
 
 
