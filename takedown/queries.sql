@@ -60,15 +60,16 @@ WHERE id = $1;
 
 -- name: insert_evidence
 INSERT INTO ticket_evidence (ticket_id, scan_id, entry_row, hashset, hashset_version, entry_id, tool, tool_version, distance,
-                             api_key_id, approval_id, approval_reason)
+                             api_key_id, approval_id, approval_reason, transform)
 SELECT $1, $2, e.entry_row, e.hashset, e.hashset_version, e.entry_id, e.tool, e.tool_version, e.distance, $3, e.approval_id,
-       e.approval_reason
-FROM unnest($4::bigint[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[], $10::integer[], $11::bigint[], $12::text[])
-     AS e (entry_row, hashset, hashset_version, entry_id, tool, tool_version, distance, approval_id, approval_reason);
+       e.approval_reason, e.transform
+FROM unnest($4::bigint[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[], $10::integer[], $11::bigint[], $12::text[],
+            $13::text[])
+     AS e (entry_row, hashset, hashset_version, entry_id, tool, tool_version, distance, approval_id, approval_reason, transform);
 
 -- name: ticket_evidence
 SELECT scan_id, entry_row, hashset, hashset_version, entry_id, tool, tool_version, distance, api_key_id, observed_at,
-       approval_id, approval_reason
+       approval_id, approval_reason, transform
 FROM ticket_evidence WHERE ticket_id = $1 ORDER BY id;
 
 -- name: insert_notice

@@ -78,6 +78,7 @@ def _evidence(row: asyncpg.Record) -> Evidence:
             distance=row["distance"],
             approval_id=row["approval_id"],
             approval_reason=row["approval_reason"],
+            transform=row["transform"],
         ),
         api_key_id=row["api_key_id"],
         observed_at=row["observed_at"],
@@ -278,6 +279,7 @@ async def attach_evidence(
         [m.distance for m in matches],
         [m.approval_id for m in matches],
         [m.approval_reason for m in matches],
+        [m.transform for m in matches],
     )
     await conn.execute(Q.attach_sighting, ticket_id, priority, due)
 

@@ -5,6 +5,14 @@ or 9x8 (dHash), then thresholds. The reference path hands it the full-size decod
 path does the expensive part itself, from the reduced-size luma view: the same Lanczos resize
 over the same extent of the picture (``Grey.box``), then hands imagehash the small result, on
 which imagehash's own convert and resize are no-ops, so the thresholding is imagehash's code.
+
+Query variants (``detector.variants``): a dihedral transform of the picture, resized, is the same
+transform of the resized picture (Lanczos is symmetric), so each variant is imagehash's function on
+the transformed 32x32 (pHash) or 9x8 (dHash) image: for pHash that is exactly the DCT's symmetry
+(a mirror flips the signs of the odd frequencies, a transpose transposes the block, each thresholded
+at its own median), for dHash the differences taken in the mirrored direction. The four transforms
+that swap width and height need the 8x9 resize for dHash (one more resize of the same plane).
+The trimmed variant resizes only the part of the plane inside the border (``find_borders``).
 """
 
 from __future__ import annotations
@@ -17,8 +25,22 @@ import imagehash
 import numpy as np
 from PIL import Image
 
+from detector import variants as v
 from detector.decode import HashingPath, Media
 from detector.tools.base import HashResult, HashTool, ToolKind
+
+_T = Image.Transpose
+# The Pillow transpose of each dihedral variant's name.
+TRANSPOSES: dict[str, Image.Transpose] = {
+    "rot90": _T.ROTATE_90,
+    "rot180": _T.ROTATE_180,
+    "rot270": _T.ROTATE_270,
+    "mirror_h": _T.FLIP_LEFT_RIGHT,
+    "mirror_v": _T.FLIP_TOP_BOTTOM,
+    "transpose": _T.TRANSPOSE,
+    "transverse": _T.TRANSVERSE,
+}
+_SWAPS = frozenset({"rot90", "rot270", "transpose", "transverse"})
 
 
 class _ImageHashTool(HashTool):
@@ -46,6 +68,50 @@ class _ImageHashTool(HashTool):
     def hash(self, media: Media) -> HashResult:
         value = self.reference(media) if media.hashing is HashingPath.REFERENCE else self.fast(media)
         return HashResult(tool=self.name, value=value)
+
+    supported_variants: ClassVar[tuple[str, ...]] = (*v.DIHEDRAL, v.TRIMMED)
+
+    def _plane(self, media: Media) -> tuple[Image.Image, tuple[float, float, float, float]]:
+        """The greyscale picture the hash resizes from and the box of the picture in it."""
+        if media.hashing is HashingPath.REFERENCE:
+            grey = media.rgb().convert("L")
+            return grey, (0.0, 0.0, float(grey.width), float(grey.height))
+        view = media.grey()
+        return view.image, view.box
+
+    def hash_variants(self, media: Media, wanted: tuple[str, ...]) -> HashResult:
+        wanted = v.enabled_for(wanted, self.supported_variants)
+        result = self.hash(media)
+        if not wanted:
+            return result
+        plane, box = self._plane(media)
+        function = type(self).function
+        size = self.resize_to
+        small = plane.resize(size, Image.Resampling.LANCZOS, box=box)
+        swapped = small if size[0] == size[1] else None
+        found: list[tuple[str, bytes]] = []
+        for name in wanted:
+            if name == v.TRIMMED:
+                borders = v.find_borders(np.asarray(plane))
+                if borders is not None:
+                    # Cropped first: Lanczos with a box still reads pixels outside it (the border) for its support.
+                    # The picture's own extent may end inside the plane's last pixel (``box``).
+                    right = box[2] if borders.right == plane.width else float(borders.right)
+                    bottom = box[3] if borders.bottom == plane.height else float(borders.bottom)
+                    inner = plane.crop((borders.left, borders.top, borders.right, borders.bottom))
+                    extent = (0.0, 0.0, right - borders.left, bottom - borders.top)
+                    found.append((name, self._pack(function(inner.resize(size, Image.Resampling.LANCZOS, box=extent)))))
+                continue
+            if name in _SWAPS:
+                # The transformed picture resized to (w, h) is the transform of the picture resized to (h, w).
+                if swapped is None:
+                    swapped = plane.resize((size[1], size[0]), Image.Resampling.LANCZOS, box=box)
+                source = swapped
+            else:
+                source = small
+            # An upload that is the listed picture after ``name``, with ``name`` undone.
+            found.append((name, self._pack(function(source.transpose(TRANSPOSES[v.undo(name)])))))
+        return HashResult(tool=self.name, value=result.value, variants=tuple(found))
 
 
 class PHashTool(_ImageHashTool):
