@@ -47,6 +47,9 @@ class Hit:
     activation: Activation | None = None
     # The query variant of the upload that found it (detector.variants): "original", "mirror_h", ...
     transform: str = ORIGINAL
+    # That variant's hash (None for the original): what the probing detector must judge, since the
+    # distance is to it. Never leaves the process.
+    query: bytes | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -209,7 +212,7 @@ class MatchSnapshot:
                     if key in found or (is_dihedral(transform) and hit.hashset in self.dihedral_off):
                         continue
                     if key not in extra or hit.distance < extra[key].distance:
-                        extra[key] = dataclasses.replace(hit, transform=transform)
+                        extra[key] = dataclasses.replace(hit, transform=transform, query=value)
         hits.extend(extra.values())
         hits.sort(key=lambda h: (h.distance, h.tool, h.row_id))
         return hits

@@ -143,7 +143,7 @@ def test_no_border_found_on_a_photo_without_one() -> None:
 
 def _threatexchange_replica(data: bytes) -> bytes:
     """What python-threatexchange's pdq_from_bytes computes (signal_type/pdq/pdq_hasher.py, read for facts)."""
-    image = Image.open(io.BytesIO(data))
+    image: Image.Image = Image.open(io.BytesIO(data))
     if image.mode in ("LA", "I;16"):
         image = image.convert("RGB")
     array = np.asarray(image)
