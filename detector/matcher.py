@@ -192,13 +192,15 @@ class MatchSnapshot:
         hashes: Mapping[str, bytes],
         variants: Mapping[str, Sequence[tuple[str, bytes]]],
         thresholds: Mapping[str, int],
+        limits: Mapping[str, Mapping[str, int]] | None = None,
     ) -> list[Hit]:
         """``match`` for the original hashes plus every query variant (``detector.variants``), nearest first.
 
         Each variant is one more search of the tool's index, with the same thresholds and allow-list.
         An entry found by the original is reported once, as ``original``; one found only by variants
         is reported once, under the variant nearest to it (ties: the first asked). Dihedral variants
-        skip the lists in ``dihedral_off``.
+        skip the lists in ``dihedral_off``. ``limits`` caps a variant's distance below the threshold
+        (``HashTool.variant_thresholds``: tool -> transform -> bits), whatever a list's own threshold.
         """
         hits = self.match(hashes, thresholds)
         if not variants:
@@ -206,10 +208,14 @@ class MatchSnapshot:
         found = {(h.tool, h.row_id) for h in hits}
         extra: dict[tuple[str, int], Hit] = {}
         for tool, queries in variants.items():
+            caps = (limits or {}).get(tool, {})
             for transform, value in queries:
+                cap = caps.get(transform)
                 for hit in self.match({tool: value}, thresholds):
                     key = (hit.tool, hit.row_id)
                     if key in found or (is_dihedral(transform) and hit.hashset in self.dihedral_off):
+                        continue
+                    if cap is not None and hit.distance > cap:
                         continue
                     if key not in extra or hit.distance < extra[key].distance:
                         extra[key] = dataclasses.replace(hit, transform=transform, query=value)

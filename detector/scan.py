@@ -296,6 +296,10 @@ class ScanService:
         self._resolve = resolve
         self._hashing = hashing
         self._thresholds = {t.name: t.threshold() for t in tools}
+        self._limits = {
+            t.name: {v: t.variant_threshold(v) for v in t.supported_variants if t.variant_threshold(v) < t.threshold()}
+            for t in tools
+        }
 
     @property
     def thresholds(self) -> Mapping[str, int]:
@@ -324,7 +328,7 @@ class ScanService:
             results = await self._pool.run(hash_upload, job, memory=cost)
             hashes = {n: r.value for n, r in results.items()}
             queries = {n: r.variants for n, r in results.items() if r.variants}
-            hits = await self._pool.run_here(snapshot.match_variants, hashes, queries, self._thresholds)
+            hits = await self._pool.run_here(snapshot.match_variants, hashes, queries, self._thresholds, self._limits)
         else:
             # With threads, hash and match in one job: the upload takes one slot, not two, and never
             # queues again behind other uploads' hashing between the two steps.
@@ -336,7 +340,7 @@ class ScanService:
         results = hash_upload(job)
         hashes = {n: r.value for n, r in results.items()}
         queries = {n: r.variants for n, r in results.items() if r.variants}
-        return hashes, snapshot.match_variants(hashes, queries, self._thresholds)
+        return hashes, snapshot.match_variants(hashes, queries, self._thresholds, self._limits)
 
     async def lookup(self, items: Sequence[tuple[ScanContext, Mapping[str, bytes]]]) -> list[Outcome]:
         """Verdicts for hashes the platform computed itself, one per item, in order."""

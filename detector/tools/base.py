@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
@@ -93,6 +94,9 @@ class HashTool(ABC):
     index: ClassVar[IndexKind | None] = None
     # Query variants (``detector.variants.VARIANTS``) ``hash_variants`` can compute; none by default.
     supported_variants: ClassVar[tuple[str, ...]] = ()
+    # Stricter thresholds for some variants, where more queries per upload would otherwise let distinct
+    # pictures match (set from benchmarks/results/robustness.md); absent: the tool's threshold.
+    variant_thresholds: ClassVar[Mapping[str, int]] = {}
 
     @property
     def width(self) -> int:
@@ -177,3 +181,7 @@ class HashTool(ABC):
 
     def threshold(self) -> int:
         return self.default_threshold if self.index_kind() is IndexKind.HAMMING else 0
+
+    def variant_threshold(self, transform: str) -> int:
+        """The most a hit found by this query variant may be away (never more than ``threshold``)."""
+        return min(self.threshold(), self.variant_thresholds.get(transform, self.threshold()))

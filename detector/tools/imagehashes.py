@@ -81,19 +81,19 @@ class _ImageHashTool(HashTool):
 
     def hash_variants(self, media: Media, wanted: tuple[str, ...]) -> HashResult:
         wanted = v.enabled_for(wanted, self.supported_variants)
-        result = self.hash(media)
         if not wanted:
-            return result
+            return self.hash(media)
         plane, box = self._plane(media)
         function = type(self).function
         size = self.resize_to
         small = plane.resize(size, Image.Resampling.LANCZOS, box=box)
+        # The fast path's hash is this very resize (``fast``); the reference path's is imagehash's own.
+        value = self.reference(media) if media.hashing is HashingPath.REFERENCE else self._pack(function(small))
         swapped = small if size[0] == size[1] else None
         found: list[tuple[str, bytes]] = []
         for name in wanted:
             if name == v.TRIMMED:
-                borders = v.find_borders(np.asarray(plane))
-                if borders is not None:
+                for borders in v.trim_candidates(np.asarray(plane)):
                     # Cropped first: Lanczos with a box still reads pixels outside it (the border) for its support.
                     # The picture's own extent may end inside the plane's last pixel (``box``).
                     right = box[2] if borders.right == plane.width else float(borders.right)
@@ -111,7 +111,7 @@ class _ImageHashTool(HashTool):
                 source = small
             # An upload that is the listed picture after ``name``, with ``name`` undone.
             found.append((name, self._pack(function(source.transpose(TRANSPOSES[v.undo(name)])))))
-        return HashResult(tool=self.name, value=result.value, variants=tuple(found))
+        return HashResult(tool=self.name, value=value, variants=tuple(found))
 
 
 class PHashTool(_ImageHashTool):

@@ -62,27 +62,28 @@ def fast_dihedral(media: Media) -> tuple[dict[str, bytes], int]:
     return pdq_dihedral_from_luma(grey.luma, grey.width, grey.height, grey.scale_x, grey.scale_y)
 
 
-def _trimmed_fast(media: Media) -> bytes | None:
+def _trimmed_fast(media: Media) -> list[bytes]:
     grey = media.grey()
-    borders = v.find_borders(grey.luma)
-    if borders is None:
-        return None
     sx, sy = grey.scale_x, grey.scale_y
     rows, cols = grey.luma.shape
-    # Original pixels inside the border: whole reduced pixels, except the last row/column's remainder.
-    width = grey.width - borders.left * sx if borders.right == cols else (borders.right - borders.left) * sx
-    height = grey.height - borders.top * sy if borders.bottom == rows else (borders.bottom - borders.top) * sy
-    plane = grey.luma[borders.top : borders.bottom, borders.left : borders.right]
-    return pdq_from_luma(plane, width, height, sx, sy)[0]
+    found = []
+    for borders in v.trim_candidates(grey.luma):
+        # Original pixels inside the border: whole reduced pixels, except the last row/column's remainder.
+        width = grey.width - borders.left * sx if borders.right == cols else (borders.right - borders.left) * sx
+        height = grey.height - borders.top * sy if borders.bottom == rows else (borders.bottom - borders.top) * sy
+        plane = grey.luma[borders.top : borders.bottom, borders.left : borders.right]
+        found.append(pdq_from_luma(plane, width, height, sx, sy)[0])
+    return found
 
 
-def _trimmed_reference(media: Media) -> bytes | None:
+def _trimmed_reference(media: Media) -> list[bytes]:
     rgb = media.rgb()
-    borders = v.find_borders(np.asarray(rgb.convert("L")))
-    if borders is None:
-        return None
-    vector, _ = pdqhash.compute(np.asarray(rgb)[borders.top : borders.bottom, borders.left : borders.right])
-    return _pack(vector)
+    pixels = np.asarray(rgb)
+    found = []
+    for borders in v.trim_candidates(np.asarray(rgb.convert("L"))):
+        vector, _ = pdqhash.compute(np.ascontiguousarray(pixels[borders.top : borders.bottom, borders.left : borders.right]))
+        found.append(_pack(vector))
+    return found
 
 
 def quirk_array(image: Image.Image, wanted: tuple[str, ...]) -> tuple[str, npt.NDArray[np.uint8]] | None:
@@ -176,8 +177,8 @@ class PdqTool(HashTool):
             found += [(name, hashes[v.undo(name)]) for name in DIHEDRAL if name in wanted]
         else:
             value, quality = reference_pdq(media) if reference else fast_pdq(media)
-        if v.TRIMMED in wanted and (trimmed := _trimmed_reference(media) if reference else _trimmed_fast(media)):
-            found.append((v.TRIMMED, trimmed))
+        if v.TRIMMED in wanted:
+            found += [(v.TRIMMED, trimmed) for trimmed in (_trimmed_reference(media) if reference else _trimmed_fast(media))]
         if (compat := _compat(media, wanted)) is not None:
             found.append(compat)
         return HashResult(tool=self.name, value=value, quality=quality, variants=tuple(found))

@@ -130,9 +130,10 @@ def test_trimmed_variant_finds_the_bordered_copy(tool: HashTool, border: str) ->
     for name in PHOTOS:
         original = tool.hash(media(jpeg(picture(name)))).value
         bordered = media(jpeg(BORDERS[border](picture(name))))
-        found = dict(tool.hash_variants(bordered, variants.VARIANTS).variants)
+        trimmed = [value for n, value in tool.hash_variants(bordered, variants.VARIANTS).variants if n == "trimmed"]
         assert hamming(tool.hash(bordered).value, original) > tool.threshold() or tool.name != "pdq"
-        assert hamming(found["trimmed"], original) <= TRIM_BUDGET[tool.name], (name, border)
+        assert 1 <= len(trimmed) <= 5
+        assert min(hamming(value, original) for value in trimmed) <= TRIM_BUDGET[tool.name], (name, border)
 
 
 def test_no_border_found_on_a_photo_without_one() -> None:
