@@ -134,12 +134,12 @@ def find_borders(luma: npt.NDArray[np.generic]) -> Borders | None:
             return None  # "border" past the limit: a flat picture, or a flat half of one, not a frame
         if bottom - top < 8 or right - left < 8:
             return None
+    if (top + height - bottom) < _MIN_SHARE * height and (left + width - right) < _MIN_SHARE * width:
+        return None
     # The first line inside a border is usually part border (a border rarely ends on a pixel edge of a
     # reduced plane, and JPEG blurs the edge): drop it too. A line is a fraction of a percent of the picture.
     top, left = top + (top > 0), left + (left > 0)
     bottom, right = bottom - (bottom < height), right - (right < width)
-    if (top + height - bottom) < _MIN_SHARE * height and (left + width - right) < _MIN_SHARE * width:
-        return None
     return Borders(top=top, bottom=bottom, left=left, right=right)
 
 

@@ -227,3 +227,49 @@ def test_snapshot_matches_variants_once_and_honours_the_list_switch() -> None:
         "original",
         "original",
     ]
+
+
+def test_find_borders_on_drawn_planes() -> None:
+    rng = np.random.default_rng(7)
+    picture_plane = rng.integers(0, 256, (300, 400)).astype(np.float32)  # detail everywhere: never a border
+    framed = np.full((360, 480), 250.0, dtype=np.float32)
+    framed[30:330, 40:440] = picture_plane
+    assert variants.find_borders(framed) == variants.Borders(top=31, bottom=329, left=41, right=439)
+    # Letterbox bars of one colour, pillarbox bars of another, around the same picture.
+    boxed = np.full((400, 520), 0.0, dtype=np.float32)
+    boxed[50:350, :] = 128.0
+    boxed[50:350, 60:460] = picture_plane
+    assert variants.find_borders(boxed) == variants.Borders(top=51, bottom=349, left=61, right=459)
+    # No border, a hairline (under 1%) and a flat picture (more than 40% per side): no trimmed variant.
+    assert variants.find_borders(picture_plane) is None
+    hairline = np.pad(picture_plane, 1, constant_values=255.0)
+    assert variants.find_borders(hairline) is None
+    assert variants.find_borders(np.full((100, 100), 128.0)) is None
+
+
+def test_trim_candidates_try_the_symmetric_boxes() -> None:
+    rng = np.random.default_rng(8)
+    plane = np.full((360, 480), 255.0, dtype=np.float32)
+    plane[30:330, 40:440] = rng.integers(0, 256, (300, 400))
+    plane[300:330, 40:440] = 255.0  # the picture's own white bottom edge runs on from the frame
+    boxes = variants.trim_candidates(plane)
+    assert boxes[0] == variants.find_borders(plane)
+    assert variants.Borders(top=31, bottom=329, left=41, right=439) in boxes
+    assert len(boxes) <= 5
+
+
+def test_variant_thresholds_cap_variant_hits_only() -> None:
+    tool = PdqTool()
+    listed = tool.hash(media(jpeg(picture("coffee.png")))).value
+    far = bytes(b ^ m for b, m in zip(listed, b"\x0f" * 3 + bytes(29), strict=True))  # 12 bits away
+    snapshot = build_snapshot(
+        [tool],
+        [LoadedVersion(hashset="l", version=1, tool="pdq", entries=1)],
+        {"pdq": ToolEntries(ids=np.array([5]), codes=np.frombuffer(listed, np.uint8).reshape(1, 32), spans=((0, 0),))},
+    )
+    queries = {"pdq": (("mirror_h", far),)}
+    original = {"pdq": bytes(32)}
+    assert [h.transform for h in snapshot.match_variants(original, queries, {"pdq": 31})] == ["mirror_h"]
+    assert snapshot.match_variants(original, queries, {"pdq": 31}, {"pdq": {"mirror_h": 11}}) == []
+    assert [h.transform for h in snapshot.match_variants(original, queries, {"pdq": 31}, {"pdq": {"rot90": 11}})] == ["mirror_h"]
+    assert [h.query for h in snapshot.match_variants(original, queries, {"pdq": 31})] == [far]
