@@ -211,7 +211,9 @@ class MatchSnapshot:
             caps = (limits or {}).get(tool, {})
             for transform, value in queries:
                 cap = caps.get(transform)
-                for hit in self.match({tool: value}, thresholds):
+                # A capped variant searches only as far as its cap (a smaller radius is a faster search),
+                # unless a list asks for more; the cap then holds below that list's threshold too.
+                for hit in self.match({tool: value}, thresholds if cap is None else {**thresholds, tool: cap}):
                     key = (hit.tool, hit.row_id)
                     if key in found or (is_dihedral(transform) and hit.hashset in self.dihedral_off):
                         continue

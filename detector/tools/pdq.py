@@ -110,6 +110,10 @@ def _luma(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     return (p[:, :, 0] * 0.299 + p[:, :, 1] * 0.587 + p[:, :, 2] * 0.114).astype(np.float32)
 
 
+# Up to this many pixels the quirk variant is computed at full size (peak about 24 bytes a pixel).
+_COMPAT_FULL_SIZE = 4_000_000
+
+
 def _compat(media: Media, wanted: tuple[str, ...]) -> tuple[str, bytes] | None:
     """The quirk-compatible hash of the upload, from a second decode (only for the modes that have a quirk)."""
     if not any(name in wanted for name in v.COMPAT):
@@ -128,6 +132,11 @@ def _compat(media: Media, wanted: tuple[str, ...]) -> tuple[str, bytes] | None:
         return name, _pack(vector)
     grey = media.grey()
     sx, sy = grey.scale_x, grey.scale_y
+    if image.width * image.height <= _COMPAT_FULL_SIZE:
+        # Small enough to hash at full size, as python-threatexchange does: the same hash, bit for bit
+        # (these files are rare, and an almost uniform picture, as clipped 16-bit ones often are, flips many
+        # bits on the least change of the reduced decode).
+        sx = sy = 1
     drafted = 1
     width = image.width
     if sx == sy > 1 and image.format == "JPEG" and (result := image.draft(image.mode, (width // sx, image.height // sy))):
