@@ -17,6 +17,21 @@ from detector.tools.policy import Reason
 from kernel.api import OptionalText, checked_text, fast_optional_text, fast_text
 
 MAX_LOOKUP_ITEMS = 1000
+# The transform values a match may carry (detector.variants.ORIGINAL and VARIANTS; a unit test holds them equal).
+Transform = Literal[
+    "original",
+    "rot90",
+    "rot180",
+    "rot270",
+    "mirror_h",
+    "mirror_v",
+    "transpose",
+    "transverse",
+    "trimmed",
+    "compat_cmyk",
+    "compat_palette",
+    "compat_grey16",
+]
 HEX = r"^(0x)?[0-9a-fA-F]+$"
 
 
@@ -50,6 +65,16 @@ class Match(Struct, forbid_unknown_fields=True):
     ]
     approval_reason: Annotated[
         Reason | None, Meta(description="Why the tool was active: approved, recommended, permitted or local_allowance.")
+    ]
+    transform: Annotated[
+        Transform,
+        Meta(
+            description="Which query variant of the upload matched: original; a mirror or rotation (the upload is the"
+            " listed picture mirror_h: flipped left-right, mirror_v: top-bottom, rot90/rot270: rotated 90 degrees"
+            " counter-clockwise/clockwise, rot180, transpose/transverse: reflected about a diagonal); trimmed (its"
+            " border removed); compat_cmyk, compat_palette, compat_grey16 (the hash python-threatexchange makes of"
+            " such files). Hash lookups always answer original."
+        ),
     ]
     # Absent by default: distances read list entries back (one flipped bit per call recovers an entry's
     # hash). Given only to keys granted them (hashguard keys grant-distances, recorded in the audit log).

@@ -39,6 +39,7 @@ _COLUMNS = (
     "approval_id",
     "local_allowance_id",
     "approval_reason",
+    "transform",
 )
 
 
@@ -62,6 +63,7 @@ def _row(scan_id: uuid.UUID, context: ScanContext, match: Match, found_on_rechec
         match.approval_id,
         match.local_allowance_id,
         match.approval_reason,
+        match.transform,
     )
 
 

@@ -187,16 +187,10 @@ def quality(buffer64: FloatArray) -> int:
     return min(100, total // 90)
 
 
-def pdq_from_luma(
-    luma: npt.NDArray[np.generic], width: int, height: int, scale_x: int = 1, scale_y: int = 1
-) -> tuple[bytes, int]:
-    """The PDQ hash (32 bytes, as the reference prints it) and quality of a luma plane.
-
-    ``luma`` is the image's luma, decoded at 1/``scale_x`` x 1/``scale_y`` of the original
-    ``width`` x ``height`` (1 = full size); its shape must be ``ceil(height/scale_y), ceil(width/scale_x)``.
-    """
-    if width < _MIN_HASHABLE_DIM or height < _MIN_HASHABLE_DIM:
-        return bytes(32), 0
+def _coefficients(
+    luma: npt.NDArray[np.generic], width: int, height: int, scale_x: int, scale_y: int
+) -> tuple[FloatArray, FloatArray]:
+    """The 16x16 DCT block and the 64x64 buffer of a luma plane (see ``pdq_from_luma`` for the arguments)."""
     expected = (-(-height // scale_y), -(-width // scale_x))
     if luma.shape != expected:
         raise ValueError(f"luma plane is {luma.shape}, expected {expected} for {width}x{height} at 1/{scale_x}x1/{scale_y}")
@@ -208,11 +202,73 @@ def pdq_from_luma(
     rows, cols = _float32_weights(height, scale_y), _float32_weights(width, scale_x)
     buffer64 = ((rows @ plane) @ cols.T).astype(np.float64)
     dct = _dct_matrix()
-    coefficients = dct @ buffer64 @ dct.T
+    coefficients: FloatArray = dct @ buffer64 @ dct.T
+    return coefficients, buffer64
+
+
+def _bits(coefficients: FloatArray) -> bytes:
     # torben() returns the lower median of the 256 values; a bit is set when strictly above it.
     flat = coefficients.ravel()
     median = np.partition(flat, 127)[127]
     # The reference stores bit k = 16*i + j of the 16x16 block counting from the least
     # significant end of the 256-bit value; its hex string starts with bit 255.
     bits = (flat > median)[::-1]
-    return np.packbits(bits).tobytes(), quality(buffer64)
+    return np.packbits(bits).tobytes()
+
+
+def pdq_from_luma(
+    luma: npt.NDArray[np.generic], width: int, height: int, scale_x: int = 1, scale_y: int = 1
+) -> tuple[bytes, int]:
+    """The PDQ hash (32 bytes, as the reference prints it) and quality of a luma plane.
+
+    ``luma`` is the image's luma, decoded at 1/``scale_x`` x 1/``scale_y`` of the original
+    ``width`` x ``height`` (1 = full size); its shape must be ``ceil(height/scale_y), ceil(width/scale_x)``.
+    """
+    if width < _MIN_HASHABLE_DIM or height < _MIN_HASHABLE_DIM:
+        return bytes(32), 0
+    coefficients, buffer64 = _coefficients(luma, width, height, scale_x, scale_y)
+    return _bits(coefficients), quality(buffer64)
+
+
+# The eight symmetries of the square, named as Pillow's ``Image.Transpose`` members (``original``:
+# none). The DCT-II basis is even or odd about the centre: reversing a 64-sample axis multiplies
+# frequency k by (-1)**k, and transposing the picture transposes the block. So every transform's
+# block follows from the one DCT, with S = diag((-1)**k) over the block's frequencies 1..16:
+#   FLIP_LEFT_RIGHT  B J    -> C S        FLIP_TOP_BOTTOM  J B      -> S C      ROTATE_180  J B J -> S C S
+#   TRANSPOSE        B^T    -> C^T        TRANSVERSE       J B^T J  -> S C^T S
+#   ROTATE_90 (ccw)  J B^T  -> S C^T      ROTATE_270 (ccw) B^T J    -> C^T S
+# This is what Meta's reference does (``pdqDihedralHash256esFromFloatLuma``): one DCT, eight
+# thresholdings, each at its own median; tests/unit/test_dihedral.py holds both to pdqhash's.
+DIHEDRAL: tuple[str, ...] = ("original", "rot90", "rot180", "rot270", "mirror_h", "mirror_v", "transpose", "transverse")
+_SIGNS = np.array([(-1.0) ** k for k in range(1, 17)])
+
+
+def dihedral_blocks(coefficients: FloatArray) -> dict[str, FloatArray]:
+    """The 16x16 DCT block of each dihedral transform of the picture whose block is ``coefficients``."""
+    c, s = coefficients, _SIGNS
+    t = c.T
+    return {
+        "original": c,
+        "rot90": s[:, None] * t,
+        "rot180": s[:, None] * c * s[None, :],
+        "rot270": t * s[None, :],
+        "mirror_h": c * s[None, :],
+        "mirror_v": s[:, None] * c,
+        "transpose": t,
+        "transverse": s[:, None] * t * s[None, :],
+    }
+
+
+def pdq_dihedral_from_luma(
+    luma: npt.NDArray[np.generic], width: int, height: int, scale_x: int = 1, scale_y: int = 1
+) -> tuple[dict[str, bytes], int]:
+    """The PDQ hashes of the eight dihedral transforms of a luma plane, from one pass, and the quality.
+
+    Arguments as ``pdq_from_luma``, whose hash is ``["original"]``. ``["rot90"]`` is (within a few bits,
+    as for the reference) the hash of the picture rotated 90 degrees counter-clockwise, and so on for
+    the names of ``DIHEDRAL``. The cost over one hash is seven thresholdings of 256 values.
+    """
+    if width < _MIN_HASHABLE_DIM or height < _MIN_HASHABLE_DIM:
+        return dict.fromkeys(DIHEDRAL, bytes(32)), 0
+    coefficients, buffer64 = _coefficients(luma, width, height, scale_x, scale_y)
+    return {name: _bits(block) for name, block in dihedral_blocks(coefficients).items()}, quality(buffer64)

@@ -22,6 +22,8 @@ class HashJob:
     hashing: HashingPath
     tools: tuple[HashTool, ...]
     memory_budget: int = DEFAULT_DECODE_BUDGET  # HASHGUARD_DECODE_MEMORY_MB, in bytes
+    # Query variants to compute (HASHGUARD_QUERY_VARIANTS, detector.variants); each tool computes those it supports.
+    variants: tuple[str, ...] = ()
 
 
 def hash_upload(job: HashJob) -> dict[str, HashResult]:
@@ -30,6 +32,8 @@ def hash_upload(job: HashJob) -> dict[str, HashResult]:
     # Decode first even if only exact tools have lists: an upload that is not a readable
     # image gets its 4xx here instead of a verdict computed on bytes we could not check.
     media.decode()
+    if job.variants:
+        return {tool.name: tool.hash_variants(media, job.variants) for tool in job.tools}
     return {tool.name: tool.hash(media) for tool in job.tools}
 
 

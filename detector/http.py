@@ -107,6 +107,7 @@ def outcome_json(outcome: Outcome, *, distances: bool = False) -> dict[str, Any]
             "tool_version": m.tool_version,
             "approval_id": m.approval_id,
             "approval_reason": m.approval_reason,
+            "transform": m.transform,
         }
         if distances:
             answer["distance"] = m.distance
@@ -170,6 +171,9 @@ async def scan(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
     metrics.scans.labels(endpoint="scan", verdict=outcome.verdict).inc()
     metrics.scan_seconds.labels(endpoint="scan").observe(time.perf_counter() - started)
+    for m in outcome.matches:
+        if m.transform != "original":
+            metrics.variant_matches.labels(tool=m.tool, transform=m.transform).inc()
     return web.json_response(outcome_json(outcome, distances=request[CONTROLS].distances))
 
 

@@ -32,3 +32,6 @@ class Match:
     approval_id: int | None = None
     local_allowance_id: int | None = None
     approval_reason: str | None = None
+    # The query variant of the upload that matched (detector.variants): "original", "mirror_h", "rot90", ...,
+    # "trimmed", "compat_cmyk", ...: the reviewer and the hotline report see "matched when mirrored".
+    transform: str = "original"

@@ -7,7 +7,8 @@ index, never a mix of two versions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from detector.exactset import ExactHashSet
 from detector.index import HammingIndex
 from detector.tools.base import HashTool, IndexKind
 from detector.tools.policy import Activation
+from detector.variants import ORIGINAL, is_dihedral
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -43,6 +45,11 @@ class Hit:
     shadow: bool = False
     # The policy decision the tool was active under when this snapshot was built (provenance).
     activation: Activation | None = None
+    # The query variant of the upload that found it (detector.variants): "original", "mirror_h", ...
+    transform: str = ORIGINAL
+    # That variant's hash (None for the original): what the probing detector must judge, since the
+    # distance is to it. Never leaves the process.
+    query: bytes | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -90,6 +97,8 @@ class MatchSnapshot:
     activations: Mapping[str, Activation] = field(default_factory=dict)
     # When an approval next starts or ends: the decisions above may change then with no write.
     policy_changes_at: datetime | None = None
+    # Lists whose entries the dihedral query variants must not match (their issuer added them already).
+    dihedral_off: frozenset[str] = frozenset()
 
     def active_tools(self) -> list[str]:
         """Tools the policy lets scan in this snapshot (with or without lists loaded)."""
@@ -175,6 +184,44 @@ class MatchSnapshot:
                         activation=act,
                     )
                 )
+        hits.sort(key=lambda h: (h.distance, h.tool, h.row_id))
+        return hits
+
+    def match_variants(
+        self,
+        hashes: Mapping[str, bytes],
+        variants: Mapping[str, Sequence[tuple[str, bytes]]],
+        thresholds: Mapping[str, int],
+        limits: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> list[Hit]:
+        """``match`` for the original hashes plus every query variant (``detector.variants``), nearest first.
+
+        Each variant is one more search of the tool's index, with the same thresholds and allow-list.
+        An entry found by the original is reported once, as ``original``; one found only by variants
+        is reported once, under the variant nearest to it (ties: the first asked). Dihedral variants
+        skip the lists in ``dihedral_off``. ``limits`` caps a variant's distance below the threshold
+        (``HashTool.variant_thresholds``: tool -> transform -> bits), whatever a list's own threshold.
+        """
+        hits = self.match(hashes, thresholds)
+        if not variants:
+            return hits
+        found = {(h.tool, h.row_id) for h in hits}
+        extra: dict[tuple[str, int], Hit] = {}
+        for tool, queries in variants.items():
+            caps = (limits or {}).get(tool, {})
+            for transform, value in queries:
+                cap = caps.get(transform)
+                # A capped variant searches only as far as its cap (a smaller radius is a faster search),
+                # unless a list asks for more; the cap then holds below that list's threshold too.
+                for hit in self.match({tool: value}, thresholds if cap is None else {**thresholds, tool: cap}):
+                    key = (hit.tool, hit.row_id)
+                    if key in found or (is_dihedral(transform) and hit.hashset in self.dihedral_off):
+                        continue
+                    if cap is not None and hit.distance > cap:
+                        continue
+                    if key not in extra or hit.distance < extra[key].distance:
+                        extra[key] = dataclasses.replace(hit, transform=transform, query=value)
+        hits.extend(extra.values())
         hits.sort(key=lambda h: (h.distance, h.tool, h.row_id))
         return hits
 

@@ -234,7 +234,8 @@ class Resolver(Generic[TicketT]):
         async with self._pool.acquire() as conn, conn.transaction():
             if self._probing is not None and key_id is not None:
                 queries = [
-                    Query(tool=h.tool, entry_row=h.row_id, value=p.hashes[h.tool], distance=h.distance)
+                    # A variant's hit is judged on the variant's hash, the one its distance is to.
+                    Query(tool=h.tool, entry_row=h.row_id, value=h.query or p.hashes[h.tool], distance=h.distance)
                     for p in pending
                     for h in p.hits
                     if not h.shadow and h.tool in p.hashes
@@ -346,4 +347,5 @@ class Resolver(Generic[TicketT]):
             approval_id=act.approval_id if act is not None else None,
             local_allowance_id=act.allowance_id if act is not None else None,
             approval_reason=act.reason.value if act is not None else None,
+            transform=hit.transform,
         )

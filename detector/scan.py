@@ -296,7 +296,9 @@ class ScanService:
         remember: Remember | None = None,
         hashing: HashingPath = HashingPath.FAST,
         memory_budget: int = DEFAULT_DECODE_BUDGET,
+        variants: tuple[str, ...] = (),
     ) -> None:
+        self._variants = variants  # HASHGUARD_QUERY_VARIANTS (detector.variants): extra queries per upload
         self._memory_budget = memory_budget
         self._remember = remember
         self._tools = tools
@@ -306,6 +308,10 @@ class ScanService:
         self._resolve = resolve
         self._hashing = hashing
         self._thresholds = {t.name: t.threshold() for t in tools}
+        self._limits = {
+            t.name: {v: t.variant_threshold(v) for v in t.supported_variants if t.variant_threshold(v) < t.threshold()}
+            for t in tools
+        }
 
     @property
     def thresholds(self) -> Mapping[str, int]:
@@ -323,12 +329,18 @@ class ScanService:
         # (In a thread: some containers' headers, TIFF's tag directories, are not free to parse.)
         cost = await asyncio.to_thread(decode_cost, data, self._max_pixels, self._hashing, self._memory_budget)
         job = HashJob(
-            data=data, max_pixels=self._max_pixels, hashing=self._hashing, tools=wanted, memory_budget=self._memory_budget
+            data=data,
+            max_pixels=self._max_pixels,
+            hashing=self._hashing,
+            tools=wanted,
+            memory_budget=self._memory_budget,
+            variants=self._variants,
         )
         if self._pool.in_processes:
             results = await self._pool.run(hash_upload, job, memory=cost)
             hashes = {n: r.value for n, r in results.items()}
-            hits = await self._pool.run_here(snapshot.match, hashes, self._thresholds)
+            queries = {n: r.variants for n, r in results.items() if r.variants}
+            hits = await self._pool.run_here(snapshot.match_variants, hashes, queries, self._thresholds, self._limits)
         else:
             # With threads, hash and match in one job: the upload takes one slot, not two, and never
             # queues again behind other uploads' hashing between the two steps.
@@ -339,8 +351,10 @@ class ScanService:
         return outcome
 
     def _hash_and_match(self, job: HashJob, snapshot: MatchSnapshot) -> tuple[dict[str, bytes], list[Hit]]:
-        hashes = {n: r.value for n, r in hash_upload(job).items()}
-        return hashes, snapshot.match(hashes, self._thresholds)
+        results = hash_upload(job)
+        hashes = {n: r.value for n, r in results.items()}
+        queries = {n: r.variants for n, r in results.items() if r.variants}
+        return hashes, snapshot.match_variants(hashes, queries, self._thresholds, self._limits)
 
     async def lookup(self, items: Sequence[tuple[ScanContext, Mapping[str, bytes]]]) -> list[Outcome]:
         """Verdicts for hashes the platform computed itself, one per item, in order."""

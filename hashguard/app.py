@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -93,6 +93,7 @@ async def _hash_pool(app: web.Application) -> AsyncIterator[None]:
         max_pixels=settings.max_pixels,
         hashing=HashingPath(settings.hashing),
         memory_budget=settings.decode_memory_mb << 20,
+        variants=settings.query_variants,
         # A match's flow across contexts: the lists describe and quarantine entries (hashsets), the
         # evidence is the detector's, the ticket takedown's, all in one transaction.
         resolve=Resolver(
@@ -207,6 +208,18 @@ def _log_tool_changes(old: MatchSnapshot | None, new: MatchSnapshot) -> None:
         log.warning("no detection tool is active: scans answer 503 not_ready until a tool is approved or allowed locally")
 
 
+def _with_list_switches(
+    load: Callable[[], Awaitable[tuple[Hashable, MatchSnapshot]]], source: SnapshotSource
+) -> Callable[[], Awaitable[tuple[Hashable, MatchSnapshot]]]:
+    """The loader's snapshot with the lists' dihedral switches, read by ``source`` in the load's own transaction."""
+
+    async def switched() -> tuple[Hashable, MatchSnapshot]:
+        fingerprint, snapshot = await load()
+        return fingerprint, dataclasses.replace(snapshot, dihedral_off=source.dihedral_off)
+
+    return switched
+
+
 async def _index(app: web.Application) -> AsyncIterator[None]:
     loop = asyncio.get_running_loop()
     timer: list[asyncio.TimerHandle] = []
@@ -225,9 +238,10 @@ async def _index(app: web.Application) -> AsyncIterator[None]:
 
     settings = app[SETTINGS]
     # Snapshot building: the detector reads the stored lists through hashsets' reader.
+    source = SnapshotSource()
     loader = SnapshotLoader(
         pool=app[POOL],
-        lists=SnapshotSource(),
+        lists=source,
         policy_inputs=approvals_pg.policy_inputs,
         tools=app[TOOLS],
         jurisdictions=settings.jurisdictions,
@@ -242,7 +256,7 @@ async def _index(app: web.Application) -> AsyncIterator[None]:
     reloader = Reloader(
         url=app[DB_URL],
         fingerprint=loader.fingerprint,
-        load=loader.load,
+        load=_with_list_switches(loader.load, source),
         install=install,
         interval_s=settings.reload_interval_s,
         confirmed=confirmed,

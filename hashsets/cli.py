@@ -120,7 +120,12 @@ def cmd_import(args: argparse.Namespace) -> int:
             file_sha256=b"",
         )
         check = verifier(manifest, file) if manifest is not None else None
-        return await lists.import_list(conn, request, blocks, check=check, file_digest=lambda: file.sha256)
+        # One transaction, so no replica ever matches a --no-dihedral list's new entries with the variants on.
+        async with conn.transaction():
+            imported = await lists.import_list(conn, request, blocks, check=check, file_digest=lambda: file.sha256)
+            if args.no_dihedral:
+                await lists.set_dihedral(conn, name, False, actor, "imported with --no-dihedral")
+        return imported
 
     result = _run(work)
     if progress is not None:
@@ -181,14 +186,16 @@ def cmd_show(args: argparse.Namespace) -> int:
             await lists.list_versions(conn, args.name),
             await entries.list_disabled(conn, args.name),
             await quarantine.quarantined(conn, args.name),
+            await lists.dihedral(conn, args.name),
         )
 
-    summary, versions, disabled, quarantined = _run(work)
+    summary, versions, disabled, quarantined, dihedral = _run(work)
     print(f"list:       {summary.name}{'  (demo)' if summary.is_demo else ''}")
     print(f"tool:       {summary.tool}")
     print(f"issuer:     {summary.source or '-'}")
     print(f"status:     {summary.status}")
     print(f"threshold:  {summary.threshold if summary.threshold is not None else 'tool default'}")
+    print(f"dihedral:   {'on' if dihedral else 'off'} (mirrored and rotated copies {'match' if dihedral else 'do not match'})")
     print(f"current:    version {summary.version or '-'}, {summary.entry_count} entries")
     if _coverage_gap(summary.tool):
         print(f"coverage gap: {summary.entry_count} {summary.tool} entries, and no enabled tool computes {summary.tool} hashes")
@@ -237,6 +244,13 @@ def cmd_threshold(args: argparse.Namespace) -> int:
         raise HashsetError("a threshold is a number of bits, 0 or more")
     _run(lambda conn: lists.set_threshold(conn, args.name, value, _actor(args), args.reason))
     print(f"{args.name!r}: threshold {'tool default' if value is None else value}")
+    return 0
+
+
+def cmd_dihedral(args: argparse.Namespace) -> int:
+    on = args.setting == "on"
+    previous = _run(lambda conn: lists.set_dihedral(conn, args.name, on, _actor(args), args.reason))
+    print(f"{args.name!r}: dihedral {'on' if previous else 'off'} -> {args.setting}")
     return 0
 
 
@@ -435,6 +449,11 @@ def register(subparsers: Any) -> None:
     imp.add_argument("--format", choices=[f.value for f in ListFormat], help="default: from the manifest, else sniffed")
     imp.add_argument("--classification", help="the categories' scheme: iwf, ncmec, interpol or none (default: inferred)")
     imp.add_argument("--quiet", action="store_true", help="no progress output")
+    imp.add_argument(
+        "--no-dihedral",
+        action="store_true",
+        help="mirrored and rotated copies do not match this list (its issuer added their hashes already)",
+    )
     imp.set_defaults(func=cmd_import)
 
     hashsets.add_parser("list", help="lists with their current versions").set_defaults(func=cmd_list)
@@ -457,6 +476,10 @@ def register(subparsers: Any) -> None:
     threshold.add_argument("name")
     threshold.add_argument("threshold")
     threshold.set_defaults(func=cmd_threshold)
+    dihedral = _changer(hashsets.add_parser("dihedral", help="whether mirrored and rotated copies match a list (on by default)"))
+    dihedral.add_argument("name")
+    dihedral.add_argument("setting", choices=["on", "off"])
+    dihedral.set_defaults(func=cmd_dihedral)
     disable = _changer(hashsets.add_parser("disable", help="stop matching one entry"))
     disable.add_argument("name")
     disable.add_argument("entry_id")

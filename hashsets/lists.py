@@ -139,6 +139,7 @@ class ActiveVersion:
     status: str = "active"
     threshold: int | None = None
     lineage: tuple[int, ...] = ()
+    dihedral: bool = True  # mirrored and rotated copies match (detector.variants); off: the list holds them already
 
 
 async def hashset_row(conn: asyncpg.Connection, name: str) -> asyncpg.Record:
@@ -443,6 +444,24 @@ async def set_status(conn: asyncpg.Connection, name: str, status: str, actor: st
         await conn.execute(Q.set_status, hashset["id"], status)
         await record_event(conn, actor, "status", name, {"from": hashset["status"], "to": status, "reason": reason})
     return str(hashset["status"])
+
+
+async def set_dihedral(conn: asyncpg.Connection, name: str, on: bool, actor: str, reason: str) -> bool:
+    """Let (or stop) the dihedral query variants match this list's entries; returns the previous setting.
+
+    Off is for a list whose issuer already added the mirrored and rotated hashes of every picture:
+    searching them again would only add chances of a chance match.
+    """
+    async with conn.transaction():
+        hashset = await hashset_row(conn, name)
+        await conn.execute(Q.set_dihedral, hashset["id"], on)
+        await record_event(conn, actor, "dihedral", name, {"from": hashset["dihedral"], "to": on, "reason": reason})
+    return bool(hashset["dihedral"])
+
+
+async def dihedral(conn: asyncpg.Connection, name: str) -> bool:
+    """Whether mirrored and rotated copies match this list's entries."""
+    return bool((await hashset_row(conn, name))["dihedral"])
 
 
 async def set_threshold(conn: asyncpg.Connection, name: str, threshold: int | None, actor: str, reason: str) -> None:

@@ -1,5 +1,5 @@
 -- name: get_hashset
-SELECT id, name, tool, source, status::text AS status, is_demo, threshold, current_version_id FROM hashsets WHERE name = $1;
+SELECT id, name, tool, source, status::text AS status, is_demo, threshold, current_version_id, dihedral FROM hashsets WHERE name = $1;
 
 -- name: insert_hashset
 INSERT INTO hashsets (name, tool, source, is_demo) VALUES ($1, $2, $3, $4) RETURNING id;
@@ -41,6 +41,9 @@ UPDATE hashsets SET status = $2::hashset_status WHERE id = $1;
 -- name: set_threshold
 UPDATE hashsets SET threshold = $2 WHERE id = $1;
 
+-- name: set_dihedral
+UPDATE hashsets SET dihedral = $2 WHERE id = $1;
+
 -- name: list_hashsets
 SELECT h.name, h.tool, h.source, h.status::text AS status, h.is_demo, h.threshold, v.version, v.entry_count, v.imported_at,
        v.signature_status::text AS signature_status, v.imported_by, v.issuer_version
@@ -60,7 +63,7 @@ ORDER BY v.version;
 
 -- name: active_versions
 -- Every list the detector should hold now: its current version, if the list is active or shadow.
-SELECT h.id AS hashset_id, h.name, h.tool, h.status::text AS status, h.threshold,
+SELECT h.id AS hashset_id, h.name, h.tool, h.status::text AS status, h.threshold, h.dihedral,
        v.id AS version_id, v.version, v.entry_count, v.lineage
 FROM hashsets h JOIN hashset_versions v ON v.id = h.current_version_id
 WHERE h.status <> 'disabled'

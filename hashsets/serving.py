@@ -16,13 +16,22 @@ from hashsets.lists import ActiveVersion
 
 
 class SnapshotSource:
-    """The stored lists for ``detector.snapshots.SnapshotLoader``; every read runs in the loader's transaction."""
+    """The stored lists for ``detector.snapshots.SnapshotLoader``; every read runs in the loader's transaction.
+
+    ``dihedral_off``: the lists that refuse the dihedral query variants, as of the last ``active_versions``
+    (read in the same transaction as the entries, so the composition root can put it in that snapshot).
+    """
+
+    def __init__(self) -> None:
+        self.dihedral_off: frozenset[str] = frozenset()
 
     async def generation(self, conn: asyncpg.Connection) -> int:
         return await lists.generation(conn)
 
     async def active_versions(self, conn: asyncpg.Connection) -> list[ActiveVersion]:
-        return await lists.active_versions(conn)
+        versions = await lists.active_versions(conn)
+        self.dihedral_off = frozenset(v.name for v in versions if not v.dihedral)
+        return versions
 
     def stream_entries(self, conn: asyncpg.Connection, version: ActiveVersion) -> AsyncIterator[list[tuple[int, bytes]]]:
         return entries.stream_entries(conn, version)

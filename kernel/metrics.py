@@ -73,6 +73,7 @@ class Metrics:
     # -- deploy (issue 16: deploy, backfill, batch lookups)
     # -- end deploy
     # -- evasion (issue 17)
+    variant_matches: Counter = field(init=False)
     # -- end evasion
 
     def __post_init__(self) -> None:
@@ -255,6 +256,12 @@ class Metrics:
         # -- deploy (issue 16: deploy, backfill, batch lookups)
         # -- end deploy
         # -- evasion (issue 17)
+        self.variant_matches = Counter(
+            "hashguard_variant_matches",
+            "Scan matches found only under a query variant (HASHGUARD_QUERY_VARIANTS), by tool and transform.",
+            ["tool", "transform"],
+            registry=r,
+        )
         # -- end evasion
 
 
@@ -310,5 +317,6 @@ METRIC_NAMES: tuple[str, ...] = (
     # -- deploy (issue 16: deploy, backfill, batch lookups)
     # -- end deploy
     # -- evasion (issue 17)
+    "hashguard_variant_matches_total",
     # -- end evasion
 )

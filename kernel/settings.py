@@ -15,6 +15,8 @@ from typing import Any
 
 from platformdirs import user_data_dir
 
+from kernel.query_variants import VARIANTS, parse_variants
+
 
 class SettingsError(ValueError):
     """A HASHGUARD_* environment variable has a value that cannot be used."""
@@ -560,6 +562,14 @@ class Settings:
     # -- deploy (issue 16: deploy, backfill, batch lookups)
     # -- end deploy
     # -- evasion (issue 17)
+    query_variants: tuple[str, ...] = _setting(
+        "HASHGUARD_QUERY_VARIANTS",
+        parse_variants,
+        VARIANTS,
+        "Comma-separated extra queries a scan makes (docs/evasion.md): rot90, rot180, rot270, mirror_h, mirror_v,"
+        " transpose, transverse (or the group dihedral), trimmed, compat_cmyk, compat_palette, compat_grey16 (or"
+        " compat); all (default) or none. A match records the one that found it as its transform.",
+    )
     # -- end evasion
 
     @classmethod

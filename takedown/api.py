@@ -72,6 +72,14 @@ class Evidence(Struct, forbid_unknown_fields=True):
     distance: int
     approval_id: int | None
     approval_reason: Annotated[str | None, Meta(description="Why the tool was active when it matched.")]
+    transform: Annotated[
+        str,
+        Meta(
+            description="The query variant of the upload that matched: original, a mirror or rotation (mirror_h,"
+            " mirror_v, rot90, rot180, rot270, transpose, transverse: the upload is the listed picture so transformed),"
+            " trimmed (its border removed) or compat_* (the hash a quirky hasher would have made)."
+        ),
+    ]
     observed_at: datetime | None
 
 

@@ -163,6 +163,7 @@ def _evidence_json(e: Evidence) -> dict[str, Any]:
         "distance": e.match.distance,
         "approval_id": e.match.approval_id,
         "approval_reason": e.match.approval_reason,
+        "transform": e.match.transform,
         "observed_at": _time(e.observed_at),
     }
 

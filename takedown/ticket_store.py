@@ -78,6 +78,7 @@ def _evidence(row: asyncpg.Record) -> Evidence:
             distance=row["distance"],
             approval_id=row["approval_id"],
             approval_reason=row["approval_reason"],
+            transform=row["transform"],
         ),
         api_key_id=row["api_key_id"],
         observed_at=row["observed_at"],
@@ -253,35 +254,6 @@ async def live_ticket(
     raise RuntimeError(f"could not open or find a live ticket for content {content_id!r}")  # pragma: no cover
 
 
-async def attach_evidence(
-    conn: asyncpg.Connection,
-    ticket_id: uuid.UUID,
-    *,
-    scan_id: uuid.UUID,
-    api_key_id: int | None,
-    matches: Sequence[Match],
-    priority: int,
-    due: datetime,
-) -> None:
-    """Store a scan's matches as the ticket's evidence and count the sighting (raising priority, never lowering it)."""
-    await conn.execute(
-        Q.insert_evidence,
-        ticket_id,
-        scan_id,
-        api_key_id,
-        [m.entry_row for m in matches],
-        [m.hashset for m in matches],
-        [m.hashset_version for m in matches],
-        [m.entry_id for m in matches],
-        [m.tool for m in matches],
-        [m.tool_version for m in matches],
-        [m.distance for m in matches],
-        [m.approval_id for m in matches],
-        [m.approval_reason for m in matches],
-    )
-    await conn.execute(Q.attach_sighting, ticket_id, priority, due)
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Sighting:
     """One scan's matches about one tenant's content: what ``attach_evidence_many`` stores per item."""
@@ -363,6 +335,7 @@ async def attach_evidence_many(conn: asyncpg.Connection, sightings: Sequence[Sig
             [r[3].distance for r in rows],
             [r[3].approval_id for r in rows],
             [r[3].approval_reason for r in rows],
+            [r[3].transform for r in rows],
         )
     if sightings:
         await conn.execute(Q.attach_sightings, [s.ticket_id for s in sightings], priority, due)

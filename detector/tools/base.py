@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
@@ -53,11 +54,16 @@ class IndexKind(StrEnum):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class HashResult:
-    """A tool's hash of one upload. ``quality`` is the tool's own 0-100 confidence, if it has one."""
+    """A tool's hash of one upload. ``quality`` is the tool's own 0-100 confidence, if it has one.
+
+    ``variants``: (transform, hash) of the query variants asked for (``detector.variants``), when the
+    tool computes any; the original hash is always ``value``.
+    """
 
     tool: str
     value: bytes
     quality: int | None = None
+    variants: tuple[tuple[str, bytes], ...] = ()
 
 
 def hamming(a: bytes, b: bytes) -> int:
@@ -86,6 +92,11 @@ class HashTool(ABC):
     media_types: ClassVar[frozenset[str]] = IMAGE_MEDIA_TYPES
     # None: exact index for cryptographic tools, Hamming index for the others.
     index: ClassVar[IndexKind | None] = None
+    # Query variants (``detector.variants.VARIANTS``) ``hash_variants`` can compute; none by default.
+    supported_variants: ClassVar[tuple[str, ...]] = ()
+    # Stricter thresholds for some variants, where more queries per upload would otherwise let distinct
+    # pictures match (set from benchmarks/results/robustness.md); absent: the tool's threshold.
+    variant_thresholds: ClassVar[Mapping[str, int]] = {}
 
     @property
     def width(self) -> int:
@@ -95,6 +106,14 @@ class HashTool(ABC):
     @abstractmethod
     def hash(self, media: Media) -> HashResult:
         """Hash one upload. Runs in a worker thread; may raise a 4xx ``DetectorError``."""
+
+    def hash_variants(self, media: Media, wanted: tuple[str, ...]) -> HashResult:
+        """``hash`` plus the query variants among ``wanted`` this tool supports (``HashResult.variants``).
+
+        Default: the plain hash, no variants; a tool that supports some overrides this and computes
+        them in the same pass where it can (PDQ's eight dihedral hashes come from one DCT).
+        """
+        return self.hash(media)
 
     def hash_with_quality(self, media: Media) -> HashResult:
         """``hash`` with ``quality`` filled in from ``estimate_quality`` when the tool gave none."""
@@ -162,3 +181,7 @@ class HashTool(ABC):
 
     def threshold(self) -> int:
         return self.default_threshold if self.index_kind() is IndexKind.HAMMING else 0
+
+    def variant_threshold(self, transform: str) -> int:
+        """The most a hit found by this query variant may be away (never more than ``threshold``)."""
+        return min(self.threshold(), self.variant_thresholds.get(transform, self.threshold()))

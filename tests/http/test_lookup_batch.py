@@ -49,6 +49,7 @@ def test_a_1000_item_batch_records_its_500_matches_in_one_transaction(
         "tool_version",
         "approval_id",
         "approval_reason",
+        "transform",
     }
 
     # One transaction: every row carries the one transaction's start time (now()); the evidence is one

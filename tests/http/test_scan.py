@@ -206,6 +206,7 @@ def test_exact_tools_match_byte_identical_files(cli: Cli, start_service: Callabl
             # start_service allowed every tool locally: no approval, and the record says so.
             "approval_id": None,
             "approval_reason": "local_allowance",
+            "transform": "original",
         }
     ]
     reencoded = scan(service, key, encode(draw(21), "JPEG", quality=84))
