@@ -39,6 +39,9 @@ _COLUMNS = (
     "approval_id",
     "local_allowance_id",
     "approval_reason",
+    "query_share",
+    "index_share",
+    "matched_frames",
 )
 
 
@@ -62,6 +65,9 @@ def _row(scan_id: uuid.UUID, context: ScanContext, match: Match, found_on_rechec
         match.approval_id,
         match.local_allowance_id,
         match.approval_reason,
+        match.query_share,
+        match.index_share,
+        match.matched_frames,
     )
 
 

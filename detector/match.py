@@ -32,3 +32,8 @@ class Match:
     approval_id: int | None = None
     local_allowance_id: int | None = None
     approval_reason: str | None = None
+    # A video (vPDQ) match: the percentage of the upload's frames that matched the listed video, the
+    # percentage of the listed video's frames that were matched, and how many upload frames matched.
+    query_share: float | None = None
+    index_share: float | None = None
+    matched_frames: int | None = None

@@ -330,4 +330,7 @@ class Resolver(Generic[TicketT]):
             approval_id=act.approval_id if act is not None else None,
             local_allowance_id=act.allowance_id if act is not None else None,
             approval_reason=act.reason.value if act is not None else None,
+            query_share=hit.query_share,
+            index_share=hit.index_share,
+            matched_frames=hit.matched_frames,
         )

@@ -49,6 +49,9 @@ class IndexKind(StrEnum):
 
     HAMMING = "hamming"
     EXACT = "exact"
+    # A frame list per entry (vPDQ): every frame in one Hamming index, matched by shares of frames
+    # (detector.video_match). The tool's ``bits`` are one frame's.
+    FRAMES = "frames"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -161,4 +164,4 @@ class HashTool(ABC):
         return value.hex()
 
     def threshold(self) -> int:
-        return self.default_threshold if self.index_kind() is IndexKind.HAMMING else 0
+        return self.default_threshold if self.index_kind() in (IndexKind.HAMMING, IndexKind.FRAMES) else 0
