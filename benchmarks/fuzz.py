@@ -206,7 +206,8 @@ def video_seeds() -> dict[str, bytes]:
     """Small clips drawn by ``detector.synthetic_video``: MP4 (H.264), MKV, WebM (VP8) and AVI (MPEG-4)."""
     import tempfile
 
-    from detector.synthetic_video import Clip, encode as encode_video
+    from detector.synthetic_video import Clip
+    from detector.synthetic_video import encode as encode_video
 
     clip = Clip(seed=77, seconds=2.0, fps=5.0, width=96, height=64)
     out: dict[str, bytes] = {}

@@ -60,9 +60,12 @@ async def read_upload(request: web.Request) -> tuple[bytes | Spool, dict[str, st
     limit = settings.max_upload_bytes
     videos = request.app.get(VIDEO)
     if videos is not None and (request.content_type.startswith("video/") or request.content_type == "multipart/form-data"):
-        limit_too_large(
-            request.content_length, videos.settings.limits.max_bytes + settings.max_form_field_bytes * settings.max_form_parts
-        )
+        slack = settings.max_form_field_bytes * settings.max_form_parts if request.content_type == "multipart/form-data" else 0
+        try:
+            limit_too_large(request.content_length, videos.settings.limits.max_bytes + slack)
+        except VideoLimitExceeded as exc:
+            videos.refused(exc.limit)
+            raise
         limit = max(limit, videos.settings.limits.max_bytes)
     max_parts, max_field = settings.max_form_parts, settings.max_form_field_bytes
     ctype = request.content_type

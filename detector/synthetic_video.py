@@ -7,8 +7,11 @@ re-encoded, resized, trimmed, retimed or logo-stamped copy shows the same pictur
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +28,7 @@ class Clip:
     height: int = 240
 
 
+@functools.lru_cache(maxsize=8)
 def _background(seed: int, width: int, height: int) -> npt.NDArray[np.float32]:
     rng = np.random.default_rng(seed)
     # Coarse noise blown up: large structures PDQ sees, at any output size.
@@ -40,6 +44,12 @@ def _background(seed: int, width: int, height: int) -> npt.NDArray[np.float32]:
     return out
 
 
+@functools.lru_cache(maxsize=4)
+def _grid(width: int, height: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    yy, xx = np.mgrid[0:height, 0:width]
+    return yy, xx
+
+
 def frame_at(seed: int, t: float, width: int, height: int, *, logo: bool = False) -> RGB:
     """The picture of clip ``seed`` at ``t`` seconds, drawn at ``width`` x ``height``.
 
@@ -47,9 +57,9 @@ def frame_at(seed: int, t: float, width: int, height: int, *, logo: bool = False
     within a second, so one-frame-a-second sampling sees distinct pictures.
     """
     scene = int(t)
-    image = _background(seed * 1000 + scene, width, height)
+    image = _background(seed * 1000 + scene, width, height).copy()
     rng = np.random.default_rng(seed * 7919 + scene)
-    yy, xx = np.mgrid[0:height, 0:width]
+    yy, xx = _grid(width, height)
     phase = t - scene
     for _ in range(4):
         cx, cy = rng.uniform(0.15, 0.85) * width, rng.uniform(0.15, 0.85) * height
@@ -102,8 +112,8 @@ def encode(
 
     formats = {"mkv": "matroska", "webm": "webm", "avi": "avi", "mov": "mov", "mp4": "mp4"}
     with av.open(path, mode="w", format=formats[container]) as out:
-        rate = round(clip.fps) if float(clip.fps).is_integer() else clip.fps
-        stream = out.add_stream(codec, rate=rate)
+        rate: Fraction | int = round(clip.fps) if float(clip.fps).is_integer() else Fraction(clip.fps).limit_denominator(1001)
+        stream: Any = out.add_stream(codec, rate=rate)
         stream.width, stream.height = size or (clip.width, clip.height)
         stream.pix_fmt = "yuv420p"
         options: dict[str, str] = {}

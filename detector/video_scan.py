@@ -22,7 +22,6 @@ from detector.decode import HashingPath
 from detector.errors import ScanTimeout
 from detector.scan import Outcome, ScanContext, ScanService, SnapshotHolder, require_active_tools
 from detector.video_decode import VideoError, VideoHash, VideoJob, VideoLimitExceeded, VideoLimits, run_isolated
-from kernel.errors import PayloadTooLarge
 from kernel.metrics import Metrics
 
 CHUNK = 1 << 16
@@ -31,9 +30,9 @@ CHUNK = 1 << 16
 class Spool:
     """An upload being written to a private temporary file; ``discard`` deletes it (idempotent)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, folder: str | None = None) -> None:
         self.limit = limit
-        fd, self.path = tempfile.mkstemp(prefix="hashguard-video-")
+        fd, self.path = tempfile.mkstemp(prefix="hashguard-video-", dir=folder)
         self._file = os.fdopen(fd, "wb")
         self.size = 0
         self._md5 = hashlib.md5(usedforsecurity=False)
@@ -81,6 +80,7 @@ class VideoSettings:
     seconds_per_hash: float = 1.0
     hashing: HashingPath = HashingPath.FAST
     queue_timeout_s: float = 30.0
+    tmp_dir: str | None = None
 
 
 class VideoScanner:
@@ -90,7 +90,7 @@ class VideoScanner:
         self._slots = asyncio.Semaphore(settings.workers)
 
     def spool(self) -> Spool:
-        return Spool(self.settings.limits.max_bytes)
+        return Spool(self.settings.limits.max_bytes, self.settings.tmp_dir)
 
     def refused(self, reason: str) -> None:
         self._metrics.video_refused.labels(reason=reason).inc()
@@ -148,6 +148,8 @@ class VideoScanner:
 def limit_too_large(size: int | None, limit: int) -> None:
     """Refuse a declared body length over the video limit before reading it."""
     if size is not None and size > limit:
-        raise PayloadTooLarge(
-            f"the upload is {size} bytes; at most {limit} bytes of video are accepted (HASHGUARD_VIDEO_MAX_BYTES)"
+        raise VideoLimitExceeded(
+            "bytes",
+            f"the upload is {size} bytes; at most {limit} bytes of video are accepted (HASHGUARD_VIDEO_MAX_BYTES)",
+            status=413,
         )

@@ -399,6 +399,7 @@ def create_app(settings: Settings) -> web.Application:
             seconds_per_hash=settings.vpdq_seconds_per_hash,
             hashing=HashingPath(settings.hashing),
             queue_timeout_s=settings.scan_timeout_s,
+            tmp_dir=settings.video_tmp_dir,
         ),
         app[METRICS],
     )

@@ -396,7 +396,7 @@ class Settings:
     )
     video_wall_s: float = _setting(
         "HASHGUARD_VIDEO_WALL_S",
-        _float(0.1),
+        _float(0.01),
         120.0,
         "Longest one video's decode may take, in seconds of wall time (its worker process is killed after it);"
         " 422 video_limit_exceeded. Keep it below the proxy's request timeout.",
@@ -406,6 +406,13 @@ class Settings:
         _int(256),
         2048,
         "Address-space limit (RLIMIT_AS) of each video decoding process, in MB; a decode that needs more is a 422.",
+    )
+    video_tmp_dir: str | None = _setting(
+        "HASHGUARD_VIDEO_TMP_DIR",
+        _optional_str,
+        None,
+        "Folder for video uploads while they are hashed (private files, deleted when hashing ends); unset: the system's"
+        " temporary folder (TMPDIR).",
     )
     video_workers: int = _setting(
         "HASHGUARD_VIDEO_WORKERS",
