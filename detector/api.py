@@ -91,7 +91,7 @@ class LookupItem(Struct):
     hashes: Annotated[
         dict[str, str],
         Meta(
-            min_length=0,
+            min_length=1,
             description='Tool name to hex hash, e.g. {"pdq": "<64 hex digits>", "md5": "<32 hex digits>"}.',
             extra_json_schema={"additionalProperties": {"type": "string", "pattern": HEX}},
         ),
@@ -118,7 +118,7 @@ class LookupItem(Struct):
 
     def __post_init__(self) -> None:
         if not self.hashes and not self.vpdq:
-            raise ValueError("give 'hashes' or 'vpdq'")
+            raise ValueError("the field 'hashes' is required")  # (or 'vpdq'): kernel.routes answers missing_field
         self.content_id = checked_text("content_id", self.content_id, required=True) or ""
         self.content_url = checked_text("content_url", self.content_url, required=False)
 

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 RGB = npt.NDArray[np.uint8]
+SHOT_S = 3.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -53,17 +54,18 @@ def _grid(width: int, height: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[n
 def frame_at(seed: int, t: float, width: int, height: int, *, logo: bool = False) -> RGB:
     """The picture of clip ``seed`` at ``t`` seconds, drawn at ``width`` x ``height``.
 
-    The scene changes every second (a new background section and new shapes), and shapes move
-    within a second, so one-frame-a-second sampling sees distinct pictures.
+    A shot lasts ``SHOT_S`` seconds (a new background and new shapes, a hard cut), and the shapes
+    drift slowly within it, so one-frame-a-second sampling sees distinct but related pictures, as in
+    ordinary footage; a trimmed or retimed copy samples other instants of the same shots.
     """
-    scene = int(t)
+    scene = int(t // SHOT_S)
     image = _background(seed * 1000 + scene, width, height).copy()
     rng = np.random.default_rng(seed * 7919 + scene)
     yy, xx = _grid(width, height)
-    phase = t - scene
+    phase = t - scene * SHOT_S
     for _ in range(4):
         cx, cy = rng.uniform(0.15, 0.85) * width, rng.uniform(0.15, 0.85) * height
-        vx, vy = rng.uniform(-0.1, 0.1) * width, rng.uniform(-0.1, 0.1) * height
+        vx, vy = rng.uniform(-0.04, 0.04) * width, rng.uniform(-0.04, 0.04) * height
         r = rng.uniform(0.08, 0.2) * min(width, height)
         colour = rng.integers(0, 256, size=3).astype(np.float32)
         mask = (xx - (cx + vx * phase)) ** 2 + (yy - (cy + vy * phase)) ** 2 < r * r
@@ -73,7 +75,7 @@ def frame_at(seed: int, t: float, width: int, height: int, *, logo: bool = False
     stripe = (xx[band : band + max(2, height // 20)] // max(1, width // 40)) % 2 == 0
     image[band : band + max(2, height // 20)][stripe] = 255 - image[band : band + max(2, height // 20)][stripe]
     if logo:
-        lw, lh = width // 6, height // 8
+        lw, lh = width // 8, height // 10
         image[height - lh - height // 20 : height - height // 20, width - lw - width // 20 : width - width // 20] = (
             250,
             250,

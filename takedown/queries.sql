@@ -60,15 +60,17 @@ WHERE id = $1;
 
 -- name: insert_evidence
 INSERT INTO ticket_evidence (ticket_id, scan_id, entry_row, hashset, hashset_version, entry_id, tool, tool_version, distance,
-                             api_key_id, approval_id, approval_reason)
+                             api_key_id, approval_id, approval_reason, query_share, index_share, matched_frames)
 SELECT $1, $2, e.entry_row, e.hashset, e.hashset_version, e.entry_id, e.tool, e.tool_version, e.distance, $3, e.approval_id,
-       e.approval_reason
-FROM unnest($4::bigint[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[], $10::integer[], $11::bigint[], $12::text[])
-     AS e (entry_row, hashset, hashset_version, entry_id, tool, tool_version, distance, approval_id, approval_reason);
+       e.approval_reason, e.query_share, e.index_share, e.matched_frames
+FROM unnest($4::bigint[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[], $10::integer[], $11::bigint[], $12::text[],
+            $13::real[], $14::real[], $15::integer[])
+     AS e (entry_row, hashset, hashset_version, entry_id, tool, tool_version, distance, approval_id, approval_reason,
+           query_share, index_share, matched_frames);
 
 -- name: ticket_evidence
 SELECT scan_id, entry_row, hashset, hashset_version, entry_id, tool, tool_version, distance, api_key_id, observed_at,
-       approval_id, approval_reason
+       approval_id, approval_reason, query_share, index_share, matched_frames
 FROM ticket_evidence WHERE ticket_id = $1 ORDER BY id;
 
 -- name: insert_notice

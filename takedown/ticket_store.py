@@ -78,6 +78,9 @@ def _evidence(row: asyncpg.Record) -> Evidence:
             distance=row["distance"],
             approval_id=row["approval_id"],
             approval_reason=row["approval_reason"],
+            query_share=row["query_share"],
+            index_share=row["index_share"],
+            matched_frames=row["matched_frames"],
         ),
         api_key_id=row["api_key_id"],
         observed_at=row["observed_at"],
@@ -278,6 +281,9 @@ async def attach_evidence(
         [m.distance for m in matches],
         [m.approval_id for m in matches],
         [m.approval_reason for m in matches],
+        [m.query_share for m in matches],
+        [m.index_share for m in matches],
+        [m.matched_frames for m in matches],
     )
     await conn.execute(Q.attach_sighting, ticket_id, priority, due)
 

@@ -83,6 +83,7 @@ def test_reencoded_copies_match_and_unrelated_videos_do_not(
     spool.mkdir()
     service = start_service(HASHGUARD_VIDEO_TMP_DIR=str(spool))
     key = cli.new_key()
+    tickets: list[str] = []
     for name, ctype in (("copy-webm", "video/webm"), ("copy-small", "video/x-matroska")):
         result = scan(service, key, videos[name].read_bytes(), content_id=name, ctype=ctype)
         assert result.status == 200, result.body
@@ -93,6 +94,12 @@ def test_reencoded_copies_match_and_unrelated_videos_do_not(
         assert match["query_share"] >= 80.0 and match["index_share"] > 0 and match["matched_frames"] >= 4
         assert "distance" not in match
         assert answer["ticket_id"]
+        tickets.append(answer["ticket_id"])
+    # The ticket's evidence names how much of each video matched.
+    ticket = service.request("GET", f"/v1/tickets/{tickets[0]}", None, cli.new_key("reviewer"))
+    assert ticket.status == 200, ticket.body
+    [evidence] = ticket.json()["evidence"]
+    assert evidence["tool"] == "vpdq" and evidence["query_share"] >= 80.0 and evidence["matched_frames"] >= 4
     result = scan(service, key, videos["unrelated"].read_bytes(), content_id="unrelated", ctype="video/mp4")
     assert result.status == 200, result.body
     assert result.json()["verdict"] == "no_match"
