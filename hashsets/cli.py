@@ -133,7 +133,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     if progress is not None:
         progress.finish(result.added + result.retracted)
     days = Settings.from_env().lookback_days
-    if days > 0 and result.added:
+    # (Look-back compares single hashes; a video list waits for the next uploads instead.)
+    if days > 0 and result.added and tool.index_kind() is not IndexKind.FRAMES:
         threshold = _list_threshold(name) if tool.kind is not ToolKind.CRYPTOGRAPHIC else 0
 
         async def look_back(conn: asyncpg.Connection) -> int:

@@ -206,3 +206,27 @@ def test_a_decode_past_its_wall_time_costs_only_its_worker(
     assert service.request("GET", "/healthz").status == 200
     image_scan = scan(service, key, b"not a picture", content_id="img", ctype="image/png")
     assert image_scan.status == 415  # the image path is untouched: not an image is its own 415
+
+
+def test_a_signed_folder_of_hash_files_imports_and_an_altered_one_does_not(
+    clips: dict[str, Path], cli: Cli, tmp_path: Path
+) -> None:
+    key = tmp_path / "issuer.key"
+    public = cli("hashsets", "sign", "keygen", str(key)).stdout.strip()
+    cli("hashsets", "trust", "Test Hotline", public, "--actor", "admin-1")
+    folder = tmp_path / "signed"
+    folder.mkdir()
+    for seed in LISTED:
+        (folder / f"video-{seed}.txt").write_text((clips["hashes"] / f"video-{seed}.txt").read_text())
+    manifest = tmp_path / "videos.manifest.json"
+    cli(
+        "hashsets", "sign", "manifest", str(folder), "--key", str(key), "--issuer", "Test Hotline",
+        "--name", "hotline-videos", "--tool", "vpdq", "--version", "2026.1", "--out", str(manifest),
+    )  # fmt: skip
+    assert json.loads(manifest.read_text())["entries"] == 3
+    (folder / "video-21.txt").write_text((clips["hashes"] / "video-22.txt").read_text())  # swapped after signing
+    failed = cli("hashsets", "import", str(folder), "--manifest", str(manifest), check=False)
+    assert failed.returncode == 1 and "SHA-256" in failed.stderr
+    (folder / "video-21.txt").write_text((clips["hashes"] / "video-21.txt").read_text())
+    out = cli("hashsets", "import", str(folder), "--manifest", str(manifest))
+    assert "imported 3 vpdq entries" in out.stdout
