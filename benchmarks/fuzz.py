@@ -196,6 +196,58 @@ def outcome(data: bytes, path: HashingPath, budget: int = DEFAULT_DECODE_BUDGET)
     return "hash"
 
 
+# Video seeds (issue 15): short drawn clips in each accepted container; their outcomes come from the
+# isolated decode (``detector.video_decode.run_isolated``) under small limits, so a crash or a hang in
+# FFmpeg shows up as its 4xx, and anything that is neither a hash nor a 4xx is a finding.
+VIDEO_CODES = frozenset({"hash", "corrupt_media", "unsupported_media_type", "video_limit_exceeded"})
+
+
+def video_seeds() -> dict[str, bytes]:
+    """Small clips drawn by ``detector.synthetic_video``: MP4 (H.264), MKV, WebM (VP8) and AVI (MPEG-4)."""
+    import tempfile
+
+    from detector.synthetic_video import Clip
+    from detector.synthetic_video import encode as encode_video
+
+    clip = Clip(seed=77, seconds=2.0, fps=5.0, width=96, height=64)
+    out: dict[str, bytes] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, container, codec in (
+            ("video-mp4", "mp4", "libx264"),
+            ("video-mkv", "mkv", "libx264"),
+            ("video-webm", "webm", "libvpx"),
+            ("video-avi", "avi", "mpeg4"),
+        ):
+            path = str(Path(folder) / f"seed.{container}")
+            encode_video(path, clip, container=container, codec=codec)
+            out[name] = Path(path).read_bytes()
+    return out
+
+
+def video_outcome(data: bytes, *, isolated: bool = True, wall_s: float = HANG_S) -> str:
+    """``"hash"`` or the 4xx code a video upload ends in; raises ``Finding`` for anything else."""
+    import tempfile
+
+    from detector.video_decode import VideoJob, VideoLimits, hash_video_file, run_isolated
+
+    limits = VideoLimits(max_duration_s=600, max_frame_pixels=4096 * 4096, max_frames=2000, wall_s=wall_s, memory_bytes=1 << 31)
+    fd, path = tempfile.mkstemp(prefix="hashguard-fuzz-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        job = VideoJob(path=path, limits=limits)
+        (run_isolated if isolated else hash_video_file)(job)
+    except ServiceError as exc:
+        if not 400 <= exc.status < 500:
+            raise Finding(f"{type(exc).__name__} ({exc.status}): {exc}") from exc
+        return exc.code
+    except Exception as exc:
+        raise Finding(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        os.unlink(path)
+    return "hash"
+
+
 # ---------------------------------------------------------------------------------------------
 # Long runs
 
@@ -225,12 +277,15 @@ def _worker(inputs: Any, results: Any) -> None:
         item = inputs.get()
         if item is None:
             return
-        index, data = item
+        index, name, data = item
         _peak_reset()
         before = _peak_kib()
         started = time.perf_counter()
         try:
-            ends = [outcome(data, path) for path in (HashingPath.FAST, HashingPath.REFERENCE)]
+            if name.startswith("video-"):  # decoded here, in this worker: a crash is a finding ("the worker died")
+                ends = [video_outcome(data, isolated=False)] * 2
+            else:
+                ends = [outcome(data, path) for path in (HashingPath.FAST, HashingPath.REFERENCE)]
             error = None
         except Finding as exc:
             ends, error = [], f"{exc}\n{traceback.format_exc(limit=6)}"
@@ -252,7 +307,7 @@ class Run:
 
 def run(minutes: float, seed: int, limit: int | None = None) -> Run:
     rng = random.Random(seed)
-    files = seeds()
+    files = {**seeds(), **video_seeds()}
     names = sorted(files)
     context = mp.get_context("spawn")
     result = Run()
@@ -269,7 +324,7 @@ def run(minutes: float, seed: int, limit: int | None = None) -> Run:
         name = rng.choice(names)
         ops = [(rng.choice(KINDS), rng.random(), rng.randrange(1 << 32)) for _ in range(rng.randint(1, 4))]
         data = mutate(files[name], ops)
-        inputs.put((result.inputs, data))
+        inputs.put((result.inputs, name, data))
         described = f"{name} {ops}"
         try:
             _, ends, error, seconds, peak = results.get(timeout=HANG_S + 60)  # the first input also waits for start-up

@@ -32,6 +32,7 @@ Transform = Literal[
     "compat_palette",
     "compat_grey16",
 ]
+MAX_VPDQ_FRAMES = 20_000
 HEX = r"^(0x)?[0-9a-fA-F]+$"
 
 
@@ -89,6 +90,17 @@ class Match(Struct, forbid_unknown_fields=True):
         ]
         | UnsetType
     ) = UNSET
+    query_share: (
+        Annotated[float, Meta(ge=0, le=100, description="Video (vpdq) matches: percent of the upload's frames that matched.")]
+        | UnsetType
+    ) = UNSET
+    index_share: (
+        Annotated[float, Meta(ge=0, le=100, description="Video (vpdq) matches: percent of the listed video's frames matched.")]
+        | UnsetType
+    ) = UNSET
+    matched_frames: Annotated[int, Meta(ge=0, description="Video (vpdq) matches: upload frames that matched.")] | UnsetType = (
+        UNSET
+    )
 
 
 class Verdict(Struct, forbid_unknown_fields=True):
@@ -117,10 +129,30 @@ class LookupItem(Struct):
             description='Tool name to hex hash, e.g. {"pdq": "<64 hex digits>", "md5": "<32 hex digits>"}.',
             extra_json_schema={"additionalProperties": {"type": "string", "pattern": HEX}},
         ),
-    ]
+    ] = msgspec.field(default_factory=dict)
     content_url: Annotated[str, fast_optional_text()] | None = None
+    vpdq: (
+        Annotated[
+            list[
+                tuple[
+                    Annotated[int, Meta(ge=0)],
+                    Annotated[int, Meta(ge=0, le=100)],
+                    Annotated[str, Meta(pattern=HEX)],
+                    Annotated[float, Meta(ge=0)],
+                ]
+            ],
+            Meta(
+                min_length=1,
+                max_length=MAX_VPDQ_FRAMES,
+                description="A video's vPDQ hash computed by the platform: [[frame_number, quality, pdq_hex, timestamp_seconds], ...].",
+            ),
+        ]
+        | None
+    ) = None
 
     def __post_init__(self) -> None:
+        if not self.hashes and not self.vpdq:
+            raise ValueError("the field 'hashes' is required")  # (or 'vpdq'): kernel.routes answers missing_field
         self.content_id = checked_text("content_id", self.content_id, required=True) or ""
         self.content_url = checked_text("content_url", self.content_url, required=False)
 

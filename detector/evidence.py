@@ -40,6 +40,9 @@ _COLUMNS = (
     "local_allowance_id",
     "approval_reason",
     "transform",
+    "query_share",
+    "index_share",
+    "matched_frames",
 )
 
 
@@ -64,6 +67,9 @@ def _row(scan_id: uuid.UUID, context: ScanContext, match: Match, found_on_rechec
         match.local_allowance_id,
         match.approval_reason,
         match.transform,
+        match.query_share,
+        match.index_share,
+        match.matched_frames,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from ipaddress import ip_address
 from typing import Any
 
@@ -24,9 +25,12 @@ from detector.api import (
     ScanQuery,
     Verdict,
 )
-from detector.appkeys import HOLDER, SCANNER, TOOLS
+from detector.appkeys import HOLDER, SCANNER, TOOLS, VIDEO
 from detector.scan import Outcome, ScanContext
 from detector.tools.policy import activation_record
+from detector.video_decode import VideoLimitExceeded
+from detector.video_frames import parse_frames_json
+from detector.video_scan import Spool, VideoScanner, limit_too_large
 from kernel.api import MAX_TEXT, parse_moment
 from kernel.appkeys import DB_HEALTH, METRICS, SETTINGS
 from kernel.errors import BadRequest, MissingField, PayloadTooLarge, ServiceError, UnsupportedMedia
@@ -42,7 +46,7 @@ MAX_LOOKUP_BODY = 4 * 1024 * 1024
 PLATFORM = frozenset({Role.PLATFORM})
 
 
-async def read_upload(request: web.Request) -> tuple[bytes, dict[str, str]]:
+async def read_upload(request: web.Request) -> tuple[bytes | Spool, dict[str, str]]:
     """The media bytes and the metadata fields (query parameters, then form fields) of a scan.
 
     Read whole, under HASHGUARD_BODY_TIMEOUT_S (408 when slower), before the scan asks for a hashing
@@ -50,9 +54,21 @@ async def read_upload(request: web.Request) -> tuple[bytes, dict[str, str]]:
     it is read: 100,000 tiny parts cost one part more than the limit, not a stall) and each field but
     the media at most HASHGUARD_MAX_FORM_FIELD_BYTES bytes. Text fields must be valid UTF-8: 400, never
     repaired.
+
+    A video (``video/*``, as the body or the media part's type) is streamed to a private temporary
+    file instead (``detector.video_scan.Spool``, at most HASHGUARD_VIDEO_MAX_BYTES), deleted by the scan.
     """
     settings = request.app[SETTINGS]
     limit = settings.max_upload_bytes
+    videos = request.app.get(VIDEO)
+    if videos is not None and (request.content_type.startswith("video/") or request.content_type == "multipart/form-data"):
+        slack = settings.max_form_field_bytes * settings.max_form_parts if request.content_type == "multipart/form-data" else 0
+        try:
+            limit_too_large(request.content_length, videos.settings.limits.max_bytes + slack)
+        except VideoLimitExceeded as exc:
+            videos.refused(exc.limit)
+            raise
+        limit = max(limit, videos.settings.limits.max_bytes)
     max_parts, max_field = settings.max_form_parts, settings.max_form_field_bytes
     ctype = request.content_type
     multipart = ctype == "multipart/form-data"
@@ -60,7 +76,7 @@ async def read_upload(request: web.Request) -> tuple[bytes, dict[str, str]]:
         raise PayloadTooLarge(f"the upload is {request.content_length} bytes; at most {limit} bytes are accepted")
     fields: dict[str, str] = query_fields(request)
     if multipart:
-        data: bytes | None = None
+        data: bytes | Spool | None = None
         try:
             async with body_deadline(request):
                 reader = await request.multipart()
@@ -74,17 +90,29 @@ async def read_upload(request: web.Request) -> tuple[bytes, dict[str, str]]:
                     if part.name == "media":
                         if data is not None:
                             raise BadRequest("the multipart body holds more than one 'media' part")
-                        data = await read_limited(part.read_chunk, limit, "the upload")
+                        if videos is not None and (part.headers.get("Content-Type") or "").startswith("video/"):
+                            data = await _spool(videos, part.read_chunk)
+                        else:
+                            data = await read_limited(part.read_chunk, settings.max_upload_bytes, "the upload")
                     elif part.name in ("content_id", "content_url", *UPLOADER_FIELDS):
                         raw = await read_limited(part.read_chunk, max_field, f"the field {part.name!r}")
                         fields[part.name] = utf8_text(part.name, raw)
                     else:
                         await read_limited(part.read_chunk, max_field, "a form field")
         except (ValueError, AssertionError) as exc:  # aiohttp's parser errors for broken multipart bodies
+            if isinstance(data, Spool):
+                data.discard()
             raise BadRequest(f"the multipart body is malformed: {exc}") from exc
+        except BaseException:
+            if isinstance(data, Spool):
+                data.discard()
+            raise
         if data is None:
             raise MissingField("media")
         return data, fields
+    if videos is not None and ctype.startswith("video/"):
+        async with body_deadline(request):
+            return await _spool(videos, request.content.read), fields
     if ctype.startswith("image/") or ctype in ("application/octet-stream", ""):
         async with body_deadline(request):
             return await read_limited(request.content.read, limit, "the upload"), fields
@@ -92,6 +120,15 @@ async def read_upload(request: web.Request) -> tuple[bytes, dict[str, str]]:
         f"content type {ctype!r} is not accepted: send the image bytes as image/* or application/octet-stream,"
         " or multipart/form-data with the file in the field 'media'"
     )
+
+
+async def _spool(videos: VideoScanner, read: Callable[[int], Awaitable[bytes]]) -> Spool:
+    spool = videos.spool()
+    try:
+        return await spool.fill(read)
+    except VideoLimitExceeded as exc:
+        videos.refused(exc.limit)
+        raise
 
 
 def outcome_json(outcome: Outcome, *, distances: bool = False) -> dict[str, Any]:
@@ -111,6 +148,10 @@ def outcome_json(outcome: Outcome, *, distances: bool = False) -> dict[str, Any]
         }
         if distances:
             answer["distance"] = m.distance
+        if m.query_share is not None:  # a video match: how much of each video matched, never a hash
+            answer["query_share"] = m.query_share
+            answer["index_share"] = m.index_share
+            answer["matched_frames"] = m.matched_frames
         matches.append(answer)
     return {
         "scan_id": str(outcome.scan_id),
@@ -160,14 +201,22 @@ async def scan(request: web.Request) -> web.Response:
     started = time.perf_counter()
     principal = caller(request)
     data, fields = await read_upload(request)
-    context = ScanContext(
-        content_id=text_field("content_id", fields.get("content_id"), required=True) or "",
-        content_url=text_field("content_url", fields.get("content_url"), required=False),
-        api_key_id=principal.key_id,
-        tenant_id=_tenant(principal),
-        uploader=uploader_fields(fields),
-    )
-    outcome = await request.app[SCANNER].scan(data, context)
+    try:
+        context = ScanContext(
+            content_id=text_field("content_id", fields.get("content_id"), required=True) or "",
+            content_url=text_field("content_url", fields.get("content_url"), required=False),
+            api_key_id=principal.key_id,
+            tenant_id=_tenant(principal),
+            uploader=uploader_fields(fields),
+        )
+    except BaseException:
+        if isinstance(data, Spool):
+            data.discard()
+        raise
+    if isinstance(data, Spool):  # a video: decoded in a worker process, the file deleted by the scan
+        outcome = await request.app[VIDEO].scan(data, context, request.app[SCANNER], request.app[HOLDER])
+    else:
+        outcome = await request.app[SCANNER].scan(data, context)
     metrics = request.app[METRICS]
     metrics.scans.labels(endpoint="scan", verdict=outcome.verdict).inc()
     metrics.scan_seconds.labels(endpoint="scan").observe(time.perf_counter() - started)
@@ -184,6 +233,12 @@ def _lookup_context(request: web.Request, item: LookupItem, where: str) -> tuple
         tool = tools.get(tool_name)
         try:
             parsed[tool.name] = tool.parse_hex(value)
+        except ServiceError as exc:
+            exc.message = f"{where}: {exc.message}"
+            raise
+    if item.vpdq is not None:  # a video's frame list, hashed by the platform
+        try:
+            parsed["vpdq"] = parse_frames_json([list(frame) for frame in item.vpdq])
         except ServiceError as exc:
             exc.message = f"{where}: {exc.message}"
             raise
@@ -274,6 +329,7 @@ _UPLOAD_BODY: dict[str, Any] = {
     "required": True,
     "content": {
         "image/*": {"schema": {"type": "string", "format": "binary"}},
+        "video/*": {"schema": {"type": "string", "format": "binary"}},
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         "multipart/form-data": {
             "schema": {

@@ -35,3 +35,8 @@ class Match:
     # The query variant of the upload that matched (detector.variants): "original", "mirror_h", "rot90", ...,
     # "trimmed", "compat_cmyk", ...: the reviewer and the hotline report see "matched when mirrored".
     transform: str = "original"
+    # A video (vPDQ) match: the percentage of the upload's frames that matched the listed video, the
+    # percentage of the listed video's frames that were matched, and how many upload frames matched.
+    query_share: float | None = None
+    index_share: float | None = None
+    matched_frames: int | None = None

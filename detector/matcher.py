@@ -19,6 +19,8 @@ from detector.index import HammingIndex
 from detector.tools.base import HashTool, IndexKind
 from detector.tools.policy import Activation
 from detector.variants import ORIGINAL, is_dihedral
+from detector.video_frames import MatchParams
+from detector.video_match import VideoIndex, passes
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -50,6 +52,10 @@ class Hit:
     # That variant's hash (None for the original): what the probing detector must judge, since the
     # distance is to it. Never leaves the process.
     query: bytes | None = None
+    # A frame-list (vPDQ) hit: the shares of matching frames, in percent, and the query frames that matched.
+    query_share: float | None = None
+    index_share: float | None = None
+    matched_frames: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -60,6 +66,8 @@ class ToolEntries:
     codes: np.ndarray  # uint8, (n, width)
     # (first row, index into the snapshot's versions) of each list's rows, in row order.
     spans: tuple[tuple[int, int], ...] = ()
+    # A frame-list tool's entries (IndexKind.FRAMES): each row's packed frames; ``codes`` is then empty.
+    values: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -99,6 +107,9 @@ class MatchSnapshot:
     policy_changes_at: datetime | None = None
     # Lists whose entries the dihedral query variants must not match (their issuer added them already).
     dihedral_off: frozenset[str] = frozenset()
+    # Frame-list tools (vPDQ): every listed video's frames in one index, and the tool's matching values.
+    videos: Mapping[str, VideoIndex] = field(default_factory=dict)
+    video_params: Mapping[str, MatchParams] = field(default_factory=dict)
 
     def active_tools(self) -> list[str]:
         """Tools the policy lets scan in this snapshot (with or without lists loaded)."""
@@ -112,7 +123,42 @@ class MatchSnapshot:
     def entries_by_tool(self) -> dict[str, int]:
         counts = {name: len(index) for name, index in self.hamming.items()}
         counts.update({name: len(exact) for name, exact in self.exact.items()})
+        counts.update({name: len(videos) for name, videos in self.videos.items()})
         return counts
+
+    def _video_hits(self, tool: str, value: bytes, default: int, act: Activation | None) -> list[Hit]:
+        """vPDQ: listed videos whose shares of matching frames reach the tool's thresholds, per list distance."""
+        videos = self.videos[tool]
+        params = self.video_params.get(tool, MatchParams(distance=default))
+        default = params.distance
+        table = self.rows.get(tool)
+        distances = {default}
+        if table is not None:
+            distances |= {v.threshold for v in table.versions if v is not None and v.threshold is not None}
+        hits: list[Hit] = []
+        for distance in sorted(distances):
+            for found in videos.search(value, distance):
+                if not passes(found, params):
+                    continue
+                row_id, version = table.resolve(found.video) if table is not None else (found.video, None)
+                limit = default if version is None or version.threshold is None else version.threshold
+                if limit != distance:
+                    continue  # this list is searched at its own distance
+                hits.append(
+                    Hit(
+                        tool=tool,
+                        row_id=row_id,
+                        distance=found.distance,
+                        hashset=version.hashset if version else "",
+                        hashset_version=version.version if version else 0,
+                        shadow=version is not None and version.status == "shadow",
+                        activation=act,
+                        query_share=round(found.query_share, 3),
+                        index_share=round(found.index_share, 3),
+                        matched_frames=found.matched_frames,
+                    )
+                )
+        return hits
 
     def _search_limit(self, tool: str, default: int) -> int:
         table = self.rows.get(tool)
@@ -154,6 +200,9 @@ class MatchSnapshot:
         for tool, value in hashes.items():
             act = self.activations.get(tool)
             default = thresholds[tool]
+            if tool in self.videos:
+                hits.extend(self._video_hits(tool, value, default, act))
+                continue
             raw = self._raw(tool, value, self._search_limit(tool, default))
             if not raw:
                 continue
@@ -237,6 +286,7 @@ def build_snapshot(
     activations: Mapping[str, Activation] | None = None,
     allow: Mapping[str, ToolEntries] | None = None,
     coverage_gaps: Iterable[LoadedVersion] = (),
+    video_params: Mapping[str, MatchParams] | None = None,
 ) -> MatchSnapshot:
     """Build one index per tool, plus its row table and allow-list. CPU-bound: run it in an executor.
 
@@ -251,10 +301,22 @@ def build_snapshot(
     exact: dict[str, ExactHashSet] = {}
     rows: dict[str, _Rows] = {}
     allowed: dict[str, _Allow] = {}
+    videos: dict[str, VideoIndex] = {}
+    params = dict(video_params or {})
     for tool in tools:
         data = entries.get(tool.name) or empty_codes(tool.width)
         positions = np.arange(data.ids.shape[0], dtype=np.int64)
         index: HammingIndex | ExactHashSet
+        if tool.index_kind() is IndexKind.FRAMES:
+            chosen = params.setdefault(tool.name, MatchParams(distance=tool.threshold()))
+            videos[tool.name] = VideoIndex.build(data.values, chosen.quality)
+            spans = data.spans or ((0, -1),)
+            rows[tool.name] = _Rows(
+                ids=data.ids,
+                starts=np.array([start for start, _ in spans], dtype=np.int64),
+                versions=tuple(loaded[i] if i >= 0 else None for _, i in spans),
+            )
+            continue  # no allow-list for frame lists: an allow-listed still frame is an image hash
         if tool.index_kind() is IndexKind.EXACT:
             index = exact[tool.name] = ExactHashSet.build(data.codes, positions)
         else:
@@ -276,6 +338,8 @@ def build_snapshot(
         allow=allowed,
         coverage_gaps=tuple(coverage_gaps),
         activations=dict(activations or {}),
+        videos=videos,
+        video_params={name: p for name, p in params.items() if name in videos},
     )
 
 

@@ -348,4 +348,7 @@ class Resolver(Generic[TicketT]):
             local_allowance_id=act.allowance_id if act is not None else None,
             approval_reason=act.reason.value if act is not None else None,
             transform=hit.transform,
+            query_share=hit.query_share,
+            index_share=hit.index_share,
+            matched_frames=hit.matched_frames,
         )

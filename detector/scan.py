@@ -350,6 +350,13 @@ class ScanService:
         [outcome] = await self._outcomes(started, [(context, hits, hashes)])
         return outcome
 
+    async def match_hashes(self, hashes: Mapping[str, bytes], context: ScanContext, started: float) -> Outcome:
+        """The verdict for hashes computed elsewhere in this service (a video's, by ``detector.video_scan``)."""
+        snapshot = self._holder.require()
+        hits = await self._pool.run_here(snapshot.match, hashes, self._thresholds)
+        [outcome] = await self._outcomes(started, [(context, hits, hashes)])
+        return outcome
+
     def _hash_and_match(self, job: HashJob, snapshot: MatchSnapshot) -> tuple[dict[str, bytes], list[Hit]]:
         results = hash_upload(job)
         hashes = {n: r.value for n, r in results.items()}

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 import numpy as np
 
 from detector.matcher import LoadedVersion, MatchSnapshot, ToolEntries, build_snapshot
+from detector.tools.base import IndexKind
 from detector.tools.policy import Activation, Approval, LocalAllowance, decide_all, next_change
 from detector.tools.registry import ToolRegistry
+from detector.video_frames import MatchParams
 from kernel.metrics import Metrics
 
 if TYPE_CHECKING:  # the driver's types only: this module does no SQL itself
@@ -92,7 +94,9 @@ class SnapshotLoader(Generic[V]):
         jurisdictions: Sequence[str],
         metrics: Metrics,
         halt: str | None = None,
+        video_params: Mapping[str, MatchParams] | None = None,
     ) -> None:
+        self._video_params = dict(video_params or {})
         self._pool = pool
         self._lists = lists
         self._policy_inputs = policy_inputs
@@ -130,6 +134,7 @@ class SnapshotLoader(Generic[V]):
         tools = self._tools
         ids: dict[str, list[np.ndarray]] = {}
         codes: dict[str, list[bytes]] = {}
+        frame_lists: dict[str, list[bytes]] = {}  # IndexKind.FRAMES tools (vPDQ): one packed frame list per row
         spans: dict[str, list[tuple[int, int]]] = {}
         offsets: dict[str, int] = {}
         loaded: list[LoadedVersion] = []
@@ -162,7 +167,10 @@ class SnapshotLoader(Generic[V]):
                 count = 0
                 async for chunk in self._lists.stream_entries(conn, version):
                     ids.setdefault(version.tool, []).append(np.fromiter((r[0] for r in chunk), dtype=np.int64, count=len(chunk)))
-                    codes.setdefault(version.tool, []).append(b"".join(r[1] for r in chunk))
+                    if tools.get(version.tool).index_kind() is IndexKind.FRAMES:
+                        frame_lists.setdefault(version.tool, []).extend(r[1] for r in chunk)
+                    else:
+                        codes.setdefault(version.tool, []).append(b"".join(r[1] for r in chunk))
                     count += len(chunk)
                 spans.setdefault(version.tool, []).append((start, len(loaded)))
                 offsets[version.tool] = start + count
@@ -177,15 +185,20 @@ class SnapshotLoader(Generic[V]):
                     )
                 )
             for allow_id, tool_name, value in await self._lists.allowed_hashes(conn):
-                if tool_name in tools.names() and activations[tool_name].active:
+                if (
+                    tool_name in tools.names()
+                    and activations[tool_name].active
+                    and tools.get(tool_name).index_kind() is not IndexKind.FRAMES
+                ):
                     allow_ids.setdefault(tool_name, []).append(allow_id)
                     allow_codes.setdefault(tool_name, []).append(value)
             self._metrics.quarantined_entries.set(await self._lists.count_quarantined(conn))
         entries = {
             name: ToolEntries(
                 ids=np.concatenate(ids[name]),
-                codes=np.frombuffer(b"".join(codes[name]), dtype=np.uint8).reshape(-1, tools.get(name).width),
+                codes=np.frombuffer(b"".join(codes.get(name, [])), dtype=np.uint8).reshape(-1, tools.get(name).width),
                 spans=tuple(spans[name]),
+                values=tuple(frame_lists.get(name, ())),
             )
             for name in ids
         }
@@ -198,7 +211,17 @@ class SnapshotLoader(Generic[V]):
         }
         active = [t for t in tools if activations[t.name].active]
         snapshot = await asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(build_snapshot, active, loaded, entries, activations, allow=allow, coverage_gaps=gaps)
+            None,
+            functools.partial(
+                build_snapshot,
+                active,
+                loaded,
+                entries,
+                activations,
+                allow=allow,
+                coverage_gaps=gaps,
+                video_params=self._video_params,
+            ),
         )
         snapshot = dataclasses.replace(snapshot, policy_changes_at=changes_at)
         return fingerprint(generation, activations, changes_at), snapshot

@@ -17,7 +17,7 @@ import asyncpg
 from aiohttp import web
 
 from detector import http
-from detector.appkeys import HASH_POOL, HOLDER, SCANNER, TOOLS
+from detector.appkeys import HASH_POOL, HOLDER, SCANNER, TOOLS, VIDEO, VIDEO_PARAMS
 from detector.approvals import http as approvals_http
 from detector.approvals import pg as approvals_pg
 from detector.decode import HashingPath
@@ -31,6 +31,9 @@ from detector.scan import HashPool, ScanService, SnapshotHolder
 from detector.snapshots import SnapshotLoader
 from detector.tools.policy import eu_detection_halt
 from detector.tools.registry import ToolRegistry
+from detector.video_decode import VideoLimits
+from detector.video_frames import MatchParams
+from detector.video_scan import VideoScanner, VideoSettings
 from hashguard import console_admin, figures, flows, openapi
 from hashsets import uploads
 from hashsets.entries import entry_classifications
@@ -247,6 +250,7 @@ async def _index(app: web.Application) -> AsyncIterator[None]:
         jurisdictions=settings.jurisdictions,
         metrics=app[METRICS],
         halt=eu_detection_halt(settings.jurisdictions, settings.eu_voluntary_detection_basis),
+        video_params=app.get(VIDEO_PARAMS),
     )
 
     def confirmed() -> None:
@@ -455,6 +459,34 @@ def create_app(settings: Settings) -> web.Application:
     # -- exchanges (issue 14)
     # -- end exchanges
     # -- video (issue 15)
+    # Videos: each decoded in its own worker process under these limits (detector.video_decode); vPDQ's
+    # matching values reach the snapshot builder through VIDEO_PARAMS.
+    app[VIDEO] = VideoScanner(
+        VideoSettings(
+            limits=VideoLimits(
+                max_bytes=settings.video_max_bytes,
+                max_duration_s=settings.video_max_seconds,
+                max_frame_pixels=settings.video_max_frame_pixels,
+                max_frames=settings.video_max_frames,
+                wall_s=settings.video_wall_s,
+                memory_bytes=settings.video_memory_mb << 20,
+            ),
+            workers=settings.video_workers,
+            seconds_per_hash=settings.vpdq_seconds_per_hash,
+            hashing=HashingPath(settings.hashing),
+            queue_timeout_s=settings.scan_timeout_s,
+            tmp_dir=settings.video_tmp_dir,
+        ),
+        app[METRICS],
+    )
+    app[VIDEO_PARAMS] = {
+        "vpdq": MatchParams(
+            distance=settings.vpdq_distance,
+            quality=settings.vpdq_quality,
+            query_share=settings.vpdq_query_share,
+            index_share=settings.vpdq_index_share,
+        )
+    }
     # -- end video
     # -- scale (issue 16)
     # -- end scale

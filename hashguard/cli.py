@@ -297,8 +297,46 @@ def register_key_controls(keys: argparse._SubParsersAction[argparse.ArgumentPars
     keys.add_parser("suspended", help="list suspended keys").set_defaults(func=cmd_keys_suspended)
 
 
+def _hash_videos(args: argparse.Namespace, settings: Settings) -> int:
+    """``hashguard hash --tool vpdq FILE...``: each video's frames in the reference's hash-file format
+    (``frame_number,quality,pdq_hex,timestamp_seconds``), decoded in a worker process under the video limits."""
+    from detector.video_decode import VideoError, VideoJob, VideoLimits, run_isolated
+    from detector.video_frames import format_lines
+
+    limits = VideoLimits(
+        max_bytes=settings.video_max_bytes,
+        max_duration_s=settings.video_max_seconds,
+        max_frame_pixels=settings.video_max_frame_pixels,
+        max_frames=settings.video_max_frames,
+        wall_s=settings.video_wall_s,
+        memory_bytes=settings.video_memory_mb << 20,
+    )
+    failed = False
+    for name in args.files:
+        try:
+            if not Path(name).is_file():
+                raise VideoError(f"{name} is not a readable file")
+            if Path(name).stat().st_size > limits.max_bytes:
+                raise VideoError(f"{name} is larger than HASHGUARD_VIDEO_MAX_BYTES")
+            job = VideoJob(
+                path=name, limits=limits, seconds_per_hash=settings.vpdq_seconds_per_hash, hashing=HashingPath(settings.hashing)
+            )
+            result = run_isolated(job)
+        except ServiceError as exc:
+            print(json.dumps({"file": name, "error": {"code": exc.code, "message": exc.message}}), file=sys.stderr)
+            failed = True
+            continue
+        if len(args.files) > 1:
+            print(f"# {name}")
+        for line in format_lines(result.value):
+            print(line)
+    return 1 if failed else 0
+
+
 def cmd_hash(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if args.tool == ["vpdq"]:
+        return _hash_videos(args, settings)
     registry = ToolRegistry.load(args.tool or settings.tools)
     failed = False
     for name in args.files:

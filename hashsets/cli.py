@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from detector.tools.base import HashTool, ToolKind
+from detector.tools.base import HashTool, IndexKind, ToolKind
 from detector.tools.registry import ToolRegistry, ToolRegistryError
 from hashsets import allowlist, entries, events, feedback, lists, quarantine, signing, trusted_keys, uploads
 from hashsets.errors import HashsetError, NotPermitted
@@ -24,6 +24,7 @@ from hashsets.files import ListFile, verifier
 from hashsets.manifest import Kind, Manifest, build_manifest, parse_manifest, sign_manifest, verify_signature
 from hashsets.parse import ListFormat, parse_blocks, parse_scheme
 from hashsets.progress import Progress
+from hashsets.video_files import VideoListFile
 from kernel import keystore
 from kernel.commandline import invoking_user, run_with_connection
 from kernel.keys import Role, key_digest, parse_bearer
@@ -73,6 +74,11 @@ def _hex_width(tool: HashTool) -> int | None:
     return tool.width if plain else None
 
 
+def _list_file(tool: HashTool, path: Path, progress: Progress | None = None) -> ListFile | VideoListFile:
+    """The list file reader for the tool: a video tool's (vPDQ) reads hash files, folders and JSON Lines."""
+    return VideoListFile(path, progress) if tool.index_kind() is IndexKind.FRAMES else ListFile(path, progress)
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     manifest = _load_manifest(args.manifest) if args.manifest else None
     if manifest is None and not args.allow_unsigned:
@@ -95,7 +101,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     scheme = parse_scheme(args.classification) if args.classification else manifest.classification if manifest else None
     path = Path(args.file)
     progress = Progress(path.stat().st_size if path.is_file() else 0, label=f"importing {name}") if not args.quiet else None
-    file = ListFile(path, progress)
+    file = _list_file(tool, path, progress)
+    fmt = ListFormat.JSONL if tool.index_kind() is IndexKind.FRAMES else fmt
     blocks = parse_blocks(
         file.lines(), tool.parse_hex, width=_hex_width(tool), format=fmt, scheme=scheme, allow_retractions=kind is Kind.DELTA
     )
@@ -131,7 +138,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     if progress is not None:
         progress.finish(result.added + result.retracted)
     days = Settings.from_env().lookback_days
-    if days > 0 and result.added:
+    # (Look-back compares single hashes; a video list waits for the next uploads instead.)
+    if days > 0 and result.added and tool.index_kind() is not IndexKind.FRAMES:
         threshold = _list_threshold(name) if tool.kind is not ToolKind.CRYPTOGRAPHIC else 0
 
         async def look_back(conn: asyncpg.Connection) -> int:
@@ -338,7 +346,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
     kind = Kind(args.kind)
     fmt = ListFormat(args.format) if args.format else None
     scheme = parse_scheme(args.classification) if args.classification else None
-    file = ListFile(Path(args.file))
+    file = _list_file(tool, Path(args.file))
+    fmt = ListFormat.JSONL if tool.index_kind() is IndexKind.FRAMES else fmt
     count = sum(
         len(block)
         for block in parse_blocks(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 from hashsets.errors import HashsetError, VerificationFailed
 from hashsets.manifest import Manifest
@@ -53,7 +54,14 @@ class ListFile:
         return self._digest.digest()
 
 
-def verifier(manifest: Manifest, file: ListFile) -> Callable[[int], None]:
+class Digested(Protocol):
+    """A list file read in one pass (``ListFile``, ``hashsets.video_files.VideoListFile``): its SHA-256 once read."""
+
+    @property
+    def sha256(self) -> bytes: ...
+
+
+def verifier(manifest: Manifest, file: Digested) -> Callable[[int], None]:
     """The end-of-stream check: the file's SHA-256 and entry count must be the manifest's."""
 
     def check(entries: int) -> None:

@@ -67,6 +67,9 @@ class Metrics:
     # -- exchanges (issue 14)
     # -- end exchanges
     # -- video (issue 15)
+    video_scans: Counter = field(init=False)
+    video_refused: Counter = field(init=False)
+    video_decode_seconds: Histogram = field(init=False)
     # -- end video
     # -- scale (issue 16)
     # -- end scale
@@ -250,6 +253,21 @@ class Metrics:
         # -- exchanges (issue 14)
         # -- end exchanges
         # -- video (issue 15)
+        self.video_scans = Counter(
+            "hashguard_video_scans", "Videos decoded and hashed, by outcome (hashed, refused).", ["outcome"], registry=r
+        )
+        self.video_refused = Counter(
+            "hashguard_video_refused",
+            "Video uploads refused, by the limit or fault (bytes, duration, frame_size, frames, wall_time, memory, corrupt).",
+            ["reason"],
+            registry=r,
+        )
+        self.video_decode_seconds = Histogram(
+            "hashguard_video_decode_seconds",
+            "Wall time of one video's decode and hash in its worker process.",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=r,
+        )
         # -- end video
         # -- scale (issue 16)
         # -- end scale
@@ -311,6 +329,9 @@ METRIC_NAMES: tuple[str, ...] = (
     # -- exchanges (issue 14)
     # -- end exchanges
     # -- video (issue 15)
+    "hashguard_video_scans_total",
+    "hashguard_video_refused_total",
+    "hashguard_video_decode_seconds",
     # -- end video
     # -- scale (issue 16)
     # -- end scale

@@ -556,6 +556,87 @@ class Settings:
     # -- exchanges (issue 14)
     # -- end exchanges
     # -- video (issue 15)
+    video_max_bytes: int = _setting(
+        "HASHGUARD_VIDEO_MAX_BYTES",
+        _int(1),
+        512 * 1024 * 1024,
+        "Largest accepted video upload in bytes (streamed to a private temporary file, never held in memory);"
+        " larger ones get 413 video_limit_exceeded.",
+    )
+    video_max_seconds: float = _setting(
+        "HASHGUARD_VIDEO_MAX_SECONDS",
+        _float(1),
+        3 * 3600.0,
+        "Longest accepted video in seconds, declared or decoded; longer ones get 422 video_limit_exceeded.",
+    )
+    video_max_frame_pixels: int = _setting(
+        "HASHGUARD_VIDEO_MAX_FRAME_PIXELS",
+        _int(1),
+        3840 * 2160,
+        "Largest accepted video frame in pixels (width x height), declared or decoded; 422 video_limit_exceeded.",
+    )
+    video_max_frames: int = _setting(
+        "HASHGUARD_VIDEO_MAX_FRAMES",
+        _int(1),
+        20_000,
+        "Most frames hashed from one video (one a HASHGUARD_VPDQ_SECONDS_PER_HASH); more get 422 video_limit_exceeded.",
+    )
+    video_wall_s: float = _setting(
+        "HASHGUARD_VIDEO_WALL_S",
+        _float(0.01),
+        120.0,
+        "Longest one video's decode may take, in seconds of wall time (its worker process is killed after it);"
+        " 422 video_limit_exceeded. Keep it below the proxy's request timeout.",
+    )
+    video_memory_mb: int = _setting(
+        "HASHGUARD_VIDEO_MEMORY_MB",
+        _int(256),
+        2048,
+        "Address-space limit (RLIMIT_AS) of each video decoding process, in MB; a decode that needs more is a 422.",
+    )
+    video_tmp_dir: str | None = _setting(
+        "HASHGUARD_VIDEO_TMP_DIR",
+        _optional_str,
+        None,
+        "Folder for video uploads while they are hashed (private files, deleted when hashing ends); unset: the system's"
+        " temporary folder (TMPDIR).",
+    )
+    video_workers: int = _setting(
+        "HASHGUARD_VIDEO_WORKERS",
+        _int(1),
+        _default_workers(),
+        "Videos decoded at once, each in its own worker process; further video scans wait (then 503 scan_timeout).",
+    )
+    vpdq_seconds_per_hash: float = _setting(
+        "HASHGUARD_VPDQ_SECONDS_PER_HASH",
+        _float(0),
+        1.0,
+        "vPDQ sampling: one frame hashed every this many seconds of video (the reference's default, 1); 0 hashes every frame.",
+    )
+    vpdq_distance: int = _setting(
+        "HASHGUARD_VPDQ_DISTANCE",
+        _int(0),
+        31,
+        "vPDQ: largest PDQ distance at which two frames match (a list's own threshold overrides it for that list).",
+    )
+    vpdq_quality: int = _setting(
+        "HASHGUARD_VPDQ_QUALITY",
+        _int(0),
+        50,
+        "vPDQ: frames of lower PDQ quality are left out of matching, on both sides.",
+    )
+    vpdq_query_share: float = _setting(
+        "HASHGUARD_VPDQ_QUERY_SHARE",
+        _float(0),
+        80.0,
+        "vPDQ: percent of the upload's frames that must match a listed video for a match.",
+    )
+    vpdq_index_share: float = _setting(
+        "HASHGUARD_VPDQ_INDEX_SHARE",
+        _float(0),
+        0.0,
+        "vPDQ: percent of the listed video's frames that must be matched for a match.",
+    )
     # -- end video
     # -- scale (issue 16)
     # -- end scale

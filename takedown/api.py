@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from msgspec import Meta, Struct, field
+from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from takedown.reports.api import HotlineReport
 from takedown.workflow import RESTRICTIONS, Action, Source, State
@@ -81,6 +81,14 @@ class Evidence(Struct, forbid_unknown_fields=True):
         ),
     ]
     observed_at: datetime | None
+    # Video (vpdq) evidence: how much of each video matched. Absent for image and exact matches.
+    query_share: Annotated[float, Meta(description="Video matches: percent of the upload's frames that matched.")] | UnsetType = (
+        UNSET
+    )
+    index_share: (
+        Annotated[float, Meta(description="Video matches: percent of the listed video's frames matched.")] | UnsetType
+    ) = UNSET
+    matched_frames: Annotated[int, Meta(description="Video matches: upload frames that matched.")] | UnsetType = UNSET
 
 
 class DecisionRecord(Struct, forbid_unknown_fields=True):

@@ -153,7 +153,17 @@ def ticket_json(ticket: Ticket, now: datetime | None = None) -> dict[str, Any]:
 
 
 def _evidence_json(e: Evidence) -> dict[str, Any]:
+    video = (
+        {
+            "query_share": round(e.match.query_share, 3),
+            "index_share": round(e.match.index_share or 0.0, 3),
+            "matched_frames": e.match.matched_frames,
+        }
+        if e.match.query_share is not None
+        else {}
+    )
     return {
+        **video,
         "scan_id": str(e.scan_id),
         "hashset": e.match.hashset,
         "hashset_version": e.match.hashset_version,

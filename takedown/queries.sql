@@ -93,17 +93,18 @@ WHERE id = $1;
 -- name: insert_evidence_many
 -- insert_evidence for many scans' matches at once: one row per match, with its ticket, scan and key.
 INSERT INTO ticket_evidence (ticket_id, scan_id, entry_row, hashset, hashset_version, entry_id, tool, tool_version, distance,
-                             api_key_id, approval_id, approval_reason, transform)
+                             api_key_id, approval_id, approval_reason, transform,
+                             query_share, index_share, matched_frames)
 SELECT e.ticket_id, e.scan_id, e.entry_row, e.hashset, e.hashset_version, e.entry_id, e.tool, e.tool_version, e.distance,
-       e.api_key_id, e.approval_id, e.approval_reason, e.transform
+       e.api_key_id, e.approval_id, e.approval_reason, e.transform, e.query_share, e.index_share, e.matched_frames
 FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bigint[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[],
-            $10::integer[], $11::bigint[], $12::text[], $13::text[])
+            $10::integer[], $11::bigint[], $12::text[], $13::text[], $14::real[], $15::real[], $16::integer[])
      AS e (ticket_id, scan_id, api_key_id, entry_row, hashset, hashset_version, entry_id, tool, tool_version, distance,
-           approval_id, approval_reason, transform);
+           approval_id, approval_reason, transform, query_share, index_share, matched_frames);
 
 -- name: ticket_evidence
 SELECT scan_id, entry_row, hashset, hashset_version, entry_id, tool, tool_version, distance, api_key_id, observed_at,
-       approval_id, approval_reason, transform
+       approval_id, approval_reason, transform, query_share, index_share, matched_frames
 FROM ticket_evidence WHERE ticket_id = $1 ORDER BY id;
 
 -- name: insert_notice

@@ -79,6 +79,9 @@ def _evidence(row: asyncpg.Record) -> Evidence:
             approval_id=row["approval_id"],
             approval_reason=row["approval_reason"],
             transform=row["transform"],
+            query_share=row["query_share"],
+            index_share=row["index_share"],
+            matched_frames=row["matched_frames"],
         ),
         api_key_id=row["api_key_id"],
         observed_at=row["observed_at"],
@@ -336,6 +339,9 @@ async def attach_evidence_many(conn: asyncpg.Connection, sightings: Sequence[Sig
             [r[3].approval_id for r in rows],
             [r[3].approval_reason for r in rows],
             [r[3].transform for r in rows],
+            [r[3].query_share for r in rows],
+            [r[3].index_share for r in rows],
+            [r[3].matched_frames for r in rows],
         )
     if sightings:
         await conn.execute(Q.attach_sightings, [s.ticket_id for s in sightings], priority, due)

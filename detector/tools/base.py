@@ -50,6 +50,9 @@ class IndexKind(StrEnum):
 
     HAMMING = "hamming"
     EXACT = "exact"
+    # A frame list per entry (vPDQ): every frame in one Hamming index, matched by shares of frames
+    # (detector.video_match). The tool's ``bits`` are one frame's.
+    FRAMES = "frames"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -180,7 +183,7 @@ class HashTool(ABC):
         return value.hex()
 
     def threshold(self) -> int:
-        return self.default_threshold if self.index_kind() is IndexKind.HAMMING else 0
+        return self.default_threshold if self.index_kind() in (IndexKind.HAMMING, IndexKind.FRAMES) else 0
 
     def variant_threshold(self, transform: str) -> int:
         """The most a hit found by this query variant may be away (never more than ``threshold``)."""

@@ -43,9 +43,29 @@ def _media(data: bytes) -> Media:
     return Media(data=data, max_pixels=MAX_PIXELS)
 
 
+def _frames(tool: HashTool) -> bool:
+    """A frame-list tool (vPDQ): its value is a list of frames, each a ``bits``-wide hash (``IndexKind.FRAMES``)."""
+    return tool.index_kind() is IndexKind.FRAMES
+
+
+def _value(tool: HashTool, code: bytes) -> bytes:
+    """A value of the tool holding ``code``: the code itself, or a one-frame list for a frame-list tool."""
+    if not _frames(tool):
+        return code
+    from detector.video_frames import Frame, pack
+
+    return pack([Frame(number=0, quality=100, pdq=code, seconds=0.0)])
+
+
 def _hash(tool: HashTool, data: bytes) -> HashResult:
     result = tool.hash_with_quality(_media(data))
     _require(result.tool == tool.name, f"hash() returned tool={result.tool!r}, expected {tool.name!r}")
+    if _frames(tool):
+        try:
+            tool.validate(result.value)
+        except InvalidHash as exc:
+            raise ConformanceError(f"hash() returned a frame list the tool itself refuses: {exc}") from exc
+        return result
     _require(
         isinstance(result.value, bytes) and len(result.value) == tool.width,
         f"hash() must return {tool.width} bytes, got {len(result.value)}",
@@ -69,7 +89,10 @@ def check_declaration_is_valid(tool: HashTool) -> None:
 def check_hex_round_trip(tool: HashTool) -> None:
     """format() then parse_hex() gives the value back, whatever the case, prefix or blanks."""
     rng = random.Random(7)
-    samples = [bytes(tool.width), b"\xff" * tool.width, bytes(rng.randrange(256) for _ in range(tool.width))]
+    samples = [
+        _value(tool, code)
+        for code in (bytes(tool.width), b"\xff" * tool.width, bytes(rng.randrange(256) for _ in range(tool.width)))
+    ]
     samples.append(_hash(tool, encode(draw(ORIGINAL_SEED))).value)
     for value in samples:
         text = tool.format(value)
@@ -80,8 +103,19 @@ def check_hex_round_trip(tool: HashTool) -> None:
 
 def check_malformed_hashes_refused_without_echo(tool: HashTool) -> None:
     """Wrong length or non-hex text raises InvalidHash (a ValueError) whose message omits the text."""
-    good = tool.format(bytes(range(tool.width)) if tool.width <= 256 else bytes(tool.width))
-    for bad in (good[:-2], good + "ab", good[:-1] + "g", "", "zz" * tool.width):
+    code = bytes(range(tool.width)) if tool.width <= 256 else bytes(tool.width)
+    good = tool.format(_value(tool, code))
+    bads = [good[:-2], good + "ab", good[:-1] + "g", "", "zz" * tool.width]
+    if _frames(tool):  # a frame's hash cut short, lengthened or not hex, inside an otherwise valid list
+        digits = code.hex()
+        bads = [
+            good.replace(digits, digits[:-2]),
+            good.replace(digits, digits + "ab"),
+            good.replace(digits, digits[:-1] + "g"),
+            "",
+            "zz" * tool.width,
+        ]
+    for bad in bads:
         try:
             tool.parse_hex(bad)
         except InvalidHash as exc:
@@ -105,7 +139,7 @@ def check_distance_is_hamming(tool: HashTool) -> None:
     for _ in range(8):
         a = bytes(rng.randrange(256) for _ in range(tool.width))
         b = bytes(rng.randrange(256) for _ in range(tool.width))
-        _require(tool.distance(a, b) == hamming(a, b), "distance() disagrees with Hamming distance")
+        _require(tool.distance(_value(tool, a), _value(tool, b)) == hamming(a, b), "distance() disagrees with Hamming distance")
 
 
 def check_copy_within_threshold(tool: HashTool) -> None:

@@ -34,7 +34,7 @@ def test_a_fresh_install_scans_with_nothing_and_says_so(cli: Cli, start_service:
     assert ready.status == 503
     assert any("no detection tool is active" in p for p in ready.json()["problems"])
     assert {t["tool"]: t["reason"] for t in ready.json()["tools"]} == dict.fromkeys(
-        ["dhash", "md5", "pdq", "phash", "sha256"], "no_approval"
+        ["dhash", "md5", "pdq", "phash", "sha256", "vpdq"], "no_approval"
     )
     refused = scan(service, key, variant(draw(12)))
     assert refused.status == 503 and refused.json()["error"]["code"] == "not_ready"

@@ -23,7 +23,7 @@ def media(data: bytes) -> Media:
 
 def test_all_builtin_tools_are_registered_through_entry_points() -> None:
     tools = ToolRegistry.load()
-    assert tools.names() == ["dhash", "md5", "pdq", "phash", "sha256"]
+    assert tools.names() == ["dhash", "md5", "pdq", "phash", "sha256", "vpdq"]
     for tool in tools:
         assert tool.bits % 8 == 0 and tool.version
         assert tool.default_threshold == 0 or tool.kind is ToolKind.PERCEPTUAL
