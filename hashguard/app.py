@@ -32,11 +32,11 @@ from detector.resolve import ProbeGuard, Resolver
 from detector.scan import HashPool, ScanContext, ScanService, SnapshotHolder
 from detector.snapshots import SnapshotLoader
 from detector.tools.registry import ToolRegistry
-from hashguard import flows, openapi
+from hashguard import exchange_jobs, flows, openapi
 from hashsets import uploads
 from hashsets.serving import MatchCatalogue, SnapshotSource
 from kernel import auditlog, keys_http
-from kernel.appkeys import DB_HEALTH, DB_URL, KEY_CACHE, KEY_GUARD, METRICS, POOL, SETTINGS
+from kernel.appkeys import DB_HEALTH, DB_URL, KEY_CACHE, KEY_GUARD, METRICS, POOL, READY_DETAILS, SETTINGS
 from kernel.db import create_pool, migrate, resolve_url
 from kernel.dbfaults import DatabaseHealth, quiet_driver_logs
 from kernel.metrics import Metrics
@@ -377,6 +377,14 @@ def create_app(settings: Settings) -> web.Application:
     # -- console (issue 13)
     # -- end console
     # -- exchanges (issue 14)
+    # A reviewer's verdict on a match of a hash-sharing source's entry goes back to the source
+    # (queued in the decision's transaction); the fetch schedule runs where HASHGUARD_EXCHANGES=on.
+    app[takedown_http.DECISION_HOOKS] = (*app[takedown_http.DECISION_HOOKS], flows.exchange_feedback)
+    freshness: list[dict[str, Any]] = []
+    app[exchange_jobs.FRESHNESS] = freshness
+    app[READY_DETAILS] = {"exchanges": lambda: list(freshness)}
+    if settings.exchanges == "on":
+        app.cleanup_ctx.append(exchange_jobs.exchanges_context)
     # -- end exchanges
     # -- video (issue 15)
     # -- end video

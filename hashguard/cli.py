@@ -20,6 +20,8 @@ from detector.tools.registry import ToolRegistry, ToolRegistryError
 from hashguard import flows
 from hashsets import cli as hashsets_cli
 from hashsets.errors import HashsetError
+from hashsets.exchanges import cli as exchanges_cli
+from hashsets.exchanges.base import ExchangeError
 from kernel import auditlog, keycontrols, keystore
 from kernel.commandline import run_with_connection
 from kernel.db import DatabaseError
@@ -376,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     hash_.set_defaults(func=cmd_hash)
 
     hashsets_cli.register(sub)
+    exchanges_cli.register(sub)
 
     sub.add_parser("migrate", help="create or update the database schema").set_defaults(func=cmd_migrate)
     register_tools(sub)
@@ -391,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # pgserver narrates every initdb and pg_ctl call at INFO; only its problems matter here.
         logging.getLogger("pgserver").setLevel(max(logging.WARNING, logging.getLogger().level))
         return int(args.func(args))
-    except (CommandError, SettingsError, DatabaseError, HashsetError, ServiceError, ToolRegistryError) as exc:
+    except (CommandError, SettingsError, DatabaseError, HashsetError, ServiceError, ToolRegistryError, ExchangeError) as exc:
         print(f"hashguard: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

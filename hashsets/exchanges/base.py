@@ -200,7 +200,13 @@ def check_settings(connector: type[Connector], given: Mapping[str, str]) -> dict
     declared = {s.name: s for s in connector.settings}
     unknown = sorted(set(given) - set(declared))
     if unknown:
-        raise SettingsProblem(f"the {connector.name} connector has no setting {', '.join(unknown)} (it has: {', '.join(declared)})")
+        raise SettingsProblem(
+            f"the {connector.name} connector has no setting {', '.join(unknown)} (it has: {', '.join(declared)})"
+        )
+    for name, value in given.items():  # a secret given as its value is refused before anything else is said
+        how, _, where = value.partition(":")
+        if declared[name].secret and (how not in ("env", "file") or not where):
+            raise SettingsProblem(f"{name} is a secret: give env:VARIABLE or file:/path (the database stores only where it is)")
     checked: dict[str, str] = {}
     for setting in connector.settings:
         value = given.get(setting.name, setting.default)
@@ -208,13 +214,12 @@ def check_settings(connector: type[Connector], given: Mapping[str, str]) -> dict
             if setting.required:
                 raise SettingsProblem(f"the {connector.name} connector needs --set {setting.name}=... ({setting.help})")
             continue
-        if setting.secret:
-            how, _, where = value.partition(":")
-            if how not in ("env", "file") or not where:
-                raise SettingsProblem(
-                    f"{setting.name} is a secret: give env:VARIABLE or file:/path (the database stores only where it is)"
-                )
-        elif setting.choices and value not in setting.choices and not value.startswith(("https://", "http://")):
+        if (
+            not setting.secret
+            and setting.choices
+            and value not in setting.choices
+            and not value.startswith(("https://", "http://"))
+        ):
             raise SettingsProblem(f"{setting.name} must be one of {', '.join(setting.choices)} or a URL")
         checked[setting.name] = value
     return checked

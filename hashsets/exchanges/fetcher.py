@@ -15,7 +15,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -160,7 +160,9 @@ class Fetcher:
             return
         await store.finished(conn, src.id)
 
-    async def _retry_failed_pages(self, conn: asyncpg.Connection, src: Source, connector: Connector, outcome: FetchOutcome) -> None:
+    async def _retry_failed_pages(
+        self, conn: asyncpg.Connection, src: Source, connector: Connector, outcome: FetchOutcome
+    ) -> None:
         for quarantine_id, position in await store.open_page_failures(conn, src.id):
             page = await connector.refetch(position)
             if page is not None and page.failure is not None:
@@ -209,13 +211,13 @@ class Fetcher:
                 sent += 1
         return sent
 
-    async def run(self, poll_s: float, after_round: Callable[[], object] = lambda: None) -> None:
-        """The schedule, until cancelled: due sources, then feedback, then ``after_round`` (metrics)."""
+    async def run(self, poll_s: float, after_round: Callable[[], Awaitable[object]] | None = None) -> None:
+        """The schedule, until cancelled: due sources, then ``after_round`` (the root's: feedback, metrics)."""
         while True:
             try:
                 await self.run_due()
-                await self.deliver_feedback()
-                after_round()
+                if after_round is not None:
+                    await after_round()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the loop must not end: the database away, a broken plug-in

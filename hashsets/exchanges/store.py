@@ -222,7 +222,9 @@ async def apply_pages(
             problems.extend(page.problems)
             if page.failure is not None:
                 result.failed_pages += 1
-                await conn.execute(Q.quarantine, src.id, "page", clip(page.failure.position, 1000), None, clip(page.failure.reason))
+                await conn.execute(
+                    Q.quarantine, src.id, "page", clip(page.failure.position, 1000), None, clip(page.failure.reason)
+                )
             for update in page.updates:
                 result.updates += 1
                 if src.members is not None and (update.member or "") not in src.members:
@@ -278,10 +280,10 @@ async def _apply_updates(
     changed: dict[str, tuple[Update, dict[str, int], dict[str, str]]] = {}
     for entry_id, update in latest.items():
         state = states.get(entry_id)
-        if state is not None and state["updated_at"] is not None and update.updated_at is not None:
-            if update.updated_at < state["updated_at"]:
-                result.stale += 1  # a newer update of this entry was applied already
-                continue
+        newer = state is not None and state["updated_at"] is not None and update.updated_at is not None
+        if newer and update.updated_at < state["updated_at"]:  # type: ignore[index]
+            result.stale += 1  # a newer update of this entry was applied already
+            continue
         rows: dict[str, int] = json.loads(state["rows"]) if state is not None else {}
         digests: dict[str, str] = json.loads(state["digests"]) if state is not None else {}
         wanted: dict[str, tuple[bytes, str | None, Scheme | None]] = {}
@@ -438,7 +440,11 @@ async def queue_feedback(
     queued = await conn.fetchval(Q.queue_feedback, entry.source_id, entry.entry_id, entry.tool, vote, clip(reason), ticket, actor)
     if queued is not None:
         await _audit(
-            conn, actor, "feedback_queued", entry.source, {"entry_id": entry.entry_id, "tool": entry.tool, "vote": vote, "ticket": ticket}
+            conn,
+            actor,
+            "feedback_queued",
+            entry.source,
+            {"entry_id": entry.entry_id, "tool": entry.tool, "vote": vote, "ticket": ticket},
         )
     return queued is not None
 

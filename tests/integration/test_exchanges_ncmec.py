@@ -46,7 +46,10 @@ async def held(conn: asyncpg.Connection, name: str) -> dict[str, bytes]:
         return {}
     async with conn.transaction():
         rows = [r async for chunk in entries.stream_entries(conn, found[0]) for r in chunk]
-    ids = {r["id"]: r["entry_id"] for r in await conn.fetch("SELECT id, entry_id FROM hash_entries WHERE id = ANY($1)", [i for i, _ in rows])}
+    ids = {
+        r["id"]: r["entry_id"]
+        for r in await conn.fetch("SELECT id, entry_id FROM hash_entries WHERE id = ANY($1)", [i for i, _ in rows])
+    }
     out = {ids[i]: value for i, value in rows}
     assert len(out) == len(rows), "an entry id is held twice"
     return out
@@ -62,7 +65,9 @@ async def rows_written(conn: asyncpg.Connection, name: str) -> int:
     )
 
 
-async def assert_equal(conn: asyncpg.Connection, stand_in: NcmecStandIn, name: str = "ncmec", members: set[str] | None = None) -> None:
+async def assert_equal(
+    conn: asyncpg.Connection, stand_in: NcmecStandIn, name: str = "ncmec", members: set[str] | None = None
+) -> None:
     for tag in ("pdq", "md5"):
         assert await held(conn, f"{name}-{tag}") == stand_in.content(tag, members)
 
@@ -83,9 +88,16 @@ async def fetcher(pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch) -> AsyncI
 
 
 async def add(pool: asyncpg.Pool, stand_in: NcmecStandIn, name: str = "ncmec", members: list[str] | None = None) -> None:
-    config = {"environment": stand_in.url, "username": "env:TEST_NCMEC_USER", "password": "env:TEST_NCMEC_PASSWORD", "settle_s": "0"}
+    config = {
+        "environment": stand_in.url,
+        "username": "env:TEST_NCMEC_USER",
+        "password": "env:TEST_NCMEC_PASSWORD",
+        "settle_s": "0",
+    }
     async with pool.acquire() as conn:
-        await store.add_source(conn, name=name, kind="ncmec", config=config, members=members, interval_s=60, upvotes=True, actor="tests")
+        await store.add_source(
+            conn, name=name, kind="ncmec", config=config, members=members, interval_s=60, upvotes=True, actor="tests"
+        )
 
 
 async def checkpoint(pool: asyncpg.Pool, name: str = "ncmec") -> dict[str, Any]:
@@ -196,7 +208,9 @@ async def test_malformed_entry_is_quarantined_and_the_rest_applied(
         assert made[7].fingerprints["pdq"] not in json.dumps([dict(q)], default=str)
 
 
-async def test_500_mid_fetch_then_resume_with_the_same_window(pool: asyncpg.Pool, stand_in: NcmecStandIn, fetcher: Fetcher) -> None:
+async def test_500_mid_fetch_then_resume_with_the_same_window(
+    pool: asyncpg.Pool, stand_in: NcmecStandIn, fetcher: Fetcher
+) -> None:
     for e in synthetic(3500, at=int(time.time()) - 60, rng=random.Random(5)):
         stand_in.put(e)
     stand_in.faults.errors[2001] = 1
@@ -240,7 +254,9 @@ async def test_revoked_credential_stops_without_change_then_recovers(
         await assert_equal(conn, stand_in)
 
 
-async def test_crash_between_page_and_commit_resumes_exactly(pool: asyncpg.Pool, stand_in: NcmecStandIn, fetcher: Fetcher) -> None:
+async def test_crash_between_page_and_commit_resumes_exactly(
+    pool: asyncpg.Pool, stand_in: NcmecStandIn, fetcher: Fetcher
+) -> None:
     for e in synthetic(3000, at=int(time.time()) - 60, rng=random.Random(7)):
         stand_in.put(e)
     await add(pool, stand_in)
@@ -280,5 +296,3 @@ async def test_member_filter_and_one_fetch_per_source(pool: asyncpg.Pool, stand_
     assert outcome.applied.filtered == 30
     async with pool.acquire() as conn:
         await assert_equal(conn, stand_in, members={"43"})
-
-

@@ -11,7 +11,8 @@ import asyncio
 import base64
 import binascii
 import hashlib
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -79,7 +80,9 @@ class NcmecStandIn:
         return how == "Basic" and not self.faults.revoked and given == f"{USER}:{PASSWORD}"
 
     @web.middleware
-    async def _auth(self, request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+    async def _auth(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         self.requests.append(request.path_qs)
         if not self._authorised(request):
             return web.Response(status=401, text="unauthorised")
@@ -167,7 +170,9 @@ class NcmecStandIn:
 
 
 def _xml(text: str) -> web.Response:
-    return web.Response(body=('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' + text).encode(), content_type="application/xml")
+    return web.Response(
+        body=('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' + text).encode(), content_type="application/xml"
+    )
 
 
 @asynccontextmanager
@@ -184,3 +189,46 @@ async def serving(stand_in: NcmecStandIn) -> AsyncIterator[str]:
     finally:
         stand_in.released.set()
         await runner.cleanup()
+
+
+class InThread:
+    """The stand-in served from its own event loop in a thread, for tests whose service runs in another."""
+
+    def __init__(self, stand_in: NcmecStandIn) -> None:
+        self.stand_in = stand_in
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="ncmec-stand-in", daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            async with serving(self.stand_in):
+                self._ready.set()
+                await self._stop.wait()
+
+        self.loop.run_until_complete(main())
+
+    def call(self, fn: Callable[[], object]) -> None:
+        """Change the stand-in's content from the test's thread, on the stand-in's loop."""
+        done = threading.Event()
+
+        def run() -> None:
+            fn()
+            done.set()
+
+        self.loop.call_soon_threadsafe(run)
+        assert done.wait(10)
+
+    def __enter__(self) -> NcmecStandIn:
+        self._thread.start()
+        assert self._ready.wait(20), "the stand-in did not start"
+        return self.stand_in
+
+    def __exit__(self, *exc: object) -> None:
+        stop = self._stop
+        if stop is not None:
+            self.loop.call_soon_threadsafe(stop.set)
+        self._thread.join(20)
+        self.loop.close()
