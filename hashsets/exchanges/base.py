@@ -203,13 +203,13 @@ def check_settings(connector: type[Connector], given: Mapping[str, str]) -> dict
         raise SettingsProblem(
             f"the {connector.name} connector has no setting {', '.join(unknown)} (it has: {', '.join(declared)})"
         )
-    for name, value in given.items():  # a secret given as its value is refused before anything else is said
-        how, _, where = value.partition(":")
+    for name, text in given.items():  # a secret given as its value is refused before anything else is said
+        how, _, where = text.partition(":")
         if declared[name].secret and (how not in ("env", "file") or not where):
             raise SettingsProblem(f"{name} is a secret: give env:VARIABLE or file:/path (the database stores only where it is)")
     checked: dict[str, str] = {}
     for setting in connector.settings:
-        value = given.get(setting.name, setting.default)
+        value: str | None = given.get(setting.name, setting.default)
         if value is None:
             if setting.required:
                 raise SettingsProblem(f"the {connector.name} connector needs --set {setting.name}=... ({setting.help})")
