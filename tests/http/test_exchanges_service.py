@@ -28,11 +28,12 @@ def test_exchanges_add_fills_a_list_that_scans_match_and_verdicts_flow_back(
     threaded = InThread(stand_in)
     with threaded:
         now = int(time.time())
-        threaded.call(
-            lambda: [
-                stand_in.put(Entry(member="42", id=f"pic{s}", at=now - 30, fingerprints={"pdq": hashes[s]})) for s in seeds[:3]
-            ]
-        )
+
+        def first_three() -> None:
+            for seed in seeds[:3]:
+                stand_in.put(Entry(member="42", id=f"pic{seed}", at=now - 30, fingerprints={"pdq": hashes[seed]}))
+
+        threaded.call(first_three)
         service = start_service(HASHGUARD_EXCHANGES_POLL_S="0.2")
         platform, reviewer = cli.new_key(), cli.new_key("reviewer")
         refused = cli("exchanges", "add", "ncmec", "--kind", "ncmec", "--set", "password=plain-text", check=False)
