@@ -139,6 +139,7 @@ class Verdict:
     hash_type: str
     vote: Vote
     reason: str = ""
+    value: bytes | None = None  # the entry's hash, for a source that names entries by it (StopNCII)
 
 
 class Connector:

@@ -196,7 +196,13 @@ class Fetcher:
                         src = await store.source(conn, row["source"])
                         connectors[row["source"]] = self.connector(src)
                     await connectors[row["source"]].send_feedback(
-                        Verdict(entry_id=row["entry_id"], hash_type=row["tool"], vote=Vote(row["vote"]), reason=row["reason"])
+                        Verdict(
+                            entry_id=row["entry_id"],
+                            hash_type=row["tool"],
+                            vote=Vote(row["vote"]),
+                            reason=row["reason"],
+                            value=row["value"],
+                        )
                     )
                 except ExchangeError as exc:
                     attempts = row["attempts"] + 1

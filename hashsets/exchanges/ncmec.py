@@ -127,12 +127,13 @@ class NcmecConnector(Connector):
             end, path, obtained = now - self.settle_s, "", now
         if end <= start:
             return
+        restarted = False
         while True:
             url = self.base + path if path else self._entries_url(start, end)
             status, data = await self._call("GET", url)
             if status >= 400:
-                if path:  # the paging link expired or is refused: the same window again, from its start
-                    path, obtained = "", int(time.time())
+                if path and not restarted:  # the paging link expired or is refused: the same window again, once
+                    path, obtained, restarted = "", int(time.time()), True
                     continue
                 raise ProtocolError(f"NCMEC refused the entries request (HTTP {status})")
             position = path or f"/{VERSION}/entries (first page)"

@@ -106,7 +106,9 @@ INSERT INTO exchange_feedback (source_id, entry_id, tool, vote, reason, ticket, 
 ON CONFLICT DO NOTHING RETURNING id;
 
 -- name: due_feedback
-SELECT f.id, f.source_id, s.name AS source, s.kind, s.config::text AS config, f.entry_id, f.tool, f.vote, f.reason, f.attempts
+SELECT f.id, f.source_id, s.name AS source, s.kind, s.config::text AS config, f.entry_id, f.tool, f.vote, f.reason, f.attempts,
+       (SELECT e.hash FROM exchange_entries x JOIN hash_entries e ON e.id = (x.rows ->> f.tool)::bigint
+        WHERE x.source_id = f.source_id AND x.entry_id = f.entry_id) AS value
 FROM exchange_feedback f JOIN exchange_sources s ON s.id = f.source_id
 WHERE f.sent_at IS NULL AND f.failed_at IS NULL AND f.next_at <= now()
 ORDER BY f.next_at LIMIT $1 FOR UPDATE OF f SKIP LOCKED;

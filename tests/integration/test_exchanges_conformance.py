@@ -14,7 +14,7 @@ import pytest
 from hashsets.exchanges import registry
 from hashsets.exchanges.base import Connector, resolve_settings
 from hashsets.exchanges.testing import CHECKS, Check, Content
-from tests.standins import ncmec
+from tests.standins import ncmec, stopncii
 
 
 @dataclass
@@ -39,7 +39,24 @@ async def _ncmec(stack: AsyncExitStack, session: aiohttp.ClientSession, monkeypa
     return Subject(make=lambda: cls(resolve_settings(cls, stored), session), expected=expected)
 
 
-BUILT_INS = {"ncmec": _ncmec}
+async def _stopncii(stack: AsyncExitStack, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch) -> Subject:
+    from hashsets.exchanges.stopncii import entry_id
+
+    stand_in = stopncii.StopNciiStandIn()
+    url = await stack.enter_async_context(stopncii.serving(stand_in))
+    rng = random.Random(10)
+    for i in range(9):
+        stand_in.put(stopncii.Record("ImagePDQ", rng.randbytes(32).hex(), 1000 + i % 4))
+    stand_in.put(stopncii.Record("ImagePDQ", rng.randbytes(32).hex(), 1001, status="Withdrawn"))
+    monkeypatch.setenv("KIT_SNCII_SUB", stopncii.SUBSCRIPTION)
+    monkeypatch.setenv("KIT_SNCII_FETCH", stopncii.FETCH_KEY)
+    cls = registry.connector_class("stopncii")
+    stored = {"base_url": url, "subscription_key": "env:KIT_SNCII_SUB", "fetch_key": "env:KIT_SNCII_FETCH", "page_size": "4"}
+    expected = {entry_id("ImagePDQ", v): {"pdq": v} for v in stand_in.content()}
+    return Subject(make=lambda: cls(resolve_settings(cls, stored), session), expected=expected)
+
+
+BUILT_INS = {"ncmec": _ncmec, "stopncii": _stopncii}
 
 
 @pytest.fixture(params=sorted(BUILT_INS))
