@@ -143,7 +143,7 @@ class StopNciiConnector(Connector):
             raise ProtocolError("no feedback_key is set for this StopNCII source")
         if verdict.value is None:
             raise ProtocolError("the entry's hash is no longer held")
-        feedback = {
+        feedback: dict[str, Any] = {
             "hashValue": verdict.value.hex(),
             "feedbackValue": "Blocked" if verdict.vote is Vote.UP else "NotBlocked",
             "tags": [],
