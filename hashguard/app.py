@@ -17,7 +17,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from detector import http
+from detector import hma_http, http
 from detector.appkeys import HASH_POOL, HOLDER, SCANNER, TOOLS
 from detector.approvals import http as approvals_http
 from detector.approvals import pg as approvals_pg
@@ -331,6 +331,7 @@ async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
 
 # The root's own routes: the document that describes every context's.
 ROUTES: list[Route] = [openapi.ROUTE]
+ROUTES += hma_http.ROUTES  # exchanges (issue 14): HMA-compatible matching endpoints
 
 
 def service_routes() -> list[Route]:
