@@ -57,7 +57,7 @@ class NcmecStandIn:
         self.requests: list[str] = []
         self.feedback: list[tuple[str, bytes]] = []
         self.released = asyncio.Event()
-        self.hanging = asyncio.Event()
+        self.hanging = threading.Event()  # set on the stand-in's loop, waited for from a test thread
         self.url = ""
 
     def put(self, entry: Entry) -> None:
