@@ -137,6 +137,7 @@ async def test_fills_lists_unordered_then_applies_changes_and_deletions(
         stand_in.entries[key].fingerprints["pdq"], stand_in.entries[key].at = rng.randbytes(32).hex(), at
     for e in synthetic(20, at=at, rng=rng, spread=0):
         stand_in.put(e)
+    stand_in.changed()
     await next_second(at)
     second = await fetcher.fetch("ncmec")
     assert second.error is None

@@ -52,6 +52,7 @@ class Faults:
 class NcmecStandIn:
     def __init__(self, page_size: int = 1000) -> None:
         self.entries: dict[str, Entry] = {}
+        self._windows: dict[tuple[int, int], list[Entry]] = {}
         self.page_size = page_size
         self.faults = Faults()
         self.requests: list[str] = []
@@ -62,6 +63,20 @@ class NcmecStandIn:
 
     def put(self, entry: Entry) -> None:
         self.entries[entry.key] = entry
+        self._windows.clear()
+
+    def changed(self) -> None:
+        """Entries were changed in place: forget the cached windows."""
+        self._windows.clear()
+
+    def _window(self, lo: int, hi: int) -> list[Entry]:
+        """The window's entries in no time order (as the real API): by a digest of the id; kept while nothing is put."""
+        key = (lo, hi)
+        if key not in self._windows:
+            self._windows[key] = sorted(
+                (e for e in self.entries.values() if lo <= e.at <= hi), key=lambda e: hashlib.sha256(e.key.encode()).digest()
+            )
+        return self._windows[key]
 
     def content(self, tag: str, members: set[str] | None = None) -> dict[str, bytes]:
         """What a faithful copy holds for one fingerprint type: entry key -> hash bytes."""
@@ -114,10 +129,7 @@ class NcmecStandIn:
         except (KeyError, ValueError):
             return web.Response(status=400, text="from and to are required")
         lo, hi = int(start_at.timestamp()), int(end_at.timestamp())
-        # In no time order (as the real API): by a digest of the id.
-        window = sorted(
-            (e for e in self.entries.values() if lo <= e.at <= hi), key=lambda e: hashlib.sha256(e.key.encode()).digest()
-        )
+        window = self._window(lo, hi)
         start = int(q.get("start", "1"))
         size = int(q.get("size", str(self.page_size)))
         if start in self.faults.hang:
