@@ -14,7 +14,7 @@ import pytest
 from hashsets.exchanges import registry
 from hashsets.exchanges.base import Connector, resolve_settings
 from hashsets.exchanges.testing import CHECKS, Check, Content
-from tests.standins import ncmec, stopncii
+from tests.standins import ncmec, stopncii, threatexchange
 
 
 @dataclass
@@ -56,7 +56,25 @@ async def _stopncii(stack: AsyncExitStack, session: aiohttp.ClientSession, monke
     return Subject(make=lambda: cls(resolve_settings(cls, stored), session), expected=expected)
 
 
-BUILT_INS = {"ncmec": _ncmec, "stopncii": _stopncii}
+async def _threatexchange(stack: AsyncExitStack, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch) -> Subject:
+    stand_in = threatexchange.ThreatExchangeStandIn()
+    url = await stack.enter_async_context(threatexchange.serving(stand_in))
+    rng = random.Random(15)
+    now = int(time.time())
+    for i in range(9):
+        stand_in.put(
+            threatexchange.Update(id=1000 + i, type="HASH_PDQ", indicator=rng.randbytes(32).hex(), last_updated=now - 100 + i)
+        )
+    stand_in.put(threatexchange.Update(id=2000, type="HASH_PDQ", indicator="", last_updated=now - 50, should_delete=True))
+    monkeypatch.setenv("KIT_TE_TOKEN", threatexchange.TOKEN)
+    cls = registry.connector_class("threatexchange")
+    stored = {"base_url": url, "access_token": "env:KIT_TE_TOKEN", "privacy_group": stand_in.group, "page_size": "4"}
+    return Subject(
+        make=lambda: cls(resolve_settings(cls, stored), session), expected={k: {"pdq": v} for k, v in stand_in.content().items()}
+    )
+
+
+BUILT_INS = {"ncmec": _ncmec, "stopncii": _stopncii, "threatexchange": _threatexchange}
 
 
 @pytest.fixture(params=sorted(BUILT_INS))
