@@ -205,8 +205,20 @@ class Activation(Struct, forbid_unknown_fields=True):
     detail: str
 
 
+class ExchangeFreshness(Struct, forbid_unknown_fields=True):
+    name: str
+    kind: str
+    paused: bool
+    last_page_at: Annotated[str | None, Meta(description="When a page was last applied (ISO 8601).")]
+    lag_s: Annotated[float | None, Meta(description="Seconds between now and how far the source has been read.")]
+    entries_fetched: int
+    quarantined: Annotated[int, Meta(description="Unreadable pages and entries not yet resolved.")]
+    last_error_kind: str | None
+
+
 class Readiness(Struct, forbid_unknown_fields=True):
     status: Literal["ready", "not_ready"]
     problems: list[str]
     index: IndexState | UnsetType = UNSET
     tools: list[Activation] | UnsetType = UNSET
+    exchanges: Annotated[list[ExchangeFreshness], Meta(description="Hash-sharing sources' freshness.")] | UnsetType = UNSET

@@ -32,7 +32,7 @@ from detector.video_decode import VideoLimitExceeded
 from detector.video_frames import parse_frames_json
 from detector.video_scan import Spool, VideoScanner, limit_too_large
 from kernel.api import MAX_TEXT, parse_moment
-from kernel.appkeys import DB_HEALTH, METRICS, SETTINGS
+from kernel.appkeys import DB_HEALTH, METRICS, READY_DETAILS, SETTINGS
 from kernel.errors import BadRequest, MissingField, PayloadTooLarge, ServiceError, UnsupportedMedia
 from kernel.keys import DEFAULT_TENANT_ID, Principal, Role
 from kernel.routes import Route, caller, decode
@@ -314,6 +314,8 @@ async def readyz(request: web.Request) -> web.Response:
             ],
         }
         body["tools"] = [activation_record(a) for a in snapshot.activations.values()]
+    for name, detail in request.app.get(READY_DETAILS, {}).items():  # e.g. hash-sharing sources' freshness
+        body[name] = detail()
     return web.json_response(body, status=503 if problems else 200)
 
 

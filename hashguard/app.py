@@ -16,7 +16,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from detector import http
+from detector import hma_http, http
 from detector.appkeys import HASH_POOL, HOLDER, SCANNER, TOOLS, VIDEO, VIDEO_PARAMS
 from detector.approvals import http as approvals_http
 from detector.approvals import pg as approvals_pg
@@ -34,12 +34,12 @@ from detector.tools.registry import ToolRegistry
 from detector.video_decode import VideoLimits
 from detector.video_frames import MatchParams
 from detector.video_scan import VideoScanner, VideoSettings
-from hashguard import console_admin, figures, flows, openapi
+from hashguard import console_admin, exchange_jobs, figures, flows, openapi
 from hashsets import uploads
 from hashsets.entries import entry_classifications
 from hashsets.serving import MatchCatalogue, SnapshotSource
 from kernel import auditlog, keys_http
-from kernel.appkeys import DB_HEALTH, DB_URL, KEY_CACHE, KEY_GUARD, METRICS, POOL, SETTINGS
+from kernel.appkeys import DB_HEALTH, DB_URL, KEY_CACHE, KEY_GUARD, METRICS, POOL, READY_DETAILS, SETTINGS
 from kernel.db import create_pool, migrate, resolve_url
 from kernel.dbfaults import DatabaseHealth, quiet_driver_logs
 from kernel.metrics import Metrics
@@ -403,6 +403,7 @@ async def _report_filer(app: web.Application) -> AsyncIterator[None]:
 
 # The root's own routes: the document that describes every context's.
 ROUTES: list[Route] = [openapi.ROUTE]
+ROUTES += hma_http.ROUTES  # exchanges (issue 14): HMA-compatible matching endpoints
 
 
 def service_routes() -> list[Route]:
@@ -457,6 +458,14 @@ def create_app(settings: Settings) -> web.Application:
     console_admin.register(app, app[TOOLS])
     # -- end console
     # -- exchanges (issue 14)
+    # A reviewer's verdict on a match of a hash-sharing source's entry goes back to the source
+    # (queued in the decision's transaction); the fetch schedule runs where HASHGUARD_EXCHANGES=on.
+    app[takedown_http.DECISION_HOOKS] = (*app[takedown_http.DECISION_HOOKS], flows.exchange_feedback)
+    freshness: list[dict[str, Any]] = []
+    app[exchange_jobs.FRESHNESS] = freshness
+    app[READY_DETAILS] = {"exchanges": lambda: list(freshness)}
+    if settings.exchanges == "on":
+        app.cleanup_ctx.append(exchange_jobs.exchanges_context)
     # -- end exchanges
     # -- video (issue 15)
     # Videos: each decoded in its own worker process under these limits (detector.video_decode); vPDQ's

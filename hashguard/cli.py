@@ -21,6 +21,8 @@ from hashguard import backfill, figures, flows
 from hashsets import cli as hashsets_cli
 from hashsets.entries import entry_classifications
 from hashsets.errors import HashsetError
+from hashsets.exchanges import cli as exchanges_cli
+from hashsets.exchanges.base import ExchangeError
 from kernel import auditlog, keycontrols, keystore, staff_cli
 from kernel.commandline import run_with_connection
 from kernel.db import DatabaseError
@@ -416,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     hash_.set_defaults(func=cmd_hash)
 
     hashsets_cli.register(sub)
+    exchanges_cli.register(sub)
 
     sub.add_parser("migrate", help="create or update the database schema").set_defaults(func=cmd_migrate)
     backfill.register(sub)
@@ -444,6 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         HashsetError,
         ServiceError,
         ToolRegistryError,
+        ExchangeError,
     ) as exc:
         print(f"hashguard: error: {exc}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from detector import evidence
 from hashsets import feedback
+from hashsets.exchanges import store as exchange_store
 from takedown import ticket_store
 from takedown.retention_store import ScanMatches
 from takedown.tickets import Actor, Ticket
@@ -38,4 +39,28 @@ async def wrong_match_feedback(conn: asyncpg.Connection, before: Ticket, after: 
     for entry_row, scan_id in await ticket_store.evidence_entry_rows(conn, after.id):
         await feedback.record_wrong_match(
             conn, entry_row, actor.name, note=f"ticket {after.id} {after.state.value}", scan_id=scan_id
+        )
+
+
+async def exchange_feedback(conn: asyncpg.Connection, before: Ticket, after: Ticket, actor: Actor) -> None:
+    """A reviewer's verdict on a match of a hash-sharing source's entry goes back to the source: a dismissal
+    (or a reinstatement) as a downvote, a confirmed action as an upvote where the source enables upvotes.
+
+    Queued in the decision's transaction (``exchange_feedback``, delivered with retries by the fetcher's
+    loop) and recorded in the audit log; an automated action is not a reviewer's confirmation.
+    """
+    if after.source is not Source.HASH_MATCH or before.state is after.state:
+        return
+    if after.state in _WRONG_MATCH_STATES:
+        vote = "down"
+    elif after.state is State.ACTIONED and not actor.automated:
+        vote = "up"
+    else:
+        return
+    for entry_row, _scan_id in await ticket_store.evidence_entry_rows(conn, after.id):
+        entry = await exchange_store.source_of_entry_row(conn, entry_row)
+        if entry is None or (vote == "up" and not entry.upvotes):
+            continue
+        await exchange_store.queue_feedback(
+            conn, entry, vote=vote, reason=f"ticket {after.id} {after.state.value}", ticket=f"ticket:{after.id}", actor=actor.name
         )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import asyncpg
 from aiohttp import web
 
@@ -18,3 +21,5 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 KEY_CACHE = web.AppKey("key_cache", dict[bytes, tuple[float, Principal | None]])
 KEY_GUARD = web.AppKey("key_guard", KeyGuard)
 DB_HEALTH = web.AppKey("database_health", DatabaseHealth)
+# Extra /readyz detail by name (e.g. the hash-sharing sources' freshness), each computed without I/O.
+READY_DETAILS: web.AppKey[dict[str, Callable[[], Any]]] = web.AppKey("ready_details")

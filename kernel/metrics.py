@@ -65,6 +65,14 @@ class Metrics:
     console_reveals: Counter = field(init=False)
     # -- end console
     # -- exchanges (issue 14)
+    exchange_last_page: Gauge = field(init=False)
+    exchange_last_success: Gauge = field(init=False)
+    exchange_source_time: Gauge = field(init=False)
+    exchange_interval: Gauge = field(init=False)
+    exchange_entries_fetched: Gauge = field(init=False)
+    exchange_quarantined: Gauge = field(init=False)
+    exchange_errors: Counter = field(init=False)
+    exchange_feedback: Counter = field(init=False)
     # -- end exchanges
     # -- video (issue 15)
     video_scans: Counter = field(init=False)
@@ -251,6 +259,51 @@ class Metrics:
         )
         # -- end console
         # -- exchanges (issue 14)
+        self.exchange_last_page = Gauge(
+            "hashguard_exchange_last_page_timestamp_seconds",
+            "When a page of the hash-sharing source was last applied (Unix time; 0: never), by source.",
+            ["source"],
+            registry=r,
+        )
+        self.exchange_last_success = Gauge(
+            "hashguard_exchange_last_success_timestamp_seconds",
+            "When a fetch of the source last read it to its end (Unix time; 0: never), by source.",
+            ["source"],
+            registry=r,
+        )
+        self.exchange_source_time = Gauge(
+            "hashguard_exchange_source_timestamp_seconds",
+            "How far into the source's history everything has been read (Unix time): lag is time() minus this.",
+            ["source"],
+            registry=r,
+        )
+        self.exchange_interval = Gauge(
+            "hashguard_exchange_interval_seconds", "The source's fetch interval (for alert rules).", ["source"], registry=r
+        )
+        self.exchange_entries_fetched = Gauge(
+            "hashguard_exchange_entries_fetched",
+            "Entry updates fetched from the source since it was added.",
+            ["source"],
+            registry=r,
+        )
+        self.exchange_quarantined = Gauge(
+            "hashguard_exchange_quarantined",
+            "Pages and entries of the source quarantined (unreadable) and not yet resolved, by source.",
+            ["source"],
+            registry=r,
+        )
+        self.exchange_errors = Counter(
+            "hashguard_exchange_errors",
+            "Fetches that stopped on an error, by source and kind (unavailable, auth, protocol, settings, race, list_changed).",
+            ["source", "kind"],
+            registry=r,
+        )
+        self.exchange_feedback = Counter(
+            "hashguard_exchange_feedback",
+            "Reviewer verdicts sent back to a source, by source, vote and outcome (sent, retry).",
+            ["source", "vote", "outcome"],
+            registry=r,
+        )
         # -- end exchanges
         # -- video (issue 15)
         self.video_scans = Counter(
@@ -327,6 +380,14 @@ METRIC_NAMES: tuple[str, ...] = (
     "hashguard_console_reveals_total",
     # -- end console
     # -- exchanges (issue 14)
+    "hashguard_exchange_last_page_timestamp_seconds",
+    "hashguard_exchange_last_success_timestamp_seconds",
+    "hashguard_exchange_source_timestamp_seconds",
+    "hashguard_exchange_interval_seconds",
+    "hashguard_exchange_entries_fetched",
+    "hashguard_exchange_quarantined",
+    "hashguard_exchange_errors_total",
+    "hashguard_exchange_feedback_total",
     # -- end exchanges
     # -- video (issue 15)
     "hashguard_video_scans_total",

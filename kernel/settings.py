@@ -554,6 +554,22 @@ class Settings:
     )
     # -- end console
     # -- exchanges (issue 14)
+    exchanges: str = _setting(
+        "HASHGUARD_EXCHANGES",
+        _choice("on", "off"),
+        "on",
+        "on: this process fetches the hash-sharing sources added with `hashguard exchanges add` (one fetch per source"
+        " across replicas); off: leave it to other replicas.",
+    )
+    exchanges_poll_s: float = _setting(
+        "HASHGUARD_EXCHANGES_POLL_S", _float(0.05), 5.0, "How often the service looks for due sources and feedback to send."
+    )
+    exchanges_batch_entries: int = _setting(
+        "HASHGUARD_EXCHANGES_BATCH_ENTRIES",
+        _int(1),
+        10_000,
+        "Fetched entries per list version and transaction: pages are grouped up to this, each group committed with its checkpoint.",
+    )
     # -- end exchanges
     # -- video (issue 15)
     video_max_bytes: int = _setting(
