@@ -98,7 +98,9 @@ class ThreatExchangeConnector(Connector):
         link = str(state.get("next") or "")
         if not link or time.time() - int(state.get("at", 0)) > LINK_VALID_S:
             link, stop = "", int(time.time())
-        if stop <= start:
+        # The window is inclusive of its start second, which the last fetch ended on: updates written
+        # later in that same second are asked for again (re-applying one is harmless, missing one is not).
+        if stop < start:
             return
         restarted = False
         while True:

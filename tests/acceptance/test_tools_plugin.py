@@ -157,6 +157,7 @@ def test_a_third_party_tool_scans_once_approved(
         "pdq": False,
         "phash": False,
         "sha256": False,
+        "vpdq": False,
     }
 
 

@@ -68,6 +68,11 @@ EXPECTED: dict[tuple[str, str], frozenset[str | None]] = {
     ("POST", "/v1/keys/{key_prefix}/release"): frozenset({"lead", "admin"}),
     # Previews for the console (issue 13).
     ("POST", "/v1/tickets/{ticket_id}/previews"): frozenset({"platform"}),
+    # HMA-compatible matching (detector.hma_http): platform keys, as /v1/lookup.
+    ("GET", "/m/raw_lookup"): frozenset({"platform"}),
+    ("GET", "/m/lookup"): frozenset({"platform"}),
+    ("POST", "/m/compare"): frozenset({"platform"}),
+    ("GET", "/m/index/status"): frozenset({"platform"}),
 }
 
 
