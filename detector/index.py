@@ -614,6 +614,8 @@ class HammingIndex:
         add_codes: Any = None,
         add_ids: Any = None,
         remove_ids: Sequence[int] | npt.NDArray[np.integer[Any]] | None = None,
+        *,
+        compact: bool = True,
     ) -> HammingIndex:
         """A new index with ``remove_ids`` retracted, then ``add_codes`` added.
 
@@ -622,6 +624,9 @@ class HammingIndex:
         delta segment. Cost is proportional to the change, plus an occasional compaction
         (a full rebuild, seconds for 10M entries) once the delta exceeds 1/8 or the
         retractions 1/4 of the base. This index is left untouched.
+
+        ``compact=False`` never rebuilds the base: a caller whose base is a memory-mapped file
+        shared by several processes compacts by building a new file instead (detector.index_store).
         """
         segments = list(self._segments)
         if remove_ids is not None and len(remove_ids) > 0:
@@ -637,7 +642,9 @@ class HammingIndex:
         if added is not None:
             delta_parts.append(added)
         delta_n = sum(p[0].shape[0] for p in delta_parts)
-        compact = delta_n > max(base.n // _DELTA_FRACTION, _SCAN_BELOW) or (base.n - base.n_alive) > base.n // _DEAD_FRACTION
+        compact = compact and (
+            delta_n > max(base.n // _DELTA_FRACTION, _SCAN_BELOW) or (base.n - base.n_alive) > base.n // _DEAD_FRACTION
+        )
         if compact:
             parts = [base.live_entries(), *delta_parts]
             new_segments: tuple[_Segment, ...] = (self._segment_from(parts),)
@@ -656,6 +663,12 @@ class HammingIndex:
         )
         index._warm_up()
         return index
+
+    def wants_compaction(self) -> bool:
+        """True once the delta or the retractions have grown past what ``with_changes`` compacts at."""
+        base, deltas = self._segments[0], self._segments[1:]
+        delta_n = sum(s.n_alive for s in deltas)
+        return delta_n > max(base.n // _DELTA_FRACTION, _SCAN_BELOW) or (base.n - base.n_alive) > base.n // _DEAD_FRACTION
 
     def _segment_from(self, parts: list[tuple[U64Array, I64Array]]) -> _Segment:
         words = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, self._nwords), np.uint64)
