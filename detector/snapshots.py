@@ -24,10 +24,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
+from detector import index_store
 from detector.exactset import ExactHashSet
 from detector.index import HammingIndex
 from detector.matcher import (
@@ -99,6 +101,10 @@ class ListReader(Protocol[V]):
         lineage) add that the lineage does not retract."""
         ...
 
+    async def database_identity(self, conn: asyncpg.Connection) -> str:
+        """Names this database (a re-created one differs): index files are keyed by it too."""
+        ...
+
     async def retracted_rows(self, conn: asyncpg.Connection, versions: Sequence[int]) -> Sequence[int]:
         """Rows that ``versions`` retract."""
         ...
@@ -168,6 +174,7 @@ class _ToolWork:
     retracted: list[int] = dataclasses.field(default_factory=list)
     disabled: list[int] = dataclasses.field(default_factory=list)
     disabled_counts: list[int] = dataclasses.field(default_factory=list)  # per list, in read order
+    start: _HeldTool | None = None  # a base mapped from HASHGUARD_INDEX_DIR, caught up from here
 
 
 def _chunk_arrays(chunk: list[tuple[int, bytes, bool]], slot: int) -> tuple[np.ndarray, bytes, np.ndarray]:
@@ -229,7 +236,10 @@ class SnapshotLoader(Generic[V]):
         metrics: Metrics,
         halt: str | None = None,
         video_params: Mapping[str, MatchParams] | None = None,
+        index_dir: Path | None = None,
     ) -> None:
+        self._index_dir = index_dir  # None: nothing on disk (tests, a single throwaway process)
+        self._scope = ""  # the database's identity, part of every index file's key
         self._video_params = dict(video_params or {})
         self._pool = pool
         self._lists = lists
@@ -279,24 +289,67 @@ class SnapshotLoader(Generic[V]):
         committed while loading is seen as a change at the next check.
         """
         async with self._lock:
-            return await self._load()
+            if self._index_dir is None:
+                return await self._load()
+            # One process of the replica at a time: the first to need a rebuild writes the file, the
+            # others then find it and map it (the lock is taken in a thread: flock blocks).
+            held = index_store.lock(self._index_dir)
+            await asyncio.get_running_loop().run_in_executor(None, held.__enter__)
+            try:
+                return await self._load()
+            finally:
+                held.__exit__(None, None, None)
+
+    async def _from_disk(self, tool: HashTool, versions: Sequence[V]) -> _HeldTool | None:
+        """The tool's base from HASHGUARD_INDEX_DIR when a file there is current or can be caught up."""
+        if self._index_dir is None:
+            return None
+        current = {v.hashset_id: (v.version_id, tuple(v.lineage)) for v in versions}
+        stored, refused = await asyncio.get_running_loop().run_in_executor(
+            None, index_store.find, self._index_dir, tool.name, current, self._scope
+        )
+        if refused:
+            self._metrics.index_file_refused.inc(refused)
+        if stored is None or (isinstance(stored.base, ExactHashSet) != (tool.index_kind() is IndexKind.EXACT)):
+            return None
+        self._metrics.index_file_bytes.labels(tool=tool.name).set(
+            index_store.file_size(stored.path) + index_store.file_size(stored.path.with_suffix(".rows"))
+        )
+        return _HeldTool(
+            lists={
+                s.hashset_id: _HeldList(version_id=s.version_id, lineage=frozenset(s.lineage), slot=s.slot) for s in stored.lists
+            },
+            base=stored.base,
+            rows=_Rows(chunks=((stored.ids, stored.slots),), versions=()),
+            disabled=np.empty(0, dtype=np.int64),
+            index=stored.base,
+        )
 
     async def _read_tool(self, conn: asyncpg.Connection, tool: HashTool, versions: Sequence[V]) -> _ToolWork:
         """Read what ``tool``'s index lacks: only the new versions of its lists, unless it must rebuild."""
-        held = self._held.get(tool.name)
         current = {v.hashset_id for v in versions}
-        rebuild = (
-            held is None
-            or any(hashset_id not in current for hashset_id in held.lists)  # a list left: its rows must go
-            or any(
-                v.hashset_id in held.lists
-                and v.version_id != held.lists[v.hashset_id].version_id
-                and held.lists[v.hashset_id].version_id not in v.lineage  # a full replacement or a rollback
-                for v in versions
+
+        def must_rebuild(held: _HeldTool | None) -> bool:
+            return (
+                held is None
+                or any(hashset_id not in current for hashset_id in held.lists)  # a list left: its rows must go
+                or any(
+                    v.hashset_id in held.lists
+                    and v.version_id != held.lists[v.hashset_id].version_id
+                    and held.lists[v.hashset_id].version_id not in v.lineage  # a full replacement or a rollback
+                    for v in versions
+                )
             )
-        )
+
+        held = self._held.get(tool.name)
+        start = None
+        if must_rebuild(held) and (start := await self._from_disk(tool, versions)) is not None and not must_rebuild(start):
+            held = start  # mapped from disk (another worker may just have written it): catch up from there
+        else:
+            start = None
+        rebuild = must_rebuild(held)
         lists: dict[int, _HeldList] = {}
-        work = _ToolWork(tool=tool, rebuild=rebuild, lists=lists)
+        work = _ToolWork(tool=tool, rebuild=rebuild, lists=lists, start=start)
         next_slot = 0 if rebuild or held is None else max((h.slot for h in held.lists.values()), default=-1) + 1
         for version in versions:
             before = None if rebuild or held is None else held.lists.get(version.hashset_id)
@@ -356,6 +409,8 @@ class SnapshotLoader(Generic[V]):
             generation = await self._lists.generation(conn)
             versions = await self._lists.active_versions(conn)
             activations, changes_at = await self._decide_tools(conn)
+            if self._index_dir is not None and not self._scope:
+                self._scope = await self._lists.database_identity(conn)
             for version in versions:
                 if version.tool not in tools.names() or not activations[version.tool].active:
                     # Stored, not matched: a coverage gap, reported; the list comes back into use when
@@ -460,8 +515,20 @@ class SnapshotLoader(Generic[V]):
             for hashset_id, list_held in work.lists.items():
                 slots[list_held.slot] = by_id[hashset_id]
             started = time.process_time()
-            state, how = _apply(work, None if work.rebuild else self._held.get(tool.name), tuple(slots))
+            before = None if work.rebuild else work.start or self._held.get(tool.name)
+            state, how = _apply(work, before, tuple(slots))
             self._metrics.index_delta_seconds.labels(tool=tool.name).observe(time.process_time() - started)
+            if work.start is not None and how in ("unchanged", "delta"):
+                how = "file" if how == "unchanged" else "catch-up"
+            if self._index_dir is not None and how in ("rebuild", "compaction"):
+                # A new base goes to disk for the next start and the other workers; deltas applied
+                # later are caught up again from this file (a start maps it, then reads only them).
+                stored = [
+                    index_store.StoredList(hashset_id=hid, version_id=h.version_id, lineage=tuple(sorted(h.lineage)), slot=h.slot)
+                    for hid, h in work.lists.items()
+                ]
+                _path, size = index_store.save(self._index_dir, tool.name, state.base, state.rows.chunks, stored, self._scope)
+                self._metrics.index_file_bytes.labels(tool=tool.name).set(size)
             held[tool.name] = state
             changes[tool.name] = how
             if isinstance(state.index, HammingIndex):

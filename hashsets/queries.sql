@@ -264,3 +264,8 @@ JOIN hash_entries de ON de.id = d.entry_row
 JOIN hash_entries e ON e.entry_id = d.entry_id AND e.hash = de.hash
 WHERE d.hashset_id = $2 AND e.version_id = ANY($1::integer[])
   AND NOT EXISTS (SELECT 1 FROM hash_retractions r WHERE r.entry_row = e.id AND r.version_id = ANY($1::integer[]));
+
+-- name: database_identity
+-- Which database this is (name and oid: a re-created one differs), so index files built from
+-- another database sharing HASHGUARD_INDEX_DIR are never taken for this one's.
+SELECT current_database() || ':' || d.oid::text FROM pg_database d WHERE d.datname = current_database();

@@ -47,6 +47,9 @@ class SnapshotSource:
     async def disabled_rows(self, conn: asyncpg.Connection, version: ActiveVersion) -> list[int]:
         return await entries.disabled_rows(conn, version.hashset_id, version.lineage)
 
+    async def database_identity(self, conn: asyncpg.Connection) -> str:
+        return str(await conn.fetchval(entries.Q.database_identity))
+
     async def allowed_hashes(self, conn: asyncpg.Connection) -> list[tuple[int, str, bytes]]:
         return await allowlist.allowed_hashes(conn)
 
