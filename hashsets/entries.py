@@ -51,11 +51,13 @@ async def stream_added(
     hashset_id: int,
     versions: Sequence[int],
     lineage: Sequence[int],
-    chunk: int = 100_000,
+    chunk: int = 10_000,
 ) -> AsyncIterator[list[tuple[int, bytes, bool]]]:
     """(row id, hash, disabled) chunks of the entries ``versions`` add that ``lineage`` does not retract.
 
     The index's base keeps disabled rows (flagged) so a re-enable needs no read. Inside a transaction.
+    Small chunks: each is decoded on the event loop, and 10,000 rows take a few milliseconds (issue 16:
+    loading never stalls the loop by more than 20 ms).
     """
     buffer: list[tuple[int, bytes, bool]] = []
     async for record in conn.cursor(Q.lineage_entries, list(versions), list(lineage), hashset_id, prefetch=chunk):
