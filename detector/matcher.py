@@ -70,6 +70,9 @@ class ToolEntries:
     values: tuple[bytes, ...] = ()
 
 
+_MAX_CHUNKS = 8  # row-table chunks before the delta chunks are folded into one
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _Rows:
     """A Hamming or exact tool's row table: the index holds database row ids; this maps each to
@@ -102,7 +105,21 @@ class _Rows:
     def with_rows(self, ids: np.ndarray, slots: np.ndarray) -> _Rows:
         if ids.shape[0] == 0:
             return self
-        return _Rows(chunks=(*self.chunks, _Rows.chunk(ids, slots)), versions=self.versions)
+        chunks = (*self.chunks, _Rows.chunk(ids, slots))
+        if len(chunks) > _MAX_CHUNKS:
+            # Many small deltas: fold every delta chunk into one (small); the base's chunk is kept as is.
+            deltas = chunks[1:]
+            merged = _Rows.chunk(np.concatenate([c[0] for c in deltas]), np.concatenate([c[1] for c in deltas]))
+            chunks = (chunks[0], merged)
+        return _Rows(chunks=chunks, versions=self.versions)
+
+    def merged(self) -> _Rows:
+        """One chunk again (after a compaction: the cost of re-sorting every row id is paid there)."""
+        if len(self.chunks) <= 1:
+            return self
+        ids = np.concatenate([c[0] for c in self.chunks])
+        slots = np.concatenate([c[1] for c in self.chunks])
+        return _Rows(chunks=(_Rows.chunk(ids, slots),), versions=self.versions)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -206,6 +206,8 @@ def _apply(work: _ToolWork, held: _HeldTool | None, versions: tuple[LoadedVersio
                 if base.wants_compaction():
                     base = base.with_changes(compact=True)  # a background rebuild of the grown base
                     how = "compaction"
+                    rows = rows.with_rows(ids, slots).merged()
+                    ids = ids[:0]
                 else:
                     how = "delta"
             else:

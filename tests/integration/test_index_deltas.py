@@ -293,3 +293,19 @@ async def test_any_sequence_of_list_operations_answers_as_a_full_reload(pool: as
         assert answers(snap, probes) == answers(ref, probes), op
     assert {"delta", "unchanged", "rebuild"} <= kinds_seen
     assert all(t.index_kind() is not IndexKind.FRAMES for t in TOOLS)
+
+
+async def test_many_small_deltas_fold_the_row_table_and_still_answer_alike(pool: asyncpg.Pool) -> None:
+    await allow_tools(pool)
+    live = loader(pool)
+    async with pool.acquire() as conn:
+        await put(conn, "a", "pdq", full("pdq", list(range(0, 100))))
+    await live.load()
+    for step in range(12):
+        async with pool.acquire() as conn:
+            await put(conn, "a", "pdq", delta("pdq", [1000 + step], [step]), Kind.DELTA)
+        _, snap = await live.load()
+        assert live.last_changes["pdq"] == "delta"
+    assert len(live._held["pdq"].rows.chunks) <= 8
+    probes = probes_for(range(1015))
+    assert answers(snap, probes) == answers(await reference(pool), probes)
