@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
@@ -407,54 +408,61 @@ class SnapshotLoader(Generic[V]):
         disabled: dict[int, int] = {}  # by hashset id: how many of its rows are disabled now
         allow_ids: dict[str, list[int]] = {}
         allow_codes: dict[str, list[bytes]] = {}
-        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            generation = await self._lists.generation(conn)
-            versions = await self._lists.active_versions(conn)
-            activations, changes_at = await self._decide_tools(conn)
-            if self._index_dir is not None and not self._scope:
-                self._scope = await self._lists.database_identity(conn)
-            for version in versions:
-                if version.tool not in tools.names() or not activations[version.tool].active:
-                    # Stored, not matched: a coverage gap, reported; the list comes back into use when
-                    # its tool is enabled and approved again.
-                    log.warning(
-                        "list %s holds %d %s entries, but no active tool computes %s hashes (%s): a coverage gap",
-                        version.name,
-                        version.entry_count,
-                        version.tool,
-                        version.tool,
-                        activations[version.tool].reason if version.tool in activations else "not enabled",
-                    )
-                    gaps.append(
-                        LoadedVersion(
-                            hashset=version.name, version=version.version, tool=version.tool, entries=version.entry_count
+        # Streaming rows allocates millions of short-lived records, which triggers full garbage
+        # collections; each would walk every object of the process (~100 ms with a service's heap)
+        # on the event loop. Frozen objects are skipped: a collection walks only what the load made.
+        gc.freeze()
+        try:
+            async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+                generation = await self._lists.generation(conn)
+                versions = await self._lists.active_versions(conn)
+                activations, changes_at = await self._decide_tools(conn)
+                if self._index_dir is not None and not self._scope:
+                    self._scope = await self._lists.database_identity(conn)
+                for version in versions:
+                    if version.tool not in tools.names() or not activations[version.tool].active:
+                        # Stored, not matched: a coverage gap, reported; the list comes back into use when
+                        # its tool is enabled and approved again.
+                        log.warning(
+                            "list %s holds %d %s entries, but no active tool computes %s hashes (%s): a coverage gap",
+                            version.name,
+                            version.entry_count,
+                            version.tool,
+                            version.tool,
+                            activations[version.tool].reason if version.tool in activations else "not enabled",
                         )
-                    )
-                    continue
-                by_tool.setdefault(version.tool, []).append(version)
-            active = [t for t in tools if activations[t.name].active]
-            for tool in active:
-                tool_versions = by_tool.get(tool.name, [])
-                if tool.index_kind() is IndexKind.FRAMES:
-                    off: list[int] = []
-                    for version in tool_versions:
-                        rows = set(await self._lists.disabled_rows(conn, version))
-                        disabled[version.hashset_id] = len(rows)
-                        off.extend(rows)
-                    entries = await self._read_frames(conn, tool, tool_versions, off)
-                    frames[tool.name] = (
-                        (tuple((v.hashset_id, v.version_id) for v in tool_versions), tuple(sorted(off))),
-                        entries,
-                    )
-                else:
-                    work = works[tool.name] = await self._read_tool(conn, tool, tool_versions)
-                    for version, count in zip(tool_versions, work.disabled_counts, strict=True):
-                        disabled[version.hashset_id] = count
-            for allow_id, tool_name, value in await self._lists.allowed_hashes(conn):
-                if tool_name in works:
-                    allow_ids.setdefault(tool_name, []).append(allow_id)
-                    allow_codes.setdefault(tool_name, []).append(value)
-            self._metrics.quarantined_entries.set(await self._lists.count_quarantined(conn))
+                        gaps.append(
+                            LoadedVersion(
+                                hashset=version.name, version=version.version, tool=version.tool, entries=version.entry_count
+                            )
+                        )
+                        continue
+                    by_tool.setdefault(version.tool, []).append(version)
+                active = [t for t in tools if activations[t.name].active]
+                for tool in active:
+                    tool_versions = by_tool.get(tool.name, [])
+                    if tool.index_kind() is IndexKind.FRAMES:
+                        off: list[int] = []
+                        for version in tool_versions:
+                            rows = set(await self._lists.disabled_rows(conn, version))
+                            disabled[version.hashset_id] = len(rows)
+                            off.extend(rows)
+                        entries = await self._read_frames(conn, tool, tool_versions, off)
+                        frames[tool.name] = (
+                            (tuple((v.hashset_id, v.version_id) for v in tool_versions), tuple(sorted(off))),
+                            entries,
+                        )
+                    else:
+                        work = works[tool.name] = await self._read_tool(conn, tool, tool_versions)
+                        for version, count in zip(tool_versions, work.disabled_counts, strict=True):
+                            disabled[version.hashset_id] = count
+                for allow_id, tool_name, value in await self._lists.allowed_hashes(conn):
+                    if tool_name in works:
+                        allow_ids.setdefault(tool_name, []).append(allow_id)
+                        allow_codes.setdefault(tool_name, []).append(value)
+                self._metrics.quarantined_entries.set(await self._lists.count_quarantined(conn))
+        finally:
+            gc.unfreeze()
         # The snapshot's list versions, in the order the lists were read (metadata: status and
         # threshold changes end here, with no index work).
         held_versions: dict[str, dict[int, LoadedVersion]] = {}
