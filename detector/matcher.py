@@ -70,10 +70,62 @@ class ToolEntries:
     values: tuple[bytes, ...] = ()
 
 
+_MAX_CHUNKS = 8  # row-table chunks before the delta chunks are folded into one
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _Rows:
-    """A tool's row table: the index holds positions 0..n-1; this maps them to database row ids
-    and, by contiguous spans, to the list version they belong to."""
+    """A Hamming or exact tool's row table: the index holds database row ids; this maps each to
+    the list it belongs to (a slot in ``versions``).
+
+    Kept as sorted chunks — the base's, then one per applied delta — so a delta appends a small
+    chunk instead of copying a 10M-entry table, and a threshold or status change only replaces
+    ``versions``. Rows retracted from the index may stay here: the index never returns them.
+    """
+
+    chunks: tuple[tuple[np.ndarray, np.ndarray], ...]  # (sorted int64 row ids, int32 slot of each)
+    versions: tuple[LoadedVersion | None, ...]
+
+    @staticmethod
+    def chunk(ids: np.ndarray, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(ids, kind="stable")
+        return np.ascontiguousarray(ids[order], dtype=np.int64), np.ascontiguousarray(slots[order], dtype=np.int32)
+
+    def slot(self, row_id: int) -> int:
+        for ids, slots in reversed(self.chunks):  # the newest first: a delta's rows are there
+            at = int(np.searchsorted(ids, row_id))
+            if at < ids.shape[0] and int(ids[at]) == row_id:
+                return int(slots[at])
+        return -1
+
+    def resolve(self, row_id: int) -> tuple[int, LoadedVersion | None]:
+        slot = self.slot(row_id)
+        return row_id, self.versions[slot] if slot >= 0 else None
+
+    def with_rows(self, ids: np.ndarray, slots: np.ndarray) -> _Rows:
+        if ids.shape[0] == 0:
+            return self
+        chunks = (*self.chunks, _Rows.chunk(ids, slots))
+        if len(chunks) > _MAX_CHUNKS:
+            # Many small deltas: fold every delta chunk into one (small); the base's chunk is kept as is.
+            deltas = chunks[1:]
+            merged = _Rows.chunk(np.concatenate([c[0] for c in deltas]), np.concatenate([c[1] for c in deltas]))
+            chunks = (chunks[0], merged)
+        return _Rows(chunks=chunks, versions=self.versions)
+
+    def merged(self) -> _Rows:
+        """One chunk again (after a compaction: the cost of re-sorting every row id is paid there)."""
+        if len(self.chunks) <= 1:
+            return self
+        ids = np.concatenate([c[0] for c in self.chunks])
+        slots = np.concatenate([c[1] for c in self.chunks])
+        return _Rows(chunks=(_Rows.chunk(ids, slots),), versions=self.versions)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _PositionRows:
+    """A frame-list tool's row table: its index holds positions 0..n-1; this maps them to database
+    row ids and, by contiguous spans, to the list version they belong to (rebuilt with the tool)."""
 
     ids: np.ndarray
     starts: np.ndarray
@@ -98,7 +150,7 @@ class MatchSnapshot:
     hamming: Mapping[str, HammingIndex] = field(default_factory=dict)
     exact: Mapping[str, ExactHashSet] = field(default_factory=dict)
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    rows: Mapping[str, _Rows] = field(default_factory=dict)
+    rows: Mapping[str, _Rows | _PositionRows] = field(default_factory=dict)
     allow: Mapping[str, _Allow] = field(default_factory=dict)
     coverage_gaps: tuple[LoadedVersion, ...] = ()  # lists held in a hash type no enabled tool computes
     # The policy's decision for every installed tool; only active tools have an index here.
@@ -215,7 +267,7 @@ class MatchSnapshot:
                 # must still match, whatever benign hash lies near it.
                 if benign is not None and benign <= distance:
                     continue
-                if table is None:  # a snapshot built without row tables: positions are row ids
+                if table is None:  # a snapshot built without row tables
                     hits.append(Hit(tool=tool, row_id=position, distance=distance, activation=act))
                     continue
                 row_id, version = table.resolve(position)
@@ -293,43 +345,38 @@ def build_snapshot(
     ``tools`` are the tools to index — with a policy, only the active ones; ``activations``
     records the decision for every installed tool so scans, /readyz and /metrics can say why.
 
-    The index stores row positions, not database ids, so the row table can map a hit to its list
-    version by contiguous spans (lists are loaded one after the other) at 8 bytes per entry.
+    A Hamming or exact index answers database row ids, so a delta adds and retracts rows by id
+    (``detector.snapshots``); the row table maps a row id to its list (12 bytes per entry). A
+    frame-list index answers positions, mapped by contiguous spans (lists loaded one after the other).
     """
     loaded = tuple(versions)
     hamming: dict[str, HammingIndex] = {}
     exact: dict[str, ExactHashSet] = {}
-    rows: dict[str, _Rows] = {}
+    rows: dict[str, _Rows | _PositionRows] = {}
     allowed: dict[str, _Allow] = {}
     videos: dict[str, VideoIndex] = {}
     params = dict(video_params or {})
     for tool in tools:
         data = entries.get(tool.name) or empty_codes(tool.width)
-        positions = np.arange(data.ids.shape[0], dtype=np.int64)
-        index: HammingIndex | ExactHashSet
+        spans = data.spans or ((0, -1),)
+        starts = np.array([start for start, _ in spans], dtype=np.int64)
+        held = tuple(loaded[i] if i >= 0 else None for _, i in spans)
         if tool.index_kind() is IndexKind.FRAMES:
             chosen = params.setdefault(tool.name, MatchParams(distance=tool.threshold()))
             videos[tool.name] = VideoIndex.build(data.values, chosen.quality)
-            spans = data.spans or ((0, -1),)
-            rows[tool.name] = _Rows(
-                ids=data.ids,
-                starts=np.array([start for start, _ in spans], dtype=np.int64),
-                versions=tuple(loaded[i] if i >= 0 else None for _, i in spans),
-            )
+            rows[tool.name] = _PositionRows(ids=data.ids, starts=starts, versions=held)
             continue  # no allow-list for frame lists: an allow-listed still frame is an image hash
-        if tool.index_kind() is IndexKind.EXACT:
-            index = exact[tool.name] = ExactHashSet.build(data.codes, positions)
+        index = build_index(tool, data.codes, data.ids)
+        if isinstance(index, ExactHashSet):
+            exact[tool.name] = index
         else:
-            index = hamming[tool.name] = HammingIndex.build(data.codes, positions)
-        spans = data.spans or ((0, -1),)
-        rows[tool.name] = _Rows(
-            ids=data.ids,
-            starts=np.array([start for start, _ in spans], dtype=np.int64),
-            versions=tuple(loaded[i] if i >= 0 else None for _, i in spans),
-        )
+            hamming[tool.name] = index
+        # The slot of each row: the span it lies in.
+        slots = np.searchsorted(starts, np.arange(data.ids.shape[0]), side="right") - 1
+        table = rows[tool.name] = _Rows(chunks=(_Rows.chunk(data.ids, slots),), versions=held)
         benign = (allow or {}).get(tool.name)
         if benign is not None and benign.ids.shape[0]:
-            allowed[tool.name] = _allow(tool, index, rows[tool.name], benign)
+            allowed[tool.name] = allow_part(tool, index, table, benign)
     return MatchSnapshot(
         versions=loaded,
         hamming=hamming,
@@ -343,7 +390,15 @@ def build_snapshot(
     )
 
 
-def _allow(tool: HashTool, index: HammingIndex | ExactHashSet, table: _Rows, benign: ToolEntries) -> _Allow:
+def build_index(tool: HashTool, codes: np.ndarray, ids: np.ndarray) -> HammingIndex | ExactHashSet:
+    """The index of a Hamming or exact tool over ``codes``, answering database row ``ids``."""
+    if tool.index_kind() is IndexKind.EXACT:
+        return ExactHashSet.build(codes, ids)
+    return HammingIndex.build(codes, ids)
+
+
+def allow_part(tool: HashTool, index: HammingIndex | ExactHashSet, table: _Rows, benign: ToolEntries) -> _Allow:
+    """A tool's allow-list: every allow-listed hash and the listed rows it collides with (small; rebuilt at each change)."""
     default = tool.threshold()
     widest = max([default, *(v.threshold for v in table.versions if v is not None and v.threshold is not None)])
     collisions: dict[int, frozenset[int]] = {}

@@ -251,6 +251,9 @@ async def _index(app: web.Application) -> AsyncIterator[None]:
         metrics=app[METRICS],
         halt=eu_detection_halt(settings.jurisdictions, settings.eu_voluntary_detection_basis),
         video_params=app.get(VIDEO_PARAMS),
+        # Built indexes persist here: a start maps the file (shared by the replica's workers) and
+        # catches up by deltas instead of reading every row (detector.index_store).
+        index_dir=settings.index_dir or settings.data_dir / "index",
     )
 
     def confirmed() -> None:

@@ -46,6 +46,39 @@ async def stream_entries(
         yield buffer
 
 
+async def stream_added(
+    conn: asyncpg.Connection,
+    hashset_id: int,
+    versions: Sequence[int],
+    lineage: Sequence[int],
+    chunk: int = 10_000,
+) -> AsyncIterator[list[tuple[int, bytes, bool]]]:
+    """(row id, hash, disabled) chunks of the entries ``versions`` add that ``lineage`` does not retract.
+
+    The index's base keeps disabled rows (flagged) so a re-enable needs no read. Inside a transaction.
+    Small chunks: each is decoded on the event loop, and 10,000 rows take a few milliseconds (issue 16:
+    loading never stalls the loop by more than 20 ms).
+    """
+    buffer: list[tuple[int, bytes, bool]] = []
+    async for record in conn.cursor(Q.lineage_entries, list(versions), list(lineage), hashset_id, prefetch=chunk):
+        buffer.append((record["id"], record["hash"], record["disabled"]))
+        if len(buffer) >= chunk:
+            yield buffer
+            buffer = []
+    if buffer:
+        yield buffer
+
+
+async def retracted_rows(conn: asyncpg.Connection, versions: Sequence[int]) -> list[int]:
+    """Rows that ``versions`` retract (a delta's removals)."""
+    return [r["entry_row"] for r in await conn.fetch(Q.retracted_rows, list(versions))]
+
+
+async def disabled_rows(conn: asyncpg.Connection, hashset_id: int, lineage: Sequence[int]) -> list[int]:
+    """Rows of ``lineage`` the list's disables stop matching now."""
+    return [r["id"] for r in await conn.fetch(Q.disabled_rows, list(lineage), hashset_id)]
+
+
 async def export_entries(conn: asyncpg.Connection, name: str) -> AsyncIterator[tuple[str, bytes, str | None, str | None]]:
     """(entry id, hash, category, scheme) of the current version. Admin-only; the caller checks the role."""
     hashset = await hashset_row(conn, name)

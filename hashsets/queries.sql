@@ -242,3 +242,30 @@ SELECT e.id, e.category, e.scheme::text AS scheme, nullif(v.issuer, '') AS issue
 FROM hash_entries e
 JOIN hashset_versions v ON v.id = e.version_id
 WHERE e.id = ANY($1::bigint[]);
+
+-- name: lineage_entries
+-- Entries added in versions $1 that no version of lineage $2 retracts, each with whether it is disabled
+-- now (the snapshot's base holds disabled rows too, so re-enabling one needs no read). Never logged.
+SELECT e.id, e.hash,
+       EXISTS (SELECT 1 FROM hash_entry_disables d JOIN hash_entries de ON de.id = d.entry_row
+               WHERE d.hashset_id = $3 AND d.entry_id = e.entry_id AND de.hash = e.hash) AS disabled
+FROM hash_entries e
+WHERE e.version_id = ANY($1::integer[])
+  AND NOT EXISTS (SELECT 1 FROM hash_retractions r WHERE r.entry_row = e.id AND r.version_id = ANY($2::integer[]));
+
+-- name: retracted_rows
+-- Rows that versions $1 retract (a delta's removals from the index).
+SELECT DISTINCT entry_row FROM hash_retractions WHERE version_id = ANY($1::integer[]);
+
+-- name: disabled_rows
+-- Rows of lineage $1 that list $2's disables stop matching (same id and hash; hash_entries_entry_id).
+SELECT e.id FROM hash_entry_disables d
+JOIN hash_entries de ON de.id = d.entry_row
+JOIN hash_entries e ON e.entry_id = d.entry_id AND e.hash = de.hash
+WHERE d.hashset_id = $2 AND e.version_id = ANY($1::integer[])
+  AND NOT EXISTS (SELECT 1 FROM hash_retractions r WHERE r.entry_row = e.id AND r.version_id = ANY($1::integer[]));
+
+-- name: database_identity
+-- Which database this is (name and oid: a re-created one differs), so index files built from
+-- another database sharing HASHGUARD_INDEX_DIR are never taken for this one's.
+SELECT current_database() || ':' || d.oid::text FROM pg_database d WHERE d.datname = current_database();

@@ -36,6 +36,20 @@ class SnapshotSource:
     def stream_entries(self, conn: asyncpg.Connection, version: ActiveVersion) -> AsyncIterator[list[tuple[int, bytes]]]:
         return entries.stream_entries(conn, version)
 
+    def stream_added(
+        self, conn: asyncpg.Connection, version: ActiveVersion, versions: Sequence[int]
+    ) -> AsyncIterator[list[tuple[int, bytes, bool]]]:
+        return entries.stream_added(conn, version.hashset_id, versions, version.lineage)
+
+    async def retracted_rows(self, conn: asyncpg.Connection, versions: Sequence[int]) -> list[int]:
+        return await entries.retracted_rows(conn, versions)
+
+    async def disabled_rows(self, conn: asyncpg.Connection, version: ActiveVersion) -> list[int]:
+        return await entries.disabled_rows(conn, version.hashset_id, version.lineage)
+
+    async def database_identity(self, conn: asyncpg.Connection) -> str:
+        return str(await conn.fetchval(entries.Q.database_identity))
+
     async def allowed_hashes(self, conn: asyncpg.Connection) -> list[tuple[int, str, bytes]]:
         return await allowlist.allowed_hashes(conn)
 

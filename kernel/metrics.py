@@ -80,6 +80,10 @@ class Metrics:
     video_decode_seconds: Histogram = field(init=False)
     # -- end video
     # -- scale (issue 16)
+    index_changes: Counter = field(init=False)
+    index_delta_seconds: Histogram = field(init=False)
+    index_file_refused: Counter = field(init=False)
+    index_file_bytes: Gauge = field(init=False)
     # -- end scale
     # -- deploy (issue 16: deploy, backfill, batch lookups)
     # -- end deploy
@@ -323,6 +327,32 @@ class Metrics:
         )
         # -- end video
         # -- scale (issue 16)
+        self.index_changes = Counter(
+            "hashguard_index_changes",
+            "How each reload brought a tool's index up to date: delta (applied in place), rebuild (full"
+            " read of that tool's lists), compaction (background rebuild of a grown delta), file (mapped"
+            " from HASHGUARD_INDEX_DIR), catch-up (mapped, then deltas), unchanged.",
+            ["tool", "kind"],
+            registry=r,
+        )
+        self.index_delta_seconds = Histogram(
+            "hashguard_index_delta_apply_seconds",
+            "CPU time of applying one reload's changes to a tool's index (off the event loop).",
+            ["tool"],
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.index_file_refused = Counter(
+            "hashguard_index_file_refused",
+            "Index files in HASHGUARD_INDEX_DIR refused at load (damaged, another format): the tool was rebuilt.",
+            registry=r,
+        )
+        self.index_file_bytes = Gauge(
+            "hashguard_index_file_bytes",
+            "Bytes of the index files this process last wrote or mapped, by tool.",
+            ["tool"],
+            registry=r,
+        )
         # -- end scale
         # -- deploy (issue 16: deploy, backfill, batch lookups)
         # -- end deploy
@@ -395,6 +425,10 @@ METRIC_NAMES: tuple[str, ...] = (
     "hashguard_video_decode_seconds",
     # -- end video
     # -- scale (issue 16)
+    "hashguard_index_changes_total",
+    "hashguard_index_delta_apply_seconds",
+    "hashguard_index_file_refused_total",
+    "hashguard_index_file_bytes",
     # -- end scale
     # -- deploy (issue 16: deploy, backfill, batch lookups)
     # -- end deploy

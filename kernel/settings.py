@@ -655,6 +655,13 @@ class Settings:
     )
     # -- end video
     # -- scale (issue 16)
+    index_dir: Path | None = _setting(
+        "HASHGUARD_INDEX_DIR",
+        Path,
+        None,
+        "Folder for the built index files (detector.index_store): one per tool and list versions, memory-mapped"
+        " at start and shared by the worker processes of a replica. Unset: HASHGUARD_DATA_DIR/index.",
+    )
     # -- end scale
     # -- deploy (issue 16: deploy, backfill, batch lookups)
     # -- end deploy
