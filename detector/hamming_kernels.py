@@ -163,6 +163,16 @@ def _start(offsets: Any, blocks: Any, wide: Any, base: Any, bbase: Any, key: Any
     return b + np.int64(offsets[base + key])
 
 
+@njit(inline="always")
+def _block_start(blocks: Any, wide: Any, bbase: Any, blk: Any) -> Any:
+    """Absolute row where block ``blk`` of one table starts: ``blocks`` alone (a block's first
+    in-block offset is 0), so pricing a probe by its block touches only cached memory."""
+    b = np.int64(blocks[bbase + blk])
+    if b >= np.int64(WIDE_FLAG):
+        return np.int64(wide[(b & _WIDE_MASK) * 256])
+    return b
+
+
 @njit(cache=True, nogil=True)
 def mih_search(
     words: Any,
@@ -349,8 +359,11 @@ def plan_query(
                 for a in range(rr):
                     key ^= np.int64(1) << combo[a]
                 blk = key >> 8
-                b0 = _start(offsets, blocks, wide, base, bbase, blk << 8)
-                b1 = _start(offsets, blocks, wide, base, bbase, min((blk + 1) << 8, np.int64(1) << k))
+                b0 = _block_start(blocks, wide, bbase, blk)
+                if k >= 8:
+                    b1 = _block_start(blocks, wide, bbase, blk + 1)
+                else:  # fewer than 256 buckets: one block, bounded by the table's end
+                    b1 = _start(offsets, blocks, wide, base, bbase, np.int64(1) << k)
                 if b1 - b0 <= heavy_block[i]:
                     size = (b1 - b0) / min(256, np.int64(1) << k)
                     total += c_miss * (1.0 + min(1.0, size)) + size * cand_cost[i]
