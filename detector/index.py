@@ -649,6 +649,14 @@ class HammingIndex:
     * k is chosen at build time from the number of entries (about log2(n) - 2, within a
       memory cap); the radii are chosen per query threshold by a small cost model, which
       also falls back to a scan when that is cheaper (large thresholds, small segments).
+    * Skew: that plan assumes uniform buckets, which a degenerate or crafted list breaks (a
+      third of the entries sharing 64 bits crowd every table over those bits). A query that
+      verifies more than a budget of candidates is abandoned and re-planned alone from the
+      real sizes of the buckets it would probe (crowded tables skipped or probed below the
+      crowded radius, the bound carried by the others; a scan when nothing is cheaper).
+      Chosen over re-splitting crowded buckets into nested tables because it needs no
+      extra memory (the cap is already nearly spent at 10M) and ordinary queries pay one
+      comparison per bucket; its limit (every table crowded for one query) costs a scan.
     * The search loop is a numba kernel: at sub-millisecond latencies per-query Python
       overhead would otherwise dominate. Kernels are compiled to an on-disk cache and
       warmed when an index is built or loaded, so the first real query is not slow.
