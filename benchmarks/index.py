@@ -62,6 +62,7 @@ class Row:
     p99_ms: float | None = None
     batch_qps: float | None = None
     queries: int = 0
+    max_ms: float | None = None
     exact: str = "-"
     note: str = ""
 
@@ -169,6 +170,7 @@ def measure(
     row.queries = len(used_idx)
     row.median_ms = float(np.median(latencies) * 1e3)
     row.p99_ms = float(np.percentile(latencies, 99) * 1e3)
+    row.max_ms = float(latencies.max() * 1e3)
     if batch is not None:
         start = time.perf_counter()
         got_all = batch(index, used)
@@ -179,6 +181,101 @@ def measure(
     gc.collect()
     print(f"    {format_row(row)}", flush=True)
     return row
+
+
+# -- skewed and clustered data (issue 16) -------------------------------------------------
+#
+# Two data sets a real or crafted list can hold, 10 entries per million the same way:
+# "families": base codes each with 10 variants 1-12 bits away (near-duplicate families, as
+# a list of re-encoded copies has); "skewed": a share of the codes agree on their first 64
+# bits (a degenerate hasher output or a list crafted to crowd the index's first tables).
+# Only hashguard and faiss IndexBinaryFlat (whose cost does not depend on the data) run.
+
+
+def families_data(rng: np.random.Generator, n: int, per_family: int = 10) -> U8:
+    bases = rng.integers(0, 256, size=(n // (per_family + 1), 32), dtype=np.uint8)
+    out = np.repeat(bases, per_family + 1, axis=0)
+    variants = np.flatnonzero(np.arange(out.shape[0]) % (per_family + 1))
+    bits = np.unpackbits(out[variants], axis=1)
+    nflips = rng.integers(1, 13, size=variants.shape[0])
+    for j in range(12):
+        rows = np.flatnonzero(nflips > j)
+        cols = rng.integers(0, 256, size=rows.shape[0])
+        bits[rows, cols] ^= 1  # a repeated column flips back: 1-12 bits away, rarely fewer
+    out[variants] = np.packbits(bits, axis=1)
+    return out
+
+
+def skewed_data(rng: np.random.Generator, n: int, share: float) -> tuple[U8, npt.NDArray[np.int64]]:
+    codes = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
+    group = rng.choice(n, size=int(n * share), replace=False)
+    codes[group, :8] = rng.integers(0, 256, size=8, dtype=np.uint8)
+    return codes, group
+
+
+def flipped(rng: np.random.Generator, rows: U8, max_flips: int) -> U8:
+    bits = np.unpackbits(rows, axis=1)
+    for i in range(rows.shape[0]):
+        cols = rng.choice(bits.shape[1], size=int(rng.integers(0, max_flips + 1)), replace=False)
+        bits[i, cols] ^= 1
+    return np.packbits(bits, axis=1)
+
+
+def skew_queries(rng: np.random.Generator, codes: U8, group: npt.NDArray[np.int64] | None, count: int) -> U8:
+    """A third inside the group (members, 0-16 bits flipped), a third at its edge (the shared
+    64 bits with 0-3 flipped, the rest random: crowded buckets, no match), a sixth
+    near-duplicates of any entry, a sixth random. Without a group: half near, half random."""
+    n = codes.shape[0]
+    parts: list[U8] = []
+    if group is not None:
+        inside = count // 3
+        parts.append(flipped(rng, codes[rng.choice(group, size=inside)], 16))
+        edge = rng.integers(0, 256, size=(inside, 32), dtype=np.uint8)
+        edge[:, :8] = codes[group[0], :8]
+        parts.append(flipped(rng, edge, 3))
+        count -= 2 * inside
+    parts.append(flipped(rng, codes[rng.integers(0, n, size=count // 2)], 16))
+    parts.append(rng.integers(0, 256, size=(count - count // 2, 32), dtype=np.uint8))
+    return np.concatenate(parts)
+
+
+def skew_sections(rng: np.random.Generator, n: int, queries: int, cases: Sequence[str]) -> list[Section]:
+    t = 31
+    sections = []
+    for case in cases:
+        if case == "families":
+            codes, group = families_data(rng, n), None
+            title = f"256-bit near-duplicate families, {n:,} entries ({n // 11:,} bases x 11: 10 variants 1-12 bits away), threshold {t}"
+        elif case == "skewed":
+            codes, group = skewed_data(rng, n, 0.3)
+            title = f"256-bit skewed, {n:,} entries, 30% sharing their first 64 bits, threshold {t}"
+        else:
+            codes, group = rng.integers(0, 256, size=(n, 32), dtype=np.uint8), None
+            title = f"256-bit uniform, {n:,} entries, threshold {t} (same queries mix as the two above)"
+        qs = skew_queries(rng, codes, group, queries)
+        print(f"## {title}\n{SKEW_HEADER}", flush=True)
+        truth = ground_truth(codes, qs, t)
+        matches = sum(len(x) for x in truth)
+        section = Section(title=f"{title} ({len(qs)} queries, {matches:,} matches in all)")
+        section.rows.append(hashguard_rows(codes, qs, truth, t))
+        section.rows.extend(faiss_rows(codes, qs, truth, t, [], None))
+        sections.append(section)
+        del codes, qs, truth
+        gc.collect()
+    return sections
+
+
+def format_skew_row(row: Row) -> str:
+    return (
+        f"| {row.name} | {fmt(row.build_s, '.2f')} | {fmt(row.nbytes_mb, '.0f')} | {fmt(row.median_ms, '.3g')} | "
+        f"{fmt(row.p99_ms, '.3g')} | {fmt(row.max_ms, '.3g')} | {fmt(row.batch_qps, ',.0f')} | {row.queries} | {row.exact} |"
+    )
+
+
+SKEW_HEADER = (
+    "| contender | build s | nbytes MB | median ms | p99 ms | max ms | batch q/s | queries | = brute force |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+)
 
 
 def hashguard_rows(codes: U8, queries: U8, truth: Truth, t: int) -> Row:
@@ -342,7 +439,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-exactset", action="store_true")
     parser.add_argument("--bits", default="256,64", help="code widths to run: 256 (t=31), 64 (t=10)")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown table here")
+    parser.add_argument(
+        "--skew-cases",
+        default="",
+        help="run only these data cases (families,skewed,uniform) at --sizes and print/append their tables",
+    )
     args = parser.parse_args(argv)
+    if args.skew_cases:
+        return skew_main(args)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     sizes = [int(s) for s in args.sizes.split(",")]
     command = "python -m benchmarks.index " + shlex.join(
@@ -406,6 +510,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             lines += [f"## {section.title}", "", HEADER, *(format_row(r) for r in section.rows), ""]
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("\n".join(lines))
+    return 0
+
+
+def load_average() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def skew_main(args: argparse.Namespace) -> int:
+    """Only the data-shape cases; with --out, their tables are APPENDED under a dated heading."""
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+    command = "python -m benchmarks.index " + shlex.join(
+        [f"--sizes={args.sizes}", f"--queries={args.queries}", f"--seed={seed}", f"--skew-cases={args.skew_cases}"]
+    )
+    print(f"seed: {seed}\nrerun: {command}\nload average before: {load_average()}\n", flush=True)
+    rng = np.random.default_rng(seed)
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    before = load_average()
+    sections: list[Section] = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        sections += skew_sections(rng, n, args.queries, args.skew_cases.split(","))
+    after = load_average()
+    if args.out is not None:
+        lines = [
+            "",
+            f"## Data-shape cases (issue 16), run {started}, load average {before} before, {after} after",
+            "",
+            f"Commit: {commit()}. Rerun: `{command} --out={args.out}`. One thread; latency per single query;",
+            "nbytes is the sum of the index's arrays; = brute force compares every query's full result set",
+            "(recall 1.0 and no extra hits) with the scan kernel's.",
+            "",
+        ]
+        for section in sections:
+            lines += [f"### {section.title}", "", SKEW_HEADER, *(format_skew_row(r) for r in section.rows), ""]
+        with args.out.open("a") as f:
+            f.write("\n".join(lines))
     return 0
 
 

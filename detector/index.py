@@ -22,9 +22,11 @@ import numpy as np
 import numpy.typing as npt
 
 from detector.hamming_kernels import (
+    WIDE_FLAG,
     counting_sort,
     gather_first_word,
     mih_search,
+    plan_query,
     scan_search,
     table_keys,
 )
@@ -185,6 +187,17 @@ _INLINE_WORDS = 1  # codes of one 64-bit word are copied into each table (see mi
 _DELTA_FRACTION = 8  # compact once the additions exceed 1/8 of the base segment
 _DEAD_FRACTION = 4  # compact once retractions exceed 1/4 of the base segment
 
+# Skew (issue 16). The uniform plan above is right for almost every query; a query that
+# meets crowded buckets (a large group sharing a substring, masses of duplicates) is
+# noticed by its candidate count: past _BUDGET_FACTOR x the plan's expected candidates
+# plus _BUDGET_SLACK it is abandoned and re-planned with the real sizes of the buckets it
+# would probe (plan_query), which skips or under-probes the crowded tables and takes the
+# radius from the others. If that plan also overruns (its light buckets were priced from
+# block means), the query is scanned: the worst case is bounded by a scan plus the budgets.
+_BUDGET_FACTOR = 8
+_BUDGET_SLACK = 2048
+_PLAN_PROBES = 4096  # per table, the real-size planner prices radii up to this ball size
+
 
 def default_design_distance(bits: int) -> int:
     """The threshold the table layout is tuned for when the caller does not say.
@@ -243,13 +256,45 @@ def _plan(sub_lens: tuple[int, ...], n: int, nwords: int, inline: bool, t: int) 
 
 
 @functools.lru_cache(maxsize=8192)
-def _plan_array(sub_lens: tuple[int, ...], n: int, nwords: int, inline: bool, t: int) -> npt.NDArray[np.int64] | None:
+def _plan_array(
+    sub_lens: tuple[int, ...], n: int, nwords: int, inline: bool, t: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
+    """The uniform plan as a ``(1, m)`` radii array, with its ``(1,)`` candidate budget."""
     radii, _cost = _plan(sub_lens, n, nwords, inline, t)
     if radii is None:
         return None
-    array = np.array(radii, dtype=np.int64)
+    array = np.array([radii], dtype=np.int64)
     array.flags.writeable = False
-    return array
+    expected = sum(_ball(k, r) * n / (1 << k) for k, r in zip(sub_lens, radii, strict=True) if r >= 0)
+    budget = np.array([int(_BUDGET_FACTOR * expected) + _BUDGET_SLACK], dtype=np.int64)
+    budget.flags.writeable = False
+    return array, budget
+
+
+@functools.lru_cache(maxsize=256)
+def _planner_params(
+    sub_lens: tuple[int, ...], n: int, nwords: int, inline: bool
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Per table: the largest radius the real-size planner prices, a candidate's cost, and
+    the block size (entries in 256 buckets) above which a probe reads its exact bucket size.
+
+    The heavy-block line is 4x a block's expected fill plus 1024: uniform data never
+    crosses it (Poisson tails), so ordinary probes are priced from cached block bounds.
+    """
+    max_radius = np.empty(len(sub_lens), np.int64)
+    cand = np.empty(len(sub_lens), np.float64)
+    heavy = np.empty(len(sub_lens), np.int64)
+    for i, k in enumerate(sub_lens):
+        r = 0
+        while r + 1 < k and _ball(k, r + 1) <= _PLAN_PROBES:
+            r += 1
+        max_radius[i] = r
+        # As in the uniform model: a miss per candidate outside table 0; table 0 verifies in
+        # place, but a crowded bucket there is a stream of whole codes (measured ~6 ns for a
+        # 4-word code, not the 2 ns of a one-word inline code).
+        cand[i] = _C_MISS if not (inline or i == 0) else (_C_SEQUENTIAL if inline else 2 * _C_SCAN_WORD * nwords)
+        heavy[i] = int(4 * n * min(256, 1 << k) / (1 << k)) + 1024
+    return max_radius, cand, heavy
 
 
 def _choose_key_bits(bits: int, n: int, nwords: int, ids_itemsize: int, design: int) -> int:
@@ -293,6 +338,7 @@ class _Segment:
     offsets: npt.NDArray[np.unsignedinteger[Any]]  # CSR bounds in block, 2^k + 1 per table
     blocks: npt.NDArray[np.uint32]  # absolute start of every block of 256 buckets
     block_base: I64Array  # (m,) where each table's blocks start in ``blocks``
+    wide: npt.NDArray[np.uint32]  # absolute bucket starts of blocks too full for uint16
     positions: npt.NDArray[np.int32]  # (m - 1, n) rows of tables 1.. in bucket order
     inline: U64Array  # (m - 1, n) one-word codes in bucket order, or (0, 0)
     alive: npt.NDArray[np.bool_] | None
@@ -312,6 +358,7 @@ class _Segment:
             "offsets": self.offsets,
             "blocks": self.blocks,
             "block_base": self.block_base,
+            "wide": self.wide,
             "positions": self.positions,
             "inline": self.inline,
         }
@@ -332,6 +379,7 @@ class _Segment:
             offsets=arrays["offsets"],
             blocks=arrays["blocks"],
             block_base=arrays["block_base"],
+            wide=arrays["wide"],
             positions=arrays["positions"],
             inline=arrays["inline"],
             alive=alive,
@@ -370,7 +418,7 @@ class _Segment:
                 positions[i - 1] = order
                 if inline_on:
                     inline[i - 1] = gather_first_word(words, order)
-        offsets, blocks, block_base = _two_level(tables)
+        offsets, blocks, block_base, wide = _two_level(tables)
         return cls(
             words=np.ascontiguousarray(words),
             ids=ids,
@@ -380,6 +428,7 @@ class _Segment:
             offsets=offsets,
             blocks=blocks,
             block_base=block_base,
+            wide=wide,
             positions=positions,
             inline=inline,
             alive=None,
@@ -387,18 +436,43 @@ class _Segment:
         )
 
     def search(self, queries: U64Array, t: int) -> tuple[I64Array, I64Array, I64Array]:
-        """(ids, dists, starts) of live entries within ``t`` of each query row."""
-        radii = (
-            _plan_array(tuple(self.sub_len.tolist()), self.n, self.words.shape[1], self.inline.shape[0] > 0, t)
-            if self.sub_len.shape[0]
-            else None
-        )
+        """(ids, dists, starts) of live entries within ``t`` of each query row.
+
+        Every query first runs the uniform plan under a candidate budget. A query that
+        overruns it (crowded buckets: skewed data) is re-planned alone from the real bucket
+        sizes it would probe, and scanned if even that plan overruns or a scan is cheaper.
+        """
+        inline_on = self.inline.shape[0] > 0
+        sub_lens = tuple(self.sub_len.tolist())
+        plan = _plan_array(sub_lens, self.n, self.words.shape[1], inline_on, t) if self.sub_len.shape[0] else None
+        if plan is None:
+            rows, dists, starts = self._run(queries, t, None, None)
+        else:
+            aborted = np.zeros(queries.shape[0], dtype=np.bool_)
+            rows, dists, starts = self._run(queries, t, plan, aborted)
+            if aborted.any():
+                rows, dists, starts = self._replan(queries, t, rows, dists, starts, aborted, sub_lens, inline_on)
+        if self.alive is not None and rows.shape[0]:
+            keep = self.alive[rows]
+            if not keep.all():
+                rows, dists = rows[keep], dists[keep]
+                starts = np.concatenate(([0], np.cumsum(keep)))[starts]
+        return self.ids[rows].astype(np.int64), dists, starts
+
+    def _run(
+        self,
+        queries: U64Array,
+        t: int,
+        plan: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None,
+        aborted: npt.NDArray[np.bool_] | None,
+    ) -> tuple[I64Array, I64Array, I64Array]:
+        """One kernel call: the tables under ``plan`` (radii, budgets), or a scan if None."""
         capacity = 64 * queries.shape[0]
         while True:
             rows = np.empty(capacity, dtype=np.int64)
             dists = np.empty(capacity, dtype=np.int64)
             starts = np.empty(queries.shape[0] + 1, dtype=np.int64)
-            if radii is None:
+            if plan is None or aborted is None:
                 count = scan_search(self.words, queries, t, rows, dists, starts)
             else:
                 count = mih_search(
@@ -409,25 +483,80 @@ class _Segment:
                     self.off_base,
                     self.blocks,
                     self.block_base,
+                    self.wide,
                     self.sub_start,
                     self.sub_len,
-                    radii,
+                    plan[0],
+                    plan[1],
                     queries,
                     t,
                     rows,
                     dists,
                     starts,
+                    aborted,
                 )
             if count <= capacity:
-                break
+                return rows[:count], dists[:count], starts
             capacity = count
-        rows, dists = rows[:count], dists[:count]
-        if self.alive is not None and rows.shape[0]:
-            keep = self.alive[rows]
-            if not keep.all():
-                rows, dists = rows[keep], dists[keep]
-                starts = np.concatenate(([0], np.cumsum(keep)))[starts]
-        return self.ids[rows].astype(np.int64), dists, starts
+
+    def _replan(
+        self,
+        queries: U64Array,
+        t: int,
+        rows: I64Array,
+        dists: I64Array,
+        starts: I64Array,
+        aborted: npt.NDArray[np.bool_],
+        sub_lens: tuple[int, ...],
+        inline_on: bool,
+    ) -> tuple[I64Array, I64Array, I64Array]:
+        """Answer the abandoned queries with per-query plans; splice them into the results."""
+        max_radius, cand, heavy = _planner_params(sub_lens, self.n, self.words.shape[1], inline_on)
+        scan_cost = self.n * self.words.shape[1] * _C_SCAN_WORD
+        answers: dict[int, tuple[I64Array, I64Array]] = {}
+        for q in np.flatnonzero(aborted).tolist():
+            query = queries[q : q + 1]
+            radii = np.empty((1, self.sub_len.shape[0]), dtype=np.int64)
+            cost = plan_query(
+                self.offsets,
+                self.blocks,
+                self.wide,
+                self.off_base,
+                self.block_base,
+                self.sub_start,
+                self.sub_len,
+                max_radius,
+                cand,
+                query[0],
+                t,
+                _C_MISS,
+                heavy,
+                scan_cost,
+                radii[0],
+            )
+            again = np.zeros(1, dtype=np.bool_)
+            if cost >= 0:
+                # The plan's candidates are mostly known exactly; the budget only catches
+                # light buckets that were priced from their block's mean and were not light.
+                # cost / the cheapest candidate bounds the candidates the plan expects.
+                budget = np.array([int(2 * cost / float(cand.min())) + _BUDGET_SLACK], dtype=np.int64)
+                r, d, _s = self._run(query, t, (radii, budget), again)
+            if cost < 0 or again[0]:
+                r, d, _s = self._run(query, t, None, None)
+            answers[q] = (r, d)
+        out_rows: list[I64Array] = []
+        out_dists: list[I64Array] = []
+        new_starts = np.empty_like(starts)
+        new_starts[0] = 0
+        for q in range(queries.shape[0]):
+            if q in answers:
+                r, d = answers[q]
+            else:
+                r, d = rows[starts[q] : starts[q + 1]], dists[starts[q] : starts[q + 1]]
+            out_rows.append(r)
+            out_dists.append(d)
+            new_starts[q + 1] = new_starts[q] + r.shape[0]
+        return np.concatenate(out_rows), np.concatenate(out_dists), new_starts
 
     def live_entries(self) -> tuple[U64Array, I64Array]:
         if self.alive is None:
@@ -450,6 +579,7 @@ class _Segment:
             offsets=self.offsets,
             blocks=self.blocks,
             block_base=self.block_base,
+            wide=self.wide,
             positions=self.positions,
             inline=self.inline,
             alive=alive,
@@ -459,24 +589,42 @@ class _Segment:
 
 def _two_level(
     tables: list[npt.NDArray[np.uint32]],
-) -> tuple[npt.NDArray[np.unsignedinteger[Any]], npt.NDArray[np.uint32], I64Array]:
-    """Split each table's CSR offsets into per-block bases and in-block offsets.
+) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.uint32], I64Array, npt.NDArray[np.uint32]]:
+    """Split each table's CSR offsets into per-block bases and uint16 in-block offsets.
 
     uint16 in-block offsets halve the largest part of the tables after the row arrays
-    (12 x 2^21 buckets for 10M PDQ); a block with 65536+ entries (only with masses of
-    duplicates) makes every table fall back to uint32.
+    (11 x 2^23 buckets for 10M PDQ). A block of 256 buckets holding 65536+ entries (masses
+    of duplicates, or a large group sharing a substring) keeps its 256 absolute starts in
+    ``wide`` and is flagged in ``blocks`` (WIDE_FLAG | its row in ``wide``). Formerly one
+    such block widened every table to uint32, which is what pushed the skewed 10M build
+    past its memory cap (946 MB + 185 MB); now only that block pays, 1 KB.
     """
     if not tables:
-        return np.zeros(1, np.uint16), np.zeros(1, np.uint32), np.zeros(0, np.int64)
-    bases = [t[:: 1 << _BLOCK_SHIFT].copy() for t in tables]
-    local = [t - np.repeat(b, 1 << _BLOCK_SHIFT)[: t.shape[0]] for t, b in zip(tables, bases, strict=True)]
-    narrow = max(int(x.max()) for x in local) <= np.iinfo(np.uint16).max
-    block_base = np.cumsum([0] + [b.shape[0] for b in bases[:-1]]).astype(np.int64)
-    return (
-        np.concatenate(local).astype(np.uint16 if narrow else np.uint32),
-        np.concatenate(bases),
-        block_base,
-    )
+        return np.zeros(1, np.uint16), np.zeros(1, np.uint32), np.zeros(0, np.int64), np.zeros(0, np.uint32)
+    step = 1 << _BLOCK_SHIFT
+    all_local: list[npt.NDArray[np.uint16]] = []
+    all_bases: list[npt.NDArray[np.uint32]] = []
+    wide_rows: list[npt.NDArray[np.uint32]] = []
+    for t in tables:
+        bases = t[::step].copy()
+        starts = np.repeat(bases, step)[: t.shape[0]]
+        local = t - starts
+        nblocks = bases.shape[0]
+        padded = np.zeros(nblocks * step, dtype=local.dtype)
+        padded[: local.shape[0]] = local
+        full = np.flatnonzero(padded.reshape(nblocks, step).max(axis=1) > np.iinfo(np.uint16).max)
+        for blk in full.tolist():
+            row = np.zeros(step, np.uint32)
+            chunk = t[blk * step : (blk + 1) * step]
+            row[: chunk.shape[0]] = chunk
+            bases[blk] = WIDE_FLAG | np.uint32(len(wide_rows))
+            local[blk * step : (blk + 1) * step] = 0
+            wide_rows.append(row)
+        all_local.append(local.astype(np.uint16))
+        all_bases.append(bases)
+    block_base = np.cumsum([0] + [b.shape[0] for b in all_bases[:-1]]).astype(np.int64)
+    wide = np.concatenate(wide_rows) if wide_rows else np.zeros(0, np.uint32)
+    return np.concatenate(all_local), np.concatenate(all_bases), block_base, wide
 
 
 def _to_words(codes: U8Array, nwords: int) -> U64Array:
@@ -501,6 +649,14 @@ class HammingIndex:
     * k is chosen at build time from the number of entries (about log2(n) - 2, within a
       memory cap); the radii are chosen per query threshold by a small cost model, which
       also falls back to a scan when that is cheaper (large thresholds, small segments).
+    * Skew: that plan assumes uniform buckets, which a degenerate or crafted list breaks (a
+      third of the entries sharing 64 bits crowd every table over those bits). A query that
+      verifies more than a budget of candidates is abandoned and re-planned alone from the
+      real sizes of the buckets it would probe (crowded tables skipped or probed below the
+      crowded radius, the bound carried by the others; a scan when nothing is cheaper).
+      Chosen over re-splitting crowded buckets into nested tables because it needs no
+      extra memory (the cap is already nearly spent at 10M) and ordinary queries pay one
+      comparison per bucket; its limit (every table crowded for one query) costs a scan.
     * The search loop is a numba kernel: at sub-millisecond latencies per-query Python
       overhead would otherwise dominate. Kernels are compiled to an on-disk cache and
       warmed when an index is built or loaded, so the first real query is not slow.
@@ -515,7 +671,7 @@ class HammingIndex:
     __slots__ = ("_design", "_key_bits", "_nbytes", "_nwords", "_segments", "bits")
 
     _KIND = "hashguard.hamming"
-    _FORMAT = 1
+    _FORMAT = 2  # 2: per-block "wide" bucket starts replace the all-uint32 fallback
 
     def __init__(
         self,
@@ -567,6 +723,19 @@ class HammingIndex:
         for segment in self._segments:
             segment.search(probe, 0)
             segment.search(probe, self._design)
+            if segment.sub_len.shape[0]:
+                # The skew path (re-planning an abandoned query) is compiled up front too.
+                rows, dists, starts = segment._run(probe, 0, None, None)
+                segment._replan(
+                    probe,
+                    self._design,
+                    rows,
+                    dists,
+                    starts,
+                    np.ones(1, dtype=np.bool_),
+                    tuple(segment.sub_len.tolist()),
+                    segment.inline.shape[0] > 0,
+                )
             empty = np.empty(1, dtype=np.int64)
             scan_search(segment.words[:1], probe, 0, empty, empty.copy(), np.empty(2, np.int64))
 

@@ -124,8 +124,24 @@ def test_kernel_exact_for_any_valid_radii(seed: int, data: st.DataObject) -> Non
         segment.off_base,
         segment.blocks,
         segment.block_base,
+        segment.wide,
     )
-    got = mih_search(*args, segment.sub_start, segment.sub_len, radii, queries, t, got_rows, got_dists, got_starts)
+    budgets = np.array([-1], dtype=np.int64)
+    aborted = np.zeros(queries.shape[0], dtype=np.bool_)
+    got = mih_search(
+        *args,
+        segment.sub_start,
+        segment.sub_len,
+        radii[None, :],
+        budgets,
+        queries,
+        t,
+        got_rows,
+        got_dists,
+        got_starts,
+        aborted,
+    )
+    assert not aborted.any()
     want = scan_search(segment.words, queries, t, want_rows, want_dists, want_starts)
     assert got == want
     for q in range(queries.shape[0]):
