@@ -258,7 +258,9 @@ WHERE e.version_id = ANY($1::integer[])
 SELECT DISTINCT entry_row FROM hash_retractions WHERE version_id = ANY($1::integer[]);
 
 -- name: disabled_rows
--- Rows of lineage $1 that list $2's disables stop matching (same id and hash; hash_entries_entry_id).
+-- Rows of lineage $1 that list $2's disables stop matching (same id and hash). The unique
+-- (version_id, entry_id) index finds them per lineage version; a separate entry_id index would
+-- also turn the delta import's duplicate-id check (add_conflicts) into nested loops.
 SELECT e.id FROM hash_entry_disables d
 JOIN hash_entries de ON de.id = d.entry_row
 JOIN hash_entries e ON e.entry_id = d.entry_id AND e.hash = de.hash
