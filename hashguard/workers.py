@@ -92,8 +92,17 @@ SINGLE = WorkerRole()
 WORKER_ROLE: web.AppKey[WorkerRole] = web.AppKey("worker_role", WorkerRole)
 
 
-def available_cpus() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+def available_cpus(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The CPUs this process may use: its affinity, bounded by a cgroup v2 CPU quota rounded up (a container's
+    CPU limit: ``docker --cpus``, a Kubernetes ``limits.cpu``), which the affinity alone does not show."""
+    cpus = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
 
 
 def listening_socket(host: str, port: int, backlog: int = 128) -> socket.socket:
