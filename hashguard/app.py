@@ -35,6 +35,7 @@ from detector.video_decode import VideoLimits
 from detector.video_frames import MatchParams
 from detector.video_scan import VideoScanner, VideoSettings
 from hashguard import console_admin, exchange_jobs, figures, flows, openapi
+from hashguard.workers import SINGLE, WORKER_ROLE, WorkerRole
 from hashsets import uploads
 from hashsets.entries import entry_classifications
 from hashsets.serving import MatchCatalogue, SnapshotSource
@@ -42,7 +43,7 @@ from kernel import auditlog, keys_http
 from kernel.appkeys import DB_HEALTH, DB_URL, KEY_CACHE, KEY_GUARD, METRICS, POOL, READY_DETAILS, SETTINGS
 from kernel.db import create_pool, migrate, resolve_url
 from kernel.dbfaults import DatabaseHealth, quiet_driver_logs
-from kernel.metrics import Metrics
+from kernel.metrics import Metrics, replica_dir
 from kernel.ratelimit import ControlsCache, KeyGuard
 from kernel.routes import Route, register
 from kernel.settings import Settings, SettingsError
@@ -65,10 +66,13 @@ _MULTIPART_SLACK = 64 * 1024
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    url = await resolve_url(settings.database_url, settings.data_dir)
+    role = app.get(WORKER_ROLE, SINGLE)
+    # A worker of several connects where the parent started (or found) the database and migrated it once.
+    url = role.database_url or await resolve_url(settings.database_url, settings.data_dir)
     pool = await create_pool(url, settings.db_pool_size)
-    async with pool.acquire() as conn:
-        await migrate(conn)
+    if role.database_url is None:
+        async with pool.acquire() as conn:
+            await migrate(conn)
     app[DB_URL] = url
     app[POOL] = pool
     # While PostgreSQL is unreachable /readyz and every /v1/ call answer 503 (kernel.dbfaults).
@@ -421,15 +425,78 @@ def server_options(settings: Settings) -> dict[str, Any]:
     return {"keepalive_timeout": settings.keepalive_timeout_s, "access_log_class": AccessLogger}
 
 
-def create_app(settings: Settings) -> web.Application:
-    """Build the service. Resources (database pool, hashing threads, index) start with the app."""
+# -- scale (issue 16)
+# Where each background context runs when ``hashguard serve --workers N`` runs several processes (hashguard/workers.py).
+# Every worker: its own pool, hashing pool and index snapshot (the reloader must run in each). Once per replica
+# (worker 0; a restarted worker 0 takes them up again): the jobs below. Each is also safe across replicas in the
+# database (outbox, reports, DSA statements and evidence purge claim rows FOR UPDATE SKIP LOCKED with leases;
+# exchanges fetch each source under an advisory lock; lease expiry and the retention deletes are idempotent),
+# so running them once per replica only avoids N-fold polling and N audit rows of the settings per start.
+# A context in neither set runs in worker 0 only (never once per worker by accident); tests/unit/test_workers.py
+# fails until it is classified.
+EVERY_WORKER: frozenset[str] = frozenset(
+    {"hashguard.app._database", "hashguard.app._hash_pool", "hashguard.app._index", "hashguard.app._worker_upkeep"}
+)
+ONCE_PER_REPLICA: frozenset[str] = frozenset(
+    {
+        "hashguard.app._lookback_retention",
+        "hashguard.app._takedown_jobs",
+        "hashguard.app._report_filer",
+        "hashguard.figures._dsa_submitter",
+        "hashguard.exchange_jobs.exchanges_context",
+    }
+)
+
+
+def context_name(ctx: Callable[..., Any]) -> str:
+    return f"{getattr(ctx, '__module__', '?')}.{getattr(ctx, '__qualname__', repr(ctx))}"
+
+
+async def _worker_upkeep(app: web.Application) -> AsyncIterator[None]:
+    """In a worker of several: function gauges written to its metric files, and the sources' freshness for its
+    /readyz (worker 0 fetches; any worker reads the database's figures)."""
+    role = app[WORKER_ROLE]
+
+    async def forever() -> None:
+        while True:
+            app[METRICS].refresh()
+            if not role.replica_jobs and app[SETTINGS].exchanges == "on":
+                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    await exchange_jobs.refresh(app)
+            await asyncio.sleep(1.0)
+
+    task = asyncio.create_task(forever(), name="hashguard-worker-upkeep")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _worker_identity(app: web.Application, role: WorkerRole) -> None:
+    """Say which worker answered (its index, never its pid): a header on every answer and a /readyz field."""
+
+    async def stamp(_: web.Request, response: web.StreamResponse) -> None:
+        response.headers["X-Hashguard-Worker"] = str(role.index)
+
+    app.on_response_prepare.append(stamp)
+    app[READY_DETAILS]["worker"] = lambda: {"index": role.index, "of": role.count}
+
+
+# -- end scale
+
+
+def create_app(settings: Settings, role: WorkerRole = SINGLE) -> web.Application:
+    """Build the service. Resources (database pool, hashing threads, index) start with the app.
+
+    ``role``: which worker of ``hashguard serve --workers N`` this is; the default, one process, runs everything."""
     app = web.Application(
         # Bodies are streamed with their own limits; this cap is a second line of defence.
         client_max_size=settings.max_upload_bytes + _MULTIPART_SLACK,
         middlewares=[errors_middleware],
     )
     app[SETTINGS] = settings
-    app[METRICS] = Metrics()
+    app[WORKER_ROLE] = role
+    app[METRICS] = Metrics(replica_dir=replica_dir() if role.supervised else None)
     app[TOOLS] = ToolRegistry.load(settings.tools)
     app[HOLDER] = SnapshotHolder()
     app[KEY_CACHE] = {}
@@ -501,6 +568,13 @@ def create_app(settings: Settings) -> web.Application:
     }
     # -- end video
     # -- scale (issue 16)
+    if role.supervised:
+        app.cleanup_ctx.append(_worker_upkeep)
+        _worker_identity(app, role)
+        if not role.replica_jobs:
+            kept = [c for c in app.cleanup_ctx if context_name(c) in EVERY_WORKER]
+            app.cleanup_ctx.clear()
+            app.cleanup_ctx.extend(kept)
     # -- end scale
     # -- deploy (issue 16: deploy, backfill, batch lookups)
     # -- end deploy

@@ -10,6 +10,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -18,6 +19,15 @@ from detector.approvals.cli import register as register_tools
 from detector.decode import HashingPath, Media
 from detector.tools.registry import ToolRegistry, ToolRegistryError
 from hashguard import backfill, figures, flows
+from hashguard.workers import (
+    Supervisor,
+    available_cpus,
+    listening_socket,
+    metrics_folder,
+    prepare_database,
+    remove_metrics_folder,
+    running_on,
+)
 from hashsets import cli as hashsets_cli
 from hashsets.entries import entry_classifications
 from hashsets.errors import HashsetError
@@ -54,24 +64,36 @@ def _can_listen(host: str, port: int) -> None:
         raise CommandError(f"cannot listen on {host}:{port}: {(exc.strerror or str(exc)).lower()}") from None
 
 
+def _announce_demo(demo: Any, host: str, port: int) -> None:
+    from hashguard.demo import curl_command
+
+    print("\nDemo ready: a list of synthetic drawings (not real material) and a demo key.", flush=True)
+    if demo.created:
+        print(f"The demo key was created now and written to {demo.key_file} (readable by you only).", flush=True)
+    else:
+        print(f"The demo key is in {demo.key_file} (readable by you only).", flush=True)
+    print('Scan a resized, re-encoded copy of one drawing (expect "verdict": "match"):\n', flush=True)
+    print("  " + curl_command(demo, host, port) + "\n", flush=True)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from hashguard.app import create_app, server_options
-    from hashguard.demo import curl_command, seed
+    from hashguard.demo import seed
 
     settings = _settings(args)
+    workers = args.workers if args.workers is not None else settings.workers
+    workers = workers or available_cpus()
+    if workers < 1:
+        raise CommandError("--workers must be at least 1")
+    if workers > 1:
+        return _serve_workers(args, settings, workers)
     _can_listen(args.host, args.port)
     app = create_app(settings)
     if args.demo:
         demo = run_with_connection(lambda conn: seed(conn, settings.data_dir), settings)
 
         async def announce(_: web.Application) -> None:
-            print("\nDemo ready: a list of synthetic drawings (not real material) and a demo key.", flush=True)
-            if demo.created:
-                print(f"The demo key was created now and written to {demo.key_file} (readable by you only).", flush=True)
-            else:
-                print(f"The demo key is in {demo.key_file} (readable by you only).", flush=True)
-            print('Scan a resized, re-encoded copy of one drawing (expect "verdict": "match"):\n', flush=True)
-            print("  " + curl_command(demo, args.host, args.port) + "\n", flush=True)
+            _announce_demo(demo, args.host, args.port)
 
         app.on_startup.append(announce)
     try:
@@ -85,6 +107,47 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     except OSError as exc:  # the address was taken between the check and the start
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {(exc.strerror or str(exc)).lower()}") from None
+    return 0
+
+
+def _serve_workers(args: argparse.Namespace, settings: Settings, count: int) -> int:
+    """``--workers N`` (N > 1): the pre-fork parent of hashguard/workers.py; once-only work happens here first."""
+    from hashguard.app import create_app
+    from hashguard.demo import seed
+
+    # The port is bound (and refused in one line) before the database starts, as in one process.
+    try:
+        sock = listening_socket(args.host, args.port)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {args.host}:{args.port}: {(exc.strerror or str(exc)).lower()}") from None
+    try:
+        create_app(settings)  # settings problems are refused here, in one line, not once per worker
+        url = prepare_database(settings.database_url, settings.data_dir)
+        demo = run_with_connection(lambda conn: seed(conn, settings.data_dir), settings) if args.demo else None
+    except BaseException:
+        sock.close()
+        raise
+    metrics_dir = metrics_folder(settings.metrics_dir)
+
+    def first_ready() -> None:
+        print(running_on(args.host, args.port), flush=True)
+        if demo is not None:
+            _announce_demo(demo, args.host, args.port)
+
+    supervisor = Supervisor(
+        sock=sock,
+        count=count,
+        database_url=url,
+        metrics_dir=metrics_dir,
+        worker_args=["--quiet"] if args.quiet else [],
+        on_first_ready=first_ready,
+    )
+    try:
+        code = supervisor.run()
+    finally:
+        remove_metrics_folder(metrics_dir)
+    if code:
+        raise CommandError("no worker could start (see the first error above)")
     return 0
 
 
@@ -382,6 +445,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--demo", action="store_true", help="seed a synthetic demo list and key, and print a curl to try")
     serve.add_argument("--quiet", action="store_true", help="no access log")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes on the one port (default: HASHGUARD_WORKERS, else one per CPU available; 1: one process)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)

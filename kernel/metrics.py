@@ -1,10 +1,28 @@
-"""Prometheus metrics. Each app gets its own registry so several apps (tests, workers) never collide."""
+"""Prometheus metrics. Each app gets its own registry so several apps (tests, workers) never collide.
+
+With several worker processes (``hashguard serve --workers N``, hashguard/workers.py) a scrape reaches one
+worker at random, so /metrics must speak for the replica: the parent sets PROMETHEUS_MULTIPROC_DIR for its
+children, prometheus_client then keeps every value in a per-process file there, and ``Metrics(replica_dir=...)``
+exposes the sum (counters, histograms) or the gauge mode of ``GAUGE_MODES`` over every worker's files.
+One process (the default, tests, in-process apps) keeps the plain in-memory registry exactly as before.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+import os
+import threading
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import values as _values
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 
 # The *_created series double every counter's output and no dashboard of ours reads them.
 disable_created_metrics()
@@ -17,11 +35,118 @@ def _registry() -> CollectorRegistry:
     return CollectorRegistry(auto_describe=True)
 
 
+# -- scale (issue 16)
+# How a gauge is combined over a replica's workers (prometheus_client's multiprocess_mode). Every gauge must be
+# listed (tests/unit/test_workers_metrics.py): "livesum" for amounts each worker holds (counted once per live
+# worker), "livemostrecent" for what every worker observes of its own snapshot (a cleared label set is a
+# tombstone, see ``Gauge.clear``), "livemin"/"livemax" where the replica is as stale or as slow as its worst
+# worker, and "mostrecent" for the once-per-replica jobs' database figures (worker 0 sets them; a restarted
+# worker 0's first refresh replaces the dead one's last value, and the series does not vanish meanwhile).
+GAUGE_MODES: dict[str, str] = {
+    "hashguard_quarantined_entries": "livemostrecent",
+    "hashguard_coverage_gap_entries": "livemostrecent",
+    "hashguard_index_entries": "livemostrecent",
+    "hashguard_index_loaded_timestamp_seconds": "livemin",
+    "hashguard_index_load_duration_seconds": "livemax",
+    "hashguard_index_confirmed_timestamp_seconds": "livemin",
+    "hashguard_tool_active": "livemostrecent",
+    "hashguard_decode_memory_bytes": "livesum",
+    "hashguard_outbox_pending": "mostrecent",
+    "hashguard_outbox_failed": "mostrecent",
+    "hashguard_outbox_oldest_pending_timestamp_seconds": "mostrecent",
+    "hashguard_tickets": "mostrecent",
+    "hashguard_tickets_overdue": "mostrecent",
+    "hashguard_reports_open": "mostrecent",
+    "hashguard_report_oldest_unfinished_timestamp_seconds": "mostrecent",
+    "hashguard_dsa_statements_pending": "mostrecent",
+    "hashguard_dsa_statements_failed": "mostrecent",
+    "hashguard_dsa_oldest_pending_timestamp_seconds": "mostrecent",
+    "hashguard_eu_detection_halted": "livemax",
+    "hashguard_exchange_last_page_timestamp_seconds": "mostrecent",
+    "hashguard_exchange_last_success_timestamp_seconds": "mostrecent",
+    "hashguard_exchange_source_timestamp_seconds": "mostrecent",
+    "hashguard_exchange_interval_seconds": "mostrecent",
+    "hashguard_exchange_entries_fetched": "mostrecent",
+    "hashguard_exchange_quarantined": "mostrecent",
+}
+_DEFAULT_GAUGE_MODE = "livemostrecent"
+
+
+def multiprocess_values() -> bool:
+    """Whether prometheus_client keeps values in per-process files (PROMETHEUS_MULTIPROC_DIR at its import)."""
+    return _values.ValueClass is not _values.MutexValue
+
+
+class Gauge(prometheus_client.Gauge):
+    """A gauge combined over a replica's workers by its ``GAUGE_MODES`` entry; in one process, prometheus_client's."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Iterable[str] = (), **kwargs: Any) -> None:
+        self._functions: list[Callable[[], float]] = []
+        # A labelled gauge's children are built with the parent's keyword arguments, the mode among them.
+        kwargs.setdefault("multiprocess_mode", GAUGE_MODES.get(name, _DEFAULT_GAUGE_MODE))
+        super().__init__(name, documentation, labelnames, **kwargs)
+
+    def set_function(self, f: Callable[[], float]) -> None:
+        """In files a function is not read at scrape time: ``Metrics.refresh`` writes its value now and then."""
+        if multiprocess_values():
+            self._functions.append(f)
+            self.set(float(f()))
+        else:
+            super().set_function(f)
+
+    def refresh(self) -> None:
+        for f in self._functions:
+            self.set(float(f()))
+
+    def clear(self) -> None:
+        """In files a label set cannot be removed: it is set to NaN, a tombstone the replica's exposition leaves out."""
+        if multiprocess_values():
+            with self._lock:
+                children: list[Gauge] = list(self._metrics.values())  # type: ignore[arg-type]  # children are Gauges
+            for child in children:
+                child.set(math.nan)
+            with warnings.catch_warnings():  # prometheus_client warns that files keep label sets: handled here
+                warnings.simplefilter("ignore", UserWarning)
+                super().clear()
+        else:
+            super().clear()
+
+
+class _ReplicaRegistry(CollectorRegistry):
+    """The metrics registered here (names checked as ever), exposed as every worker's files combined."""
+
+    def __init__(self, path: Path, before: Callable[[], None]) -> None:
+        super().__init__(auto_describe=True)
+        self._files = MultiProcessCollector(None, str(path))
+        self._before = before
+        self._lock_refresh = threading.Lock()
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock_refresh:
+            self._before()
+        for metric in self._files.collect():
+            if metric.type == "gauge":
+                metric.samples = [s for s in metric.samples if not math.isnan(s.value)]
+            yield metric
+
+
+def replica_dir() -> Path | None:
+    """The replica's metric file folder when this process is one of several workers."""
+    raw = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return Path(raw) if raw and multiprocess_values() else None
+
+
+# -- end scale
+
+
 @dataclass(slots=True)
 class Metrics:
     """Every metric hashguard exports; names documented in the README (a test checks)."""
 
     registry: CollectorRegistry = field(default_factory=_registry)
+    # -- scale (issue 16): set, this process is one worker of a replica and /metrics speaks for all of them.
+    replica_dir: Path | None = None
+    # -- end scale
     scans: Counter = field(init=False)
     scan_seconds: Histogram = field(init=False)
     errors: Counter = field(init=False)
@@ -92,6 +217,8 @@ class Metrics:
     # -- end evasion
 
     def __post_init__(self) -> None:
+        if self.replica_dir is not None:  # -- scale (issue 16)
+            self.registry = _ReplicaRegistry(self.replica_dir, self.refresh)
         r = self.registry
         self.scans = Counter(
             "hashguard_scans", "Verdicts given, by endpoint (scan, lookup) and verdict.", ["endpoint", "verdict"], registry=r
@@ -364,6 +491,16 @@ class Metrics:
             registry=r,
         )
         # -- end evasion
+
+    # -- scale (issue 16)
+    def refresh(self) -> None:
+        """Write the function gauges' values (decode memory in flight) to this worker's files."""
+        for f in fields(self):
+            metric = getattr(self, f.name, None)
+            if isinstance(metric, Gauge):
+                metric.refresh()
+
+    # -- end scale
 
 
 METRIC_NAMES: tuple[str, ...] = (

@@ -662,6 +662,20 @@ class Settings:
         "Folder for the built index files (detector.index_store): one per tool and list versions, memory-mapped"
         " at start and shared by the worker processes of a replica. Unset: HASHGUARD_DATA_DIR/index.",
     )
+    workers: int = _setting(
+        "HASHGUARD_WORKERS",
+        _int(0),
+        0,
+        "Worker processes `hashguard serve` runs on its one port (hashguard/workers.py; `--workers` wins); 0: one per"
+        " CPU this process may use. Each worker holds its own database pool, hashing threads and index snapshot.",
+    )
+    metrics_dir: Path | None = _setting(
+        "HASHGUARD_METRICS_DIR",
+        lambda raw: Path(raw) if raw else None,
+        None,
+        "Folder in which a replica of several workers keeps its per-process metric files (a fresh subfolder per start,"
+        " removed at exit; best on a tmpfs); unset: the system temporary folder.",
+    )
     # -- end scale
     # -- deploy (issue 16: deploy, backfill, batch lookups)
     # -- end deploy
