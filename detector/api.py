@@ -216,9 +216,15 @@ class ExchangeFreshness(Struct, forbid_unknown_fields=True):
     last_error_kind: str | None
 
 
+class WorkerIdentity(Struct, forbid_unknown_fields=True):
+    index: Annotated[int, Meta(description="Which worker process of the replica answered (0-based; never a pid).")]
+    of: Annotated[int, Meta(description="How many worker processes the replica runs (hashguard serve --workers).")]
+
+
 class Readiness(Struct, forbid_unknown_fields=True):
     status: Literal["ready", "not_ready"]
     problems: list[str]
     index: IndexState | UnsetType = UNSET
     tools: list[Activation] | UnsetType = UNSET
     exchanges: Annotated[list[ExchangeFreshness], Meta(description="Hash-sharing sources' freshness.")] | UnsetType = UNSET
+    worker: Annotated[WorkerIdentity, Meta(description="Present when the replica runs several workers.")] | UnsetType = UNSET

@@ -331,14 +331,35 @@ def _settings_for_audit(settings: Settings) -> dict[str, str]:
     return shown
 
 
+async def _record_settings(pool: asyncpg.Pool, shown: dict[str, str]) -> None:
+    """The settings in effect go to the audit log, retried with backoff while PostgreSQL is away."""
+    delay = 1.0
+    while True:
+        try:
+            async with pool.acquire() as conn:
+                await auditlog.record_settings(conn, shown)
+            return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("could not record the settings in the audit log (%s); retrying in %.0f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
 async def _takedown_jobs(app: web.Application) -> AsyncIterator[None]:
     """Outbox delivery (when a webhook is configured), the evidence purge, lease expiry and the queue gauges."""
     settings = app[SETTINGS]
     metrics = _job_metrics(app[METRICS])
     pool = app[POOL]
-    async with pool.acquire() as conn:
-        await auditlog.record_settings(conn, _settings_for_audit(settings))
-    tasks = [
+    shown = _settings_for_audit(settings)
+    tasks: list[asyncio.Task[None]] = []
+    try:  # at once when PostgreSQL is there (the record precedes anything this process does) ...
+        async with pool.acquire() as conn:
+            await auditlog.record_settings(conn, shown)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # ... else as soon as it is back: a worker restarted during an outage still starts and answers 503.
+        log.warning("could not record the settings in the audit log (%s); retrying in the background", exc)
+        tasks.append(asyncio.create_task(_record_settings(pool, shown), name="hashguard-settings-audit"))
+    tasks += [
         asyncio.create_task(
             takedown_jobs.retention_loop(
                 pool, settings.retention_interval_s, flows.DETECTOR_SCANS, metrics, settings.retention_days

@@ -334,7 +334,10 @@ def worker_main() -> int:
     _die_with_parent()
     import argparse
 
+    import asyncpg
+
     from hashguard.app import create_app, server_options
+    from kernel.db import DatabaseError
     from kernel.settings import Settings
 
     parser = argparse.ArgumentParser(prog="hashguard-worker")
@@ -354,13 +357,19 @@ def worker_main() -> int:
         os.close(ready_fd)
 
     app.on_startup.append(tell_parent)
-    web.run_app(
-        app,
-        sock=sock,
-        print=None,
-        access_log=None if args.quiet else logging.getLogger("aiohttp.access"),
-        **server_options(settings),
-    )
+    try:
+        web.run_app(
+            app,
+            sock=sock,
+            print=None,
+            access_log=None if args.quiet else logging.getLogger("aiohttp.access"),
+            **server_options(settings),
+        )
+    except (DatabaseError, OSError, asyncpg.PostgresError) as exc:
+        # A worker (re)started while PostgreSQL is away cannot start its pool: one line, not a
+        # traceback; the parent restarts it with backoff and the other workers keep answering 503.
+        logging.getLogger(__name__).error("worker %d cannot start: %s; the parent restarts it", role.index, exc)
+        return 1
     return 0
 
 

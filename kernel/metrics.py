@@ -48,6 +48,7 @@ GAUGE_MODES: dict[str, str] = {
     "hashguard_index_entries": "livemostrecent",
     "hashguard_index_loaded_timestamp_seconds": "livemin",
     "hashguard_index_load_duration_seconds": "livemax",
+    "hashguard_index_file_bytes": "livemax",  # the same shared file in every worker
     "hashguard_index_confirmed_timestamp_seconds": "livemin",
     "hashguard_tool_active": "livemostrecent",
     "hashguard_decode_memory_bytes": "livesum",
