@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -54,7 +55,8 @@ def delta(tool: str, add: list[int], retract: list[int]) -> str:
     return "op,id,hash\n" + "".join(line + "\n" for line in lines)
 
 
-def loader(pool: asyncpg.Pool) -> SnapshotLoader[Any]:
+def loader(pool: asyncpg.Pool, index_dir: Path | None = None) -> SnapshotLoader[Any]:
+    """The loader as the service composes it; with ``index_dir``, index files are kept there."""
     return SnapshotLoader(
         pool=pool,
         lists=SnapshotSource(),
@@ -62,6 +64,7 @@ def loader(pool: asyncpg.Pool) -> SnapshotLoader[Any]:
         tools=TOOLS,
         jurisdictions=("GB",),
         metrics=Metrics(),
+        index_dir=index_dir,
     )
 
 

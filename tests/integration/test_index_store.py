@@ -12,18 +12,14 @@ from typing import Any
 import asyncpg
 
 from detector import index_store
-from detector.approvals import pg as approvals_pg
 from detector.index_file import MAGIC
-from detector.snapshots import SnapshotLoader
 from hashsets.manifest import Kind
-from hashsets.serving import SnapshotSource
-from kernel.metrics import Metrics
 from tests.integration.test_index_deltas import (
-    TOOLS,
     allow_tools,
     answers,
     delta,
     full,
+    loader,
     probes_for,
     put,
     reference,
@@ -45,36 +41,24 @@ def flip_a_data_byte(folder: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def stored_loader(pool: asyncpg.Pool, folder: Path) -> SnapshotLoader[Any]:
-    return SnapshotLoader(
-        pool=pool,
-        lists=SnapshotSource(),
-        policy_inputs=approvals_pg.policy_inputs,
-        tools=TOOLS,
-        jurisdictions=("GB",),
-        metrics=Metrics(),
-        index_dir=folder,
-    )
-
-
 async def test_a_restart_maps_the_file_and_a_stale_one_is_caught_up(pool: asyncpg.Pool, tmp_path: Path) -> None:
     await allow_tools(pool)
     async with pool.acquire() as conn:
         await put(conn, "a", "pdq", full("pdq", list(range(0, 60))))
         await put(conn, "m", "md5", full("md5", list(range(0, 10))))
-    first = stored_loader(pool, tmp_path)
+    first = loader(pool, tmp_path)
     await first.load()
     assert first.last_changes == {"pdq": "rebuild", "md5": "rebuild"}
     written = names(tmp_path, "pdq.*")
     assert len(written) == 2  # the index and its rows
-    restarted = stored_loader(pool, tmp_path)
+    restarted = loader(pool, tmp_path)
     _, snap = await restarted.load()
     assert restarted.last_changes == {"pdq": "file", "md5": "file"}
     assert answers(snap, probes_for(range(70))) == answers(await reference(pool), probes_for(range(70)))
     # A delta committed while stopped: the next start maps the file and reads only the delta.
     async with pool.acquire() as conn:
         await put(conn, "a", "pdq", delta("pdq", [100, 101], [1, 2]), Kind.DELTA)
-    again = stored_loader(pool, tmp_path)
+    again = loader(pool, tmp_path)
     _, snap = await again.load()
     assert again.last_changes == {"pdq": "catch-up", "md5": "file"}
     assert answers(snap, probes_for(range(105))) == answers(await reference(pool), probes_for(range(105)))
@@ -82,7 +66,7 @@ async def test_a_restart_maps_the_file_and_a_stale_one_is_caught_up(pool: asyncp
     # A full replacement: that tool is rebuilt, its old file replaced.
     async with pool.acquire() as conn:
         await put(conn, "a", "pdq", full("pdq", list(range(200, 220))))
-    after = stored_loader(pool, tmp_path)
+    after = loader(pool, tmp_path)
     _, snap = await after.load()
     assert after.last_changes == {"pdq": "rebuild", "md5": "file"}
     assert names(tmp_path, "pdq.*") != written and len(names(tmp_path, "pdq.*")) == 2
@@ -93,14 +77,14 @@ async def test_a_damaged_file_is_refused_and_rebuilt(pool: asyncpg.Pool, tmp_pat
     await allow_tools(pool)
     async with pool.acquire() as conn:
         await put(conn, "a", "pdq", full("pdq", list(range(0, 60))))
-    await stored_loader(pool, tmp_path).load()
+    await loader(pool, tmp_path).load()
     flip_a_data_byte(tmp_path)
-    restarted = stored_loader(pool, tmp_path)
+    restarted = loader(pool, tmp_path)
     _, snap = await restarted.load()
     assert restarted.last_changes["pdq"] == "rebuild"
     assert restarted._metrics.index_file_refused._value.get() == 1
     assert answers(snap, probes_for(range(60))) == answers(await reference(pool), probes_for(range(60)))
-    third = stored_loader(pool, tmp_path)
+    third = loader(pool, tmp_path)
     await third.load()
     assert third.last_changes["pdq"] == "file"  # the rebuilt file is good
 
@@ -109,7 +93,7 @@ def _start_worker(url: str, folder: str, out: Any) -> None:
     async def run() -> str:
         pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
         try:
-            live = stored_loader(pool, Path(folder))
+            live = loader(pool, Path(folder))
             await live.load()
             return live.last_changes["pdq"]
         finally:
