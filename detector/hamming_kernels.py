@@ -155,6 +155,23 @@ _WIDE_MASK = np.int64((1 << 31) - 1)
 
 
 @njit(inline="always")
+def _next_combination(combo: Any, rr: Any, k: Any) -> bool:
+    """Advance ``combo[:rr]`` to the next combination of rr bit positions out of k (lexicographic);
+    False when it was the last one (the probes of one radius are every such flip of the query's key)."""
+    if rr == 0:
+        return False
+    a = rr - 1
+    while a >= 0 and combo[a] == k - rr + a:
+        a -= 1
+    if a < 0:
+        return False
+    combo[a] += 1
+    for b in range(a + 1, rr):
+        combo[b] = combo[b - 1] + 1
+    return True
+
+
+@njit(inline="always")
 def _start(offsets: Any, blocks: Any, wide: Any, base: Any, bbase: Any, key: Any) -> Any:
     """Absolute row where bucket ``key`` of one table starts (see mih_search)."""
     b = np.int64(blocks[bbase + (key >> 8)])
@@ -288,17 +305,8 @@ def mih_search(
                                     break
                         if not seen:
                             count = _emit(rows, dists, count, row, d)
-                    # Next combination of rr bit positions out of k (lexicographic).
-                    if rr == 0:
+                    if not _next_combination(combo, rr, k):
                         break
-                    a = rr - 1
-                    while a >= 0 and combo[a] == k - rr + a:
-                        a -= 1
-                    if a < 0:
-                        break
-                    combo[a] += 1
-                    for b in range(a + 1, rr):
-                        combo[b] = combo[b - 1] + 1
         if stop:
             count = starts[q]
             aborted[q] = True
@@ -370,16 +378,8 @@ def plan_query(
                 else:
                     exact = _start(offsets, blocks, wide, base, bbase, key + 1) - _start(offsets, blocks, wide, base, bbase, key)
                     total += c_miss * (2.0 if exact > 0 else 1.0) + exact * cand_cost[i]
-                if rr == 0:
+                if not _next_combination(combo, rr, k):
                     break
-                a = rr - 1
-                while a >= 0 and combo[a] == k - rr + a:
-                    a -= 1
-                if a < 0:
-                    break
-                combo[a] += 1
-                for bb in range(a + 1, rr):
-                    combo[bb] = combo[bb - 1] + 1
             cost[i, rr] = total
             if total > scan_cost:
                 break
