@@ -9,10 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.harness import free_port
 
 
-def test_a_busy_port_is_one_line_and_a_failing_exit(tmp_path: Path) -> None:
+# With several workers the parent binds the port before it starts the database or any worker.
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_busy_port_is_one_line_and_a_failing_exit(tmp_path: Path, workers: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HASHGUARD_")}
     env.update(HASHGUARD_DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
     port = free_port()
@@ -20,7 +24,7 @@ def test_a_busy_port_is_one_line_and_a_failing_exit(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", port))
         taken.listen()
         result = subprocess.run(
-            [sys.executable, "-m", "hashguard.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "hashguard.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", workers],
             env=env,
             capture_output=True,
             text=True,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Cli, FakePlatform, Service
-from tests.harness import HttpResult, free_port, import_test_list
+from tests.harness import HttpResult, import_test_list
 from tests.harness import ok as _ok
 from tests.metrics_reading import samples
 from tests.waiting import wait_until
@@ -127,25 +127,3 @@ def test_one_worker_is_the_single_process_of_before(start_service: Callable[...,
     assert "worker 0 started" not in service.log()  # no supervisor: the process serves itself
     assert service.log().count("======== Running on") == 1
     assert service.stop() == 0
-
-
-def test_a_busy_port_with_workers_is_one_line(tmp_path: Path) -> None:
-    import socket
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HASHGUARD_")}
-    env.update(HASHGUARD_DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
-    port = free_port()
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
-        taken.bind(("127.0.0.1", port))
-        taken.listen()
-        result = subprocess.run(
-            [sys.executable, "-m", "hashguard.cli", "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    assert result.returncode == 1
-    assert result.stderr.splitlines() == [f"hashguard: error: cannot listen on 127.0.0.1:{port}: address already in use"]
-    assert not (tmp_path / "data" / "postgres").exists()
